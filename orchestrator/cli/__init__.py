@@ -1,0 +1,21 @@
+"""``actsearch-ctl``: one click group; each subcommand family lives in its own module."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from orchestrator.cli.space import space
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More log output (-v INFO, -vv DEBUG).")
+@click.version_option(package_name="actsearch")
+def main(verbose: int) -> None:
+    """Search for neural-network activation functions, locally or on Kubernetes."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+main.add_command(space)

@@ -1,0 +1,103 @@
+"""Compile an expression into an ``nn.Module`` with β as a trainable parameter.
+
+The tree is flattened once into a straight-line program over its distinct units (canonical
+order), so ``forward`` is a fixed sequence of elementwise ops: no data-dependent control flow,
+which ``torch.compile`` fuses into one kernel without graph breaks. β is per channel (dim 1 of
+the input) by default, or a scalar; one β is shared by every op of the expression that reads it.
+Under autocast β is cast to the input's dtype so a bf16 activation stays bf16.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from orchestrator.space.expr import X, Expr, Node, to_text, units
+from orchestrator.space.ops import BINARY, UNARY, Numerics
+
+BetaMode = Literal["channel", "scalar"]
+
+
+@dataclass(frozen=True)
+class _Step:
+    unary1: Callable[[Tensor, Tensor], Tensor]
+    input1: int  # index into the value list: 0 is x, i + 1 is unit i
+    unary2: Callable[[Tensor, Tensor], Tensor]
+    input2: int
+    binary: Callable[[Tensor, Tensor, Tensor], Tensor]
+
+
+def _program(expr: Expr, numerics: Numerics) -> tuple[_Step, ...]:
+    order = units(expr)
+    index = {u: i + 1 for i, u in enumerate(order)}
+
+    def ref(node: Node) -> int:
+        return 0 if node == X else index[node]  # type: ignore[index]
+
+    return tuple(
+        _Step(
+            UNARY[u.unary1].torch_fn(numerics),
+            ref(u.input1),
+            UNARY[u.unary2].torch_fn(numerics),
+            ref(u.input2),
+            BINARY[u.binary].torch_fn(numerics),
+        )
+        for u in order
+    )
+
+
+class Activation(nn.Module):
+    """A searched activation function; ``beta`` has shape ``(channels,)`` or ``(1,)``."""
+
+    def __init__(
+        self,
+        expr: Expr,
+        channels: int | None = None,
+        beta_mode: BetaMode = "channel",
+        beta_init: float = 1.0,
+        numerics: Numerics = "safe",
+    ) -> None:
+        super().__init__()
+        if beta_mode not in ("channel", "scalar"):
+            raise ValueError(f"beta_mode must be 'channel' or 'scalar'; got {beta_mode!r}")
+        if beta_mode == "channel" and channels is None:
+            raise ValueError("beta_mode='channel' needs the number of channels of the site")
+        self.expression = to_text(expr)
+        self.numerics = numerics
+        self.beta_mode = beta_mode
+        size = channels if beta_mode == "channel" else 1
+        self.beta = nn.Parameter(torch.full((size,), float(beta_init)))
+        self._steps = _program(expr, numerics)
+
+    def _beta_for(self, x: Tensor) -> Tensor:
+        beta = self.beta.to(x.dtype)
+        if self.beta_mode == "channel" and x.dim() > 1:
+            return beta.view(1, -1, *([1] * (x.dim() - 2)))
+        return beta.view(*([1] * x.dim())) if self.beta_mode == "scalar" else beta
+
+    def forward(self, x: Tensor) -> Tensor:
+        beta = self._beta_for(x)
+        values = [x]
+        for s in self._steps:
+            values.append(
+                s.binary(s.unary1(values[s.input1], beta), s.unary2(values[s.input2], beta), beta)
+            )
+        return values[-1]
+
+    def extra_repr(self) -> str:
+        return f"{self.expression}, beta={self.beta_mode}[{self.beta.numel()}], {self.numerics}"
+
+
+def build_activation(
+    expr: Expr,
+    channels: int | None = None,
+    beta_mode: BetaMode = "channel",
+    beta_init: float = 1.0,
+    numerics: Numerics = "safe",
+) -> Activation:
+    """The module for one activation site; pass the site's channel count for per-channel β."""
+    return Activation(expr, channels, beta_mode, beta_init, numerics)
