@@ -47,7 +47,8 @@ class Hooks(Protocol):
 
     def on_metrics(self, step: int, metrics: dict[str, float]) -> None: ...
 
-    def on_checkpoint(self, step: int, state: dict[str, Any]) -> None: ...
+    def on_checkpoint(self, step: int, state: dict[str, Any]) -> None:
+        """``state`` aliases the live tensors: serialise it before returning."""
 
 
 @dataclass(frozen=True)
