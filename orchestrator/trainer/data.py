@@ -13,7 +13,6 @@ the GPU that way.
 
 from __future__ import annotations
 
-import io
 import logging
 import pickle
 import tarfile
@@ -229,22 +228,3 @@ def load(cfg: TrainConfig, cache_dir: Path) -> Data:
     log.info("%s: %d train, %d validation, %d test images", cfg.dataset, len(train), len(val), len(test))
     return Data(cfg.dataset, train, val, test, classes, tuple(mean.tolist()), tuple(std.tolist()), sha)
 
-
-def write_cifar(root: Path, dataset: str, train: ImageSet, test: ImageSet) -> Path:
-    """Write images in the official python format (for tests and mirrors); returns the folder."""
-    folder = root / CIFAR_DIRS[dataset]
-    folder.mkdir(parents=True, exist_ok=True)
-    train_files, test_files, label_key, _ = CIFAR_FILES[dataset]
-
-    def dump(name: str, s: ImageSet) -> None:
-        d = {b"data": s.images.reshape(len(s), -1).numpy(), label_key: s.labels.tolist()}
-        buf = io.BytesIO()
-        pickle.dump(d, buf, protocol=2)
-        (folder / name).write_bytes(buf.getvalue())
-
-    chunks = np.array_split(np.arange(len(train)), len(train_files))
-    for name, idx in zip(train_files, chunks, strict=True):
-        sel = torch.from_numpy(idx)
-        dump(name, ImageSet(train.images[sel], train.labels[sel]))
-    dump(test_files[0], test)
-    return folder
