@@ -209,13 +209,15 @@ def _state_preserved(child: Child) -> Iterator[None]:
 
     before = list(child.model.state_dict(keep_vars=True).values()) + optimizer_tensors()
     saved = {id(t): t.detach().clone() for t in before}
-    yield
-    with torch.no_grad():
-        for t in list(child.model.state_dict(keep_vars=True).values()) + optimizer_tensors():
-            if id(t) in saved:
-                t.copy_(saved[id(t)])
-            else:
-                t.zero_()
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for t in list(child.model.state_dict(keep_vars=True).values()) + optimizer_tensors():
+                if id(t) in saved:
+                    t.copy_(saved[id(t)])
+                else:
+                    t.zero_()
 
 
 def _graph_step(forward: Callable[[Tensor], Tensor], child: Child, rt: Runtime,
@@ -244,7 +246,12 @@ def _graph_step(forward: Callable[[Tensor], Tensor], child: Child, rt: Runtime,
 
 
 def make_step(child: Child, rt: Runtime, example: tuple[Tensor, Tensor]) -> tuple[StepFn, str]:
-    """The step function for ``rt.mode`` and the mode actually used (graph may fall back)."""
+    """The step function for ``rt.mode`` and the mode actually used.
+
+    Compilation is triggered here, by one warm-up step whose effects are undone, so it is not
+    timed as training and a failure (no C compiler for Triton, an op Inductor cannot lower)
+    degrades graph -> compile -> eager with a warning instead of failing the child.
+    """
     if rt.mode == "eager":
         return _eager_step(child.model, child, rt), "eager"
     compiled = torch.compile(child.model)
@@ -252,9 +259,16 @@ def make_step(child: Child, rt: Runtime, example: tuple[Tensor, Tensor]) -> tupl
         try:
             return _graph_step(compiled, child, rt, example), "graph"
         except Exception as e:  # capture is best effort: any failure means "not safe here"
-            log.warning("CUDA graph capture failed (%s: %s); using the compiled step", type(e).__name__, e)
+            log.warning("CUDA graph capture failed (%s: %s); trying the compiled step", type(e).__name__, e)
             torch.cuda.synchronize()
-    return _eager_step(compiled, child, rt), "compile"
+    step = _eager_step(compiled, child, rt)
+    try:
+        with _state_preserved(child):
+            step(*example)
+        return step, "compile"
+    except Exception as e:  # same: a child that cannot be compiled still trains, slower
+        log.warning("torch.compile failed (%s: %s); using the eager step", type(e).__name__, e)
+        return _eager_step(child.model, child, rt), "eager"
 
 
 # ---------------------------------------------------------------------------------------------

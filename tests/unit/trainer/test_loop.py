@@ -84,3 +84,24 @@ def test_resuming_from_a_checkpoint_gives_the_same_weights_as_an_unbroken_run(di
     assert min(s for s, _ in resumed_rec.metrics) > 15
     for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_the_compile_warm_up_step_is_undone(digits: D.Data, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = quick(steps=30, model="mlp")
+    eager = loop.train(cfg, parse(SWISH), digits, Recorder())
+    monkeypatch.setattr(torch, "compile", lambda model: model)  # compile's cost without its wait
+    warmed = loop.train(quick(steps=30, model="mlp", compile="compile"), parse(SWISH), digits, Recorder())
+    assert warmed.mode == "compile"
+    for a, b in zip(eager.model.state_dict().values(), warmed.model.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_a_model_that_cannot_be_compiled_still_trains_eagerly(digits: D.Data, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(model: torch.nn.Module):  # type: ignore[no-untyped-def]
+        def fail(x: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError("Failed to find C compiler")
+        return fail
+
+    monkeypatch.setattr(torch, "compile", broken)
+    out = loop.train(quick(steps=30, model="mlp", compile="compile"), parse(SWISH), digits, Recorder())
+    assert out.mode == "eager" and out.val_accuracy > 0.5
