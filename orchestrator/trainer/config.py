@@ -185,7 +185,7 @@ class TrialSpec(BaseModel):
         try:
             return to_text(parse(v))
         except ParseError as e:
-            raise ValueError(f"expression {v!r} does not parse: {e}") from e
+            raise ValueError(f"{v!r} does not parse: {e}") from e
 
     @property
     def expr(self) -> Expr:

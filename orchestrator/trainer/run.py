@@ -25,7 +25,7 @@ from orchestrator.space.plot import plot_functions
 from orchestrator.trainer import data as data_mod
 from orchestrator.trainer import loop
 from orchestrator.trainer.config import TrialSpec
-from orchestrator.trainer.errors import NonFiniteLoss
+from orchestrator.trainer.errors import Infrastructure, NonFiniteLoss
 from orchestrator.trainer.tracking import RunTracker
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,8 @@ def run(spec: TrialSpec, *, tracking_uri: str | None = None, run_id: str | None 
         tracker.set_tags({"actsearch.failure": "nan", "actsearch.failure_step": e.step})
         tracker.finish("FAILED")
         raise
+    except Infrastructure:
+        raise  # leave the run RUNNING: the retry attaches to it and resumes
     except Exception as e:
         tracker.set_tags({"actsearch.failure": "error", "actsearch.error": f"{type(e).__name__}: {e}"[:5000]})
         tracker.finish("FAILED")

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_FILE = "last.pt"
+FAILURE_TAGS = frozenset({"actsearch.failure", "actsearch.failure_step", "actsearch.error"})
 T = TypeVar("T")
 
 
@@ -57,8 +58,10 @@ class RunTracker:
         client = MlflowClient(tracking_uri=tracking_uri)
         if run_id:
             with _translated(f"attaching to run {run_id}"):
-                client.get_run(run_id)
+                run = client.get_run(run_id)
                 client.update_run(run_id, status="RUNNING")
+                for stale in FAILURE_TAGS & set(run.data.tags):  # from an earlier, retried attempt
+                    client.delete_tag(run_id, stale)
             log.info("attached to run %s", run_id)
             return cls(client, run_id)
         with _translated(f"creating a run in experiment {experiment!r}"):
