@@ -223,6 +223,8 @@ def load(cfg: TrainConfig, cache_dir: Path) -> Data:
     else:
         full, test, classes = synthetic()
     train, val = split(full, cfg.val_fraction, cfg.split_seed)
+    if cfg.batch_size > len(train):
+        raise BadInput(f"batch_size {cfg.batch_size} exceeds the {len(train)} training images of {cfg.dataset}")
     pixels = train.images.to(torch.float32).div_(255).transpose(0, 1).reshape(train.images.shape[1], -1)
     mean, std = pixels.mean(1), pixels.std(1).clamp(min=1e-3)
     log.info("%s: %d train, %d validation, %d test images", cfg.dataset, len(train), len(val), len(test))

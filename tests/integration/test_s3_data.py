@@ -28,7 +28,7 @@ def test_cifar_loads_from_s3_once_and_then_from_the_cache(
     cifar_object, s3_env: dict[str, str], s3_client, s3_bucket: str, tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     uri, sha, test = cifar_object
-    cfg = TrainConfig(dataset="cifar100", data_source=uri, data_sha256=sha)
+    cfg = TrainConfig(dataset="cifar100", data_source=uri, data_sha256=sha, batch_size=16)
     got = D.load(cfg, tmp_path / "cache")
     assert torch.equal(got.test.images, test.images) and got.num_classes == 100 and got.sha256 == sha
     s3_client.delete_object(Bucket=s3_bucket, Key=uri.removeprefix(f"s3://{s3_bucket}/"))

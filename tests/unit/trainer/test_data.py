@@ -18,7 +18,7 @@ from tests.cifar_files import tarball_of, write_small_cifar
 @pytest.mark.parametrize("dataset", ["cifar10", "cifar100"])
 def test_cifar_loads_from_a_directory_in_the_official_format(tmp_path: Path, dataset: str) -> None:
     train, test = write_small_cifar(tmp_path / "src", dataset)
-    got = D.load(TrainConfig(dataset=dataset, data_source=str(tmp_path / "src"), val_fraction=0.25), tmp_path / "cache")
+    got = D.load(TrainConfig(dataset=dataset, data_source=str(tmp_path / "src"), val_fraction=0.25, batch_size=16), tmp_path / "cache")
     assert (len(got.train), len(got.val), len(got.test)) == (45, 15, 12)
     assert got.num_classes == (10 if dataset == "cifar10" else 100)
     assert torch.equal(got.test.images, test.images) and torch.equal(got.test.labels, test.labels)
@@ -30,7 +30,7 @@ def test_cifar_loads_from_a_tarball_with_its_checksum(tmp_path: Path) -> None:
     _, test = write_small_cifar(tmp_path / "src")
     tgz = tarball_of(tmp_path / "src" / "cifar-10-batches-py", tmp_path / "cifar-10-python.tar.gz")
     sha = hashlib.sha256(tgz.read_bytes()).hexdigest()
-    got = D.load(TrainConfig(data_source=str(tgz), data_sha256=sha), tmp_path / "cache")
+    got = D.load(TrainConfig(data_source=str(tgz), data_sha256=sha, batch_size=16), tmp_path / "cache")
     assert torch.equal(got.test.images, test.images)
     assert got.sha256 == sha
 
@@ -76,3 +76,8 @@ def test_synthetic_data_is_cifar_shaped_and_fixed() -> None:
     again, _, _ = D.synthetic(100, 20)
     assert train.images.shape == (100, 3, 32, 32) and classes == 10
     assert torch.equal(train.images, again.images)
+
+
+def test_a_batch_larger_than_the_training_split_is_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match="batch_size 2000 exceeds the 1350 training images of digits"):
+        D.load(TrainConfig(dataset="digits", batch_size=2000), tmp_path)
