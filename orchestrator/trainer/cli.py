@@ -1,0 +1,155 @@
+"""``actsearch-train``: one child from a JSON trial spec and/or options; exit codes in errors.py.
+
+Options override the spec file field by field. Choices are validated by the ``TrialSpec`` model,
+not by click, so a bad value gets the same message (field name, allowed values) from either
+source; every expected failure ends in one stderr line per problem and its exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from orchestrator.trainer.config import TrialSpec, describe
+from orchestrator.trainer.errors import BadInput, ExitCode, TrainerError
+
+log = logging.getLogger(__name__)
+
+# option name -> TrainConfig field; every one is optional and overrides the spec file
+CHILD_OPTIONS: dict[str, tuple[type, str]] = {
+    "model": (str, "Network (resnet20, resnet32, resnet56, preact_resnet164, wrn_28_10, densenet100_12, tiny_cnn, mlp)."),
+    "dataset": (str, "cifar10, cifar100, digits or synthetic."),
+    "data_source": (str, "CIFAR directory, tarball or s3:// URI of the tarball."),
+    "data_sha256": (str, "Expected SHA-256 of the tarball or S3 object."),
+    "val_fraction": (float, "Held-out share of the training split (0.1 = 45k/5k)."),
+    "split_seed": (int, "Seed of the train/validation split."),
+    "steps": (int, "Optimizer steps."),
+    "batch_size": (int, "Images per step."),
+    "optimizer": (str, "sgd or adamw."),
+    "lr": (float, "Peak learning rate."),
+    "schedule": (str, "cosine or constant."),
+    "warmup_steps": (int, "Linear warm-up steps."),
+    "momentum": (float, "SGD momentum / AdamW beta1."),
+    "nesterov": (bool, "Nesterov momentum."),
+    "weight_decay": (float, "Weight decay (not applied to β)."),
+    "crop_padding": (int, "Random-crop padding in pixels; 0 = off."),
+    "flip": (bool, "Random horizontal flips."),
+    "seed": (int, "Training seed."),
+    "numerics": (str, "safe or paper."),
+    "beta_mode": (str, "channel or scalar."),
+    "beta_init": (float, "Initial β."),
+    "precision": (str, "auto, fp32 or bf16."),
+    "device": (str, "auto, cpu or cuda."),
+    "compile": (str, "auto, eager, compile or graph."),
+    "log_every": (int, "Training metrics every N steps."),
+    "eval_every": (int, "Validation accuracy every N steps (0 = end only)."),
+    "checkpoint_every": (int, "Resumable checkpoint every N steps (0 = never)."),
+    "save_weights": (bool, "Store the final weights as an artifact."),
+}
+
+
+def _child_option(name: str, kind: type, help_text: str):  # type: ignore[no-untyped-def]
+    flag = "--" + name.replace("_", "-")
+    if kind is bool:
+        return click.option(f"{flag}/--no-{name.replace('_', '-')}", name, default=None, help=help_text)
+    return click.option(flag, name, type=kind, default=None, help=help_text)
+
+
+def child_options(f):  # type: ignore[no-untyped-def]
+    """One optional flag per TrainConfig field, named after it."""
+    for name, (kind, help_text) in reversed(CHILD_OPTIONS.items()):
+        f = _child_option(name, kind, help_text)(f)
+    return f
+
+
+def build_spec(spec_file: Path | None, top: dict[str, Any], child: dict[str, Any]) -> TrialSpec:
+    """Spec file (if any) overridden by the options that were given; raises BadInput."""
+    raw: dict[str, Any] = {}
+    if spec_file is not None:
+        try:
+            raw = json.loads(spec_file.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise BadInput(f"--spec {spec_file}: cannot read a JSON trial spec: {e}") from e
+        if not isinstance(raw, dict):
+            raise BadInput(f"--spec {spec_file}: the trial spec must be a JSON object")
+    raw.update({k: v for k, v in top.items() if v is not None})
+    overrides = {k: v for k, v in child.items() if v is not None}
+    if overrides:
+        base = raw.get("child") or {}
+        if not isinstance(base, dict):
+            raise BadInput("child: must be an object of training settings")
+        raw["child"] = {**base, **overrides}
+    if "expression" not in raw:
+        raise BadInput("expression: missing; give --expression or an 'expression' in --spec")
+    try:
+        return TrialSpec.model_validate(raw)
+    except ValidationError as e:
+        raise BadInput(describe(e)) from e
+
+
+def _configure_logging(verbose: int, json_logs: bool) -> None:
+    level = logging.DEBUG if verbose else logging.INFO  # INFO by default: a child's log is its story
+    fmt = ('{"time": "%(asctime)s", "level": "%(levelname)s", "logger": "%(name)s", "message": %(message_json)s}'
+           if json_logs else "%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    if json_logs:
+        handler.addFilter(_JsonMessage())
+    handler.setFormatter(logging.Formatter(fmt))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    for noisy in ("urllib3", "botocore", "boto3", "s3transfer", "mlflow"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+class _JsonMessage(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.message_json = json.dumps(record.getMessage())
+        return True
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--spec", "spec_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="JSON trial spec: {expression, search, trial, experiment, child: {...}}.")
+@click.option("--expression", "-e", default=None, help="Activation, canonical text form.")
+@click.option("--search", default=None, help="Search name (tag actsearch.search).")
+@click.option("--trial", default=None, help="Trial id (tag actsearch.trial).")
+@click.option("--experiment", default=None, help="MLflow experiment for a run created here.")
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", default=None,
+              help="MLflow tracking URI [env MLFLOW_TRACKING_URI; default: MLflow's own].")
+@click.option("--run-id", envvar="MLFLOW_RUN_ID", default=None,
+              help="Log into this existing run [env MLFLOW_RUN_ID]; otherwise create one.")
+@click.option("--cache-dir", envvar="ACTSEARCH_CACHE_DIR", type=click.Path(path_type=Path), default=None,
+              help="Where downloaded data is kept [env ACTSEARCH_CACHE_DIR; ~/.cache/actsearch].")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON on stdout.")
+@click.option("--json-logs", is_flag=True, help="Log lines as JSON (for in-cluster log collection).")
+@click.option("-v", "--verbose", count=True, help="-v DEBUG.")
+@child_options
+def main(spec_file: Path | None, expression: str | None, search: str | None, trial: str | None,
+             experiment: str | None, tracking_uri: str | None, run_id: str | None,
+             cache_dir: Path | None, as_json: bool, json_logs: bool, verbose: int,
+             **child: Any) -> None:
+    """Train one child network with one activation function and log it to MLflow."""
+    _configure_logging(verbose, json_logs)
+    from orchestrator.trainer.run import run
+
+    try:
+        spec = build_spec(spec_file, {"expression": expression, "search": search, "trial": trial,
+                                      "experiment": experiment}, child)
+        run_id_used, outcome = run(spec, tracking_uri=tracking_uri, run_id=run_id or None, cache_dir=cache_dir)
+    except TrainerError as e:
+        click.echo(f"actsearch-train: {e}", err=True)
+        sys.exit(int(e.exit_code))
+    if as_json:
+        click.echo(json.dumps({
+            "run_id": run_id_used, "val_accuracy": outcome.val_accuracy,
+            "test_accuracy": outcome.test_accuracy, "steps": outcome.steps,
+            "start_step": outcome.start_step, "wall_time_s": outcome.wall_time_s,
+            "steps_per_s": outcome.steps_per_s, "beta_mean": outcome.beta_mean, "mode": outcome.mode,
+        }))
+    sys.exit(int(ExitCode.OK))
+

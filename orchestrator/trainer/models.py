@@ -1,0 +1,285 @@
+"""Child networks: pure model code, the activation injected through one factory.
+
+Every activation site calls ``make_act(channels)`` exactly once, so each site owns its own
+module (and its own per-channel β). Nothing here does I/O or knows about the search space.
+
+- CIFAR ResNet-20/32/56 (He et al. 2016, §4.2): 3 stages of 16/32/64 channels, basic blocks,
+  identity shortcuts with zero-padded channels (option A), activation after the residual add.
+- Pre-activation ResNet-164 (He et al. 2016b): bottleneck blocks BN → act → conv.
+- Wide ResNet 28-10 (Zagoruyko & Komodakis 2016): pre-activation basic blocks, widths 160/320/640.
+- DenseNet-BC 100-12 (Huang et al. 2017): bottleneck + compression 0.5, growth 12 (our reading
+  of the paper's "DenseNet 100-12").
+- tiny_cnn and mlp: seconds-scale children for CPU quickstarts and tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+MakeAct = Callable[[int], nn.Module]
+"""Builds the activation of one site from that site's channel count."""
+
+
+def _conv3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# CIFAR ResNet (post-activation, option A shortcuts)
+# ---------------------------------------------------------------------------------------------
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, make_act: MakeAct) -> None:
+        super().__init__()
+        self.conv1, self.bn1, self.act1 = _conv3(cin, cout, stride), nn.BatchNorm2d(cout), make_act(cout)
+        self.conv2, self.bn2, self.act2 = _conv3(cout, cout), nn.BatchNorm2d(cout), make_act(cout)
+        self.stride, self.pad = stride, cout - cin
+
+    def shortcut(self, x: Tensor) -> Tensor:
+        if self.stride == 1 and self.pad == 0:
+            return x
+        x = x[:, :, :: self.stride, :: self.stride]
+        return F.pad(x, (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.act1(self.bn1(self.conv1(x)))
+        return self.act2(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class CifarResNet(nn.Module):
+    def __init__(self, depth: int, num_classes: int, in_channels: int, make_act: MakeAct) -> None:
+        super().__init__()
+        if (depth - 2) % 6:
+            raise ValueError(f"CIFAR ResNet depth must be 6n+2; got {depth}")
+        n = (depth - 2) // 6
+        self.stem = nn.Sequential(_conv3(in_channels, 16), nn.BatchNorm2d(16), make_act(16))
+        blocks: list[nn.Module] = []
+        cin = 16
+        for i, width in enumerate((16, 32, 64)):
+            for j in range(n):
+                blocks.append(BasicBlock(cin, width, 2 if i > 0 and j == 0 else 1, make_act))
+                cin = width
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Linear(64, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.blocks(self.stem(x))
+        return self.head(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Pre-activation ResNet-164 and Wide ResNet 28-10
+# ---------------------------------------------------------------------------------------------
+
+
+class PreActBottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, cin: int, planes: int, stride: int, make_act: MakeAct) -> None:
+        super().__init__()
+        cout = planes * self.expansion
+        self.bn1, self.act1 = nn.BatchNorm2d(cin), make_act(cin)
+        self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
+        self.bn2, self.act2 = nn.BatchNorm2d(planes), make_act(planes)
+        self.conv2 = _conv3(planes, planes, stride)
+        self.bn3, self.act3 = nn.BatchNorm2d(planes), make_act(planes)
+        self.conv3 = nn.Conv2d(planes, cout, 1, bias=False)
+        self.proj = (
+            nn.Conv2d(cin, cout, 1, stride=stride, bias=False) if stride != 1 or cin != cout else None
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        pre = self.act1(self.bn1(x))
+        shortcut = x if self.proj is None else self.proj(pre)
+        out = self.conv1(pre)
+        out = self.conv2(self.act2(self.bn2(out)))
+        out = self.conv3(self.act3(self.bn3(out)))
+        return out + shortcut
+
+
+class PreActBasic(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, make_act: MakeAct, dropout: float) -> None:
+        super().__init__()
+        self.bn1, self.act1, self.conv1 = nn.BatchNorm2d(cin), make_act(cin), _conv3(cin, cout, stride)
+        self.bn2, self.act2, self.conv2 = nn.BatchNorm2d(cout), make_act(cout), _conv3(cout, cout)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.proj = (
+            nn.Conv2d(cin, cout, 1, stride=stride, bias=False) if stride != 1 or cin != cout else None
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        pre = self.act1(self.bn1(x))
+        shortcut = x if self.proj is None else self.proj(pre)
+        out = self.conv1(pre)
+        out = self.conv2(self.dropout(self.act2(self.bn2(out))))
+        return out + shortcut
+
+
+class PreActNet(nn.Module):
+    """Pre-activation trunk shared by ResNet-164 (bottleneck) and WRN (wide basic blocks)."""
+
+    def __init__(self, stages: list[list[nn.Module]], width_in: int, width_out: int,
+                 num_classes: int, in_channels: int, make_act: MakeAct) -> None:
+        super().__init__()
+        self.stem = _conv3(in_channels, width_in)
+        self.blocks = nn.Sequential(*[b for stage in stages for b in stage])
+        self.bn, self.act = nn.BatchNorm2d(width_out), make_act(width_out)
+        self.head = nn.Linear(width_out, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.act(self.bn(self.blocks(self.stem(x))))
+        return self.head(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def preact_resnet(depth: int, num_classes: int, in_channels: int, make_act: MakeAct) -> PreActNet:
+    if (depth - 2) % 9:
+        raise ValueError(f"pre-activation bottleneck ResNet depth must be 9n+2; got {depth}")
+    n = (depth - 2) // 9
+    stages, cin = [], 16
+    for i, planes in enumerate((16, 32, 64)):
+        stage = []
+        for j in range(n):
+            stage.append(PreActBottleneck(cin, planes, 2 if i > 0 and j == 0 else 1, make_act))
+            cin = planes * PreActBottleneck.expansion
+        stages.append(stage)
+    return PreActNet(stages, 16, cin, num_classes, in_channels, make_act)
+
+
+def wide_resnet(depth: int, widen: int, num_classes: int, in_channels: int, make_act: MakeAct,
+                dropout: float = 0.0) -> PreActNet:
+    if (depth - 4) % 6:
+        raise ValueError(f"Wide ResNet depth must be 6n+4; got {depth}")
+    n = (depth - 4) // 6
+    stages, cin = [], 16
+    for i, width in enumerate((16 * widen, 32 * widen, 64 * widen)):
+        stage = []
+        for j in range(n):
+            stage.append(PreActBasic(cin, width, 2 if i > 0 and j == 0 else 1, make_act, dropout))
+            cin = width
+        stages.append(stage)
+    return PreActNet(stages, 16, cin, num_classes, in_channels, make_act)
+
+
+# ---------------------------------------------------------------------------------------------
+# DenseNet-BC
+# ---------------------------------------------------------------------------------------------
+
+
+class DenseLayer(nn.Module):
+    def __init__(self, cin: int, growth: int, make_act: MakeAct) -> None:
+        super().__init__()
+        self.bn1, self.act1 = nn.BatchNorm2d(cin), make_act(cin)
+        self.conv1 = nn.Conv2d(cin, 4 * growth, 1, bias=False)
+        self.bn2, self.act2 = nn.BatchNorm2d(4 * growth), make_act(4 * growth)
+        self.conv2 = _conv3(4 * growth, growth)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.conv1(self.act1(self.bn1(x)))
+        return torch.cat([x, self.conv2(self.act2(self.bn2(out)))], 1)
+
+
+class Transition(nn.Module):
+    def __init__(self, cin: int, cout: int, make_act: MakeAct) -> None:
+        super().__init__()
+        self.bn, self.act = nn.BatchNorm2d(cin), make_act(cin)
+        self.conv = nn.Conv2d(cin, cout, 1, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.avg_pool2d(self.conv(self.act(self.bn(x))), 2)
+
+
+class DenseNet(nn.Module):
+    def __init__(self, depth: int, growth: int, num_classes: int, in_channels: int,
+                 make_act: MakeAct, compression: float = 0.5) -> None:
+        super().__init__()
+        if (depth - 4) % 6:
+            raise ValueError(f"DenseNet-BC depth must be 6n+4; got {depth}")
+        n = (depth - 4) // 6
+        c = 2 * growth
+        layers: list[nn.Module] = [_conv3(in_channels, c)]
+        for stage in range(3):
+            for _ in range(n):
+                layers.append(DenseLayer(c, growth, make_act))
+                c += growth
+            if stage < 2:
+                cout = int(c * compression)
+                layers.append(Transition(c, cout, make_act))
+                c = cout
+        self.features = nn.Sequential(*layers)
+        self.bn, self.act = nn.BatchNorm2d(c), make_act(c)
+        self.head = nn.Linear(c, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.act(self.bn(self.features(x)))
+        return self.head(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Quickstart models
+# ---------------------------------------------------------------------------------------------
+
+
+class TinyCNN(nn.Module):
+    """Two conv layers (32, 64 channels), BN, global pooling: trains on digits in seconds."""
+
+    def __init__(self, num_classes: int, in_channels: int, make_act: MakeAct) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            _conv3(in_channels, 32), nn.BatchNorm2d(32), make_act(32),
+            _conv3(32, 64, stride=2), nn.BatchNorm2d(64), make_act(64),
+        )
+        self.head = nn.Linear(64, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(torch.flatten(F.adaptive_avg_pool2d(self.body(x), 1), 1))
+
+
+class MLP(nn.Module):
+    """Two hidden layers of 128 units with BN: the cheapest child there is."""
+
+    def __init__(self, num_classes: int, in_features: int, make_act: MakeAct, hidden: int = 128) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(in_features, hidden, bias=False), nn.BatchNorm1d(hidden), make_act(hidden),
+            nn.Linear(hidden, hidden, bias=False), nn.BatchNorm1d(hidden), make_act(hidden),
+        )
+        self.head = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.body(x))
+
+
+def _init(model: nn.Module) -> nn.Module:
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    return model
+
+
+def build_model(
+    name: str, num_classes: int, image_shape: tuple[int, int, int], make_act: MakeAct
+) -> nn.Module:
+    """The named network for images of ``image_shape`` (C, H, W), every site from ``make_act``."""
+    c, h, w = image_shape
+    builders: dict[str, Callable[[], nn.Module]] = {
+        "resnet20": lambda: CifarResNet(20, num_classes, c, make_act),
+        "resnet32": lambda: CifarResNet(32, num_classes, c, make_act),
+        "resnet56": lambda: CifarResNet(56, num_classes, c, make_act),
+        "preact_resnet164": lambda: preact_resnet(164, num_classes, c, make_act),
+        "wrn_28_10": lambda: wide_resnet(28, 10, num_classes, c, make_act),
+        "densenet100_12": lambda: DenseNet(100, 12, num_classes, c, make_act),
+        "tiny_cnn": lambda: TinyCNN(num_classes, c, make_act),
+        "mlp": lambda: MLP(num_classes, c * h * w, make_act),
+    }
+    if name not in builders:
+        raise ValueError(f"model must be one of {', '.join(builders)}; got {name!r}")
+    return _init(builders[name]())

@@ -1,0 +1,151 @@
+"""One child from spec to finished MLflow run: the importable entry point behind ``actsearch-train``.
+
+Order matters for "nothing half-written": the spec is validated (pydantic), the runtime resolved
+and the data loaded before any run is created or touched, so a bad input exits 2 with no run
+state changed. Once the run is open every ending is recorded: FINISHED, or FAILED with
+``actsearch.failure`` (``nan`` with ``actsearch.failure_step`` for a diverged loss, ``error``
+otherwise). A killed process leaves its run RUNNING, and the next attempt with the same run id
+resumes from the run's last checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from orchestrator.space import to_math
+from orchestrator.space.fingerprint import fingerprint
+from orchestrator.space.plot import plot_functions
+from orchestrator.trainer import data as data_mod
+from orchestrator.trainer import loop
+from orchestrator.trainer.config import TrialSpec
+from orchestrator.trainer.errors import Infrastructure, NonFiniteLoss
+from orchestrator.trainer.tracking import RunTracker
+
+log = logging.getLogger(__name__)
+
+PLOT_ARTIFACT = "activation.png"
+CONFIG_ARTIFACT = "config.json"
+WEIGHTS_DIR = "weights"
+
+
+def code_version() -> str:
+    """Package version + a hash of the space and trainer sources (+ ACTSEARCH_GIT_SHA if set).
+
+    The source hash identifies the code inside an image that carries no git metadata.
+    """
+    try:
+        version = metadata.version("actsearch")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    h = hashlib.sha256()
+    root = Path(__file__).resolve().parents[1]
+    for sub in ("space", "trainer"):
+        for f in sorted((root / sub).glob("*.py")):
+            h.update(f.name.encode() + f.read_bytes())
+    git = os.environ.get("ACTSEARCH_GIT_SHA")
+    return f"{version}+src.{h.hexdigest()[:12]}" + (f".git.{git[:12]}" if git else "")
+
+
+def params_of(spec: TrialSpec) -> dict[str, Any]:
+    """MLflow params: the expression in both forms, every child setting, the code version."""
+    return {
+        "expression": spec.expression,
+        "expression_math": to_math(spec.expr),
+        **spec.child.model_dump(mode="json"),
+        "code_version": code_version(),
+    }
+
+
+def tags_of(spec: TrialSpec) -> dict[str, str]:
+    tags = {
+        "actsearch.fingerprint": fingerprint(spec.expr, spec.child.numerics),
+        "actsearch.config_hash": spec.child.config_hash(),
+        "actsearch.expression": spec.expression,
+    }
+    if spec.search:
+        tags["actsearch.search"] = spec.search
+    if spec.trial:
+        tags["actsearch.trial"] = spec.trial
+    return tags
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("ACTSEARCH_CACHE_DIR") or Path.home() / ".cache" / "actsearch")
+
+
+def run(spec: TrialSpec, *, tracking_uri: str | None = None, run_id: str | None = None,
+        cache_dir: Path | None = None) -> tuple[str, loop.Outcome]:
+    """Train ``spec``'s child, log it to MLflow, return (run id, outcome).
+
+    Raises BadInput, NonFiniteLoss or Infrastructure (see errors.py for the exit codes).
+    """
+    cfg = spec.child
+    rt = loop.resolve(cfg)
+    data = data_mod.load(cfg, cache_dir or default_cache_dir())
+    name = spec.trial or f"{spec.expression}"[:100]
+    tracker = RunTracker.open(tracking_uri, run_id, spec.experiment, run_name=name)
+    try:
+        return tracker.run_id, _train_logged(spec, tracker, data, rt)
+    except NonFiniteLoss as e:
+        log.error("trial %s (%s) failed permanently: %s", spec.trial or tracker.run_id, spec.expression, e)
+        tracker.set_tags({"actsearch.failure": "nan", "actsearch.failure_step": e.step})
+        tracker.finish("FAILED")
+        raise
+    except Infrastructure:
+        raise  # leave the run RUNNING: the retry attaches to it and resumes
+    except Exception as e:
+        tracker.set_tags({"actsearch.failure": "error", "actsearch.error": f"{type(e).__name__}: {e}"[:5000]})
+        tracker.finish("FAILED")
+        raise
+
+
+def _train_logged(spec: TrialSpec, tracker: RunTracker, data: data_mod.Data, rt: loop.Runtime) -> loop.Outcome:
+    cfg = spec.child
+    tracker.log_params(params_of(spec))
+    tags = tags_of(spec)
+    if data.sha256:
+        tags["actsearch.data_sha256"] = data.sha256
+    tracker.set_tags(tags)
+    resume = tracker.load_checkpoint() if cfg.checkpoint_every else None
+    with tempfile.TemporaryDirectory() as tmp:
+        resolved = {
+            **spec.model_dump(mode="json"), "config_hash": cfg.config_hash(),
+            "fingerprint": tags["actsearch.fingerprint"], "device": rt.device.type,
+            "precision": "bf16" if rt.bf16 else "fp32", "compile": rt.mode, "code_version": code_version(),
+        }
+        path = Path(tmp) / CONFIG_ARTIFACT
+        path.write_text(json.dumps(resolved, indent=2))
+        tracker.log_file(path)
+    if resume is not None:
+        tracker.set_tags({"actsearch.resumed_from_step": resume["step"]})
+
+    outcome = loop.train(cfg, spec.expr, data, tracker, resume)
+
+    tracker.on_metrics(cfg.steps, {
+        "val_accuracy": outcome.val_accuracy, "val_loss": outcome.val_loss,
+        "test_accuracy": outcome.test_accuracy, "test_loss": outcome.test_loss,
+        "wall_time_s": outcome.wall_time_s, "steps_per_s": outcome.steps_per_s,
+        "beta_mean": outcome.beta_mean,
+    })
+    tracker.set_tags({"actsearch.mode": outcome.mode})
+    with tempfile.TemporaryDirectory() as tmp:
+        png = plot_functions([spec.expr], Path(tmp) / PLOT_ARTIFACT, betas=[outcome.beta_mean],
+                             labels=[f"{to_math(spec.expr)} (learned)"], numerics=cfg.numerics)
+        tracker.log_file(png)
+        if cfg.save_weights:
+            import torch
+
+            weights = Path(tmp) / "model.pt"
+            torch.save(outcome.model.state_dict(), weights)
+            tracker.log_file(weights, WEIGHTS_DIR)
+    tracker.finish("FINISHED")
+    log.info("run %s finished: val_accuracy %.4f, test_accuracy %.4f", tracker.run_id,
+             outcome.val_accuracy, outcome.test_accuracy)
+    return outcome
