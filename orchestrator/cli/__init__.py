@@ -6,6 +6,7 @@ import logging
 
 import click
 
+from orchestrator.cli.run import run, top
 from orchestrator.cli.space import space
 
 
@@ -19,3 +20,5 @@ def main(verbose: int) -> None:
 
 
 main.add_command(space)
+main.add_command(run)
+main.add_command(top)

@@ -1,0 +1,252 @@
+"""Children as ``batch/v1`` Jobs (official ``kubernetes`` client); the only module that talks to
+the API server about Jobs.
+
+A Job is named after its trial (deterministic), labelled ``app.kubernetes.io/*`` plus
+``actsearch.io/search`` and ``actsearch.io/trial``, owned by its ActivationSearch (deleting the
+search garbage-collects its Jobs), and carries a ``podFailurePolicy`` that fails fast on the
+trainer's permanent exit codes and ignores node disruptions. ``job_manifest`` is a pure function
+over plain data, so tests assert on the dict; ``KubernetesBackend`` is the thin I/O around it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from orchestrator.backends.base import ChildState, Launch
+from orchestrator.errors import ConfigError
+from orchestrator.retry import Backoff, retry
+from orchestrator.spec import KubernetesBackendSpec
+
+log = logging.getLogger(__name__)
+
+GROUP = "actsearch.io"
+VERSION = "v1alpha1"
+KIND = "ActivationSearch"
+PLURAL = "activationsearches"
+CONTAINER = "trainer"
+PERMANENT_EXIT_CODES = (2, 3)  # bad input, non-finite loss: see docs/trainer.md
+SEARCH_LABEL = f"{GROUP}/search"
+TRIAL_LABEL = f"{GROUP}/trial"
+TRIAL_SPEC_ENV = "ACTSEARCH_TRIAL_SPEC"
+
+
+def child_labels(search: str, trial_id: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "actsearch",
+        "app.kubernetes.io/component": "child",
+        "app.kubernetes.io/part-of": "actsearch",
+        "app.kubernetes.io/managed-by": "actsearch-controller",
+        SEARCH_LABEL: search,
+        TRIAL_LABEL: trial_id,
+    }
+
+
+def job_manifest(
+    launch: Launch,
+    search: str,
+    namespace: str,
+    settings: KubernetesBackendSpec,
+    owner_uid: str | None = None,
+    s3_endpoint: str | None = None,
+) -> dict[str, Any]:
+    """The Job of one trial, as the API server expects it."""
+    labels = child_labels(search, launch.trial_id)
+    if settings.queue_name:
+        labels["kueue.x-k8s.io/queue-name"] = settings.queue_name
+    env = [{"name": k, "value": v} for k, v in sorted(launch.env.items())]
+    env.append({"name": TRIAL_SPEC_ENV, "value": json.dumps(launch.trial_spec, sort_keys=True)})
+    if s3_endpoint:
+        env.append({"name": "MLFLOW_S3_ENDPOINT_URL", "value": s3_endpoint})
+    limits = dict(settings.resources.limits)
+    requests = dict(settings.resources.requests)
+    if settings.gpus:
+        limits["nvidia.com/gpu"] = str(settings.gpus)
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": settings.image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "env": env,
+        "resources": {k: v for k, v in (("limits", limits), ("requests", requests)) if v},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "dshm", "mountPath": "/dev/shm"},
+        ],
+    }
+    if settings.credentials_secret:
+        container["envFrom"] = [{"secretRef": {"name": settings.credentials_secret}}]
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "containers": [container],
+        "volumes": [
+            {"name": "tmp", "emptyDir": {}},
+            {"name": "dshm", "emptyDir": {"medium": "Memory"}},
+        ],
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+    }
+    if settings.service_account:
+        pod_spec["serviceAccountName"] = settings.service_account
+    if settings.priority_class:
+        pod_spec["priorityClassName"] = settings.priority_class
+    if settings.node_selector:
+        pod_spec["nodeSelector"] = dict(settings.node_selector)
+    if settings.tolerations:
+        pod_spec["tolerations"] = [t.model_dump(exclude_none=True) for t in settings.tolerations]
+    job_spec: dict[str, Any] = {
+        "backoffLimit": settings.backoff_limit,
+        "ttlSecondsAfterFinished": settings.ttl_seconds_after_finished,
+        "podFailurePolicy": {
+            "rules": [
+                {"action": "FailJob",
+                 "onExitCodes": {"containerName": CONTAINER, "operator": "In",
+                                 "values": list(PERMANENT_EXIT_CODES)}},
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+            ]
+        },
+        "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+    }
+    if settings.active_deadline_seconds:
+        job_spec["activeDeadlineSeconds"] = settings.active_deadline_seconds
+    metadata: dict[str, Any] = {"name": launch.trial_id, "namespace": namespace, "labels": labels}
+    if owner_uid:
+        metadata["ownerReferences"] = [{
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "name": search, "uid": owner_uid,
+            "controller": True, "blockOwnerDeletion": True,
+        }]
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": job_spec}
+
+
+def job_state(job: dict[str, Any] | None) -> ChildState:
+    """Map a Job's status onto a child phase. Suspended or not yet running: queued (never
+    failed); a Job whose pod was evicted keeps retrying and stays running or queued."""
+    if job is None:
+        return ChildState("missing")
+    status = job.get("status") or {}
+    conditions = {c.get("type"): c for c in status.get("conditions") or []
+                  if c.get("status") == "True"}
+    if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
+        return ChildState("succeeded", exit_code=0)
+    if "Failed" in conditions or "FailureTarget" in conditions:
+        c = conditions.get("Failed") or conditions["FailureTarget"]
+        reason = ": ".join(x for x in (c.get("reason"), c.get("message")) if x) or "Job failed"
+        return ChildState("failed", reason=reason)
+    if "Suspended" in conditions or (job.get("spec") or {}).get("suspend"):
+        return ChildState("queued", reason="suspended")
+    if status.get("active") or status.get("ready"):
+        return ChildState("running")
+    return ChildState("queued")
+
+
+class KubernetesBackend:
+    """Creates and reads the Jobs of one search in one namespace."""
+
+    def __init__(
+        self,
+        batch_api: Any,
+        search: str,
+        namespace: str,
+        settings: KubernetesBackendSpec,
+        owner_uid: str | None = None,
+        s3_endpoint: str | None = None,
+        backoff: Backoff = Backoff(),
+    ) -> None:
+        self.api = batch_api
+        self.search = search
+        self.namespace = namespace
+        self.settings = settings
+        self.owner_uid = owner_uid
+        self.s3_endpoint = s3_endpoint
+        self.backoff = backoff
+        self.gpus_per_child = settings.gpus
+
+    def _call(self, fn: Any, what: str) -> Any:
+        return retry(fn, what, _transient, self.backoff)
+
+    def launch(self, launch: Launch) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        body = job_manifest(launch, self.search, self.namespace, self.settings, self.owner_uid,
+                            self.s3_endpoint)
+        try:
+            self._call(lambda: self.api.create_namespaced_job(self.namespace, body),
+                       f"create Job {launch.trial_id}")
+        except ApiException as e:
+            if e.status == 409:  # exists: a restarted controller launching what already runs
+                log.info("Job %s already exists; re-attached", launch.trial_id)
+                return
+            raise _translate(e, f"create Job {self.namespace}/{launch.trial_id}") from e
+
+    def state(self, trial_id: str) -> ChildState:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            job = self._call(
+                lambda: self.api.read_namespaced_job_status(trial_id, self.namespace),
+                f"read Job {trial_id}",
+            )
+        except ApiException as e:
+            if e.status == 404:
+                return ChildState("missing")
+            raise _translate(e, f"read Job {self.namespace}/{trial_id}") from e
+        return job_state(self.api.api_client.sanitize_for_serialization(job))
+
+    def list_trials(self) -> list[str]:
+        """Trial ids of this search's Jobs, by label (re-attaching after a restart)."""
+        jobs = self._call(
+            lambda: self.api.list_namespaced_job(
+                self.namespace, label_selector=f"{SEARCH_LABEL}={self.search}"),
+            f"list Jobs of {self.search}",
+        )
+        return [j.metadata.name for j in jobs.items]
+
+    def cancel(self, trial_id: str) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self._call(
+                lambda: self.api.delete_namespaced_job(
+                    trial_id, self.namespace, propagation_policy="Background"),
+                f"delete Job {trial_id}",
+            )
+        except ApiException as e:
+            if e.status != 404:
+                raise _translate(e, f"delete Job {self.namespace}/{trial_id}") from e
+
+
+def _transient(e: BaseException) -> bool:
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    if isinstance(e, ApiException):
+        return e.status in (429, 500, 502, 503, 504)
+    return isinstance(e, (HTTPError, ConnectionError, TimeoutError))
+
+
+def _translate(e: Any, what: str) -> Exception:
+    """API errors as sentences saying what to do about them."""
+    if e.status == 403:
+        return ConfigError(
+            f"{what} was forbidden (403): the controller's ServiceAccount lacks the RBAC verb "
+            f"for it; check the Role installed by the chart. API said: {e.reason}"
+        )
+    if e.status == 404:
+        return ConfigError(f"{what}: not found (404); is the namespace right? {e.reason}")
+    if e.status == 422:
+        return ConfigError(f"{what} was rejected as invalid (422): {_message(e)}")
+    return ConfigError(f"{what} failed ({e.status}): {_message(e)}")
+
+
+def _message(e: Any) -> str:
+    try:
+        return json.loads(e.body).get("message", e.reason)
+    except (TypeError, ValueError, AttributeError):
+        return str(e.reason)

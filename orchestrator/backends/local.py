@@ -1,0 +1,129 @@
+"""Children as local processes (``actsearch-train``), the embedded default.
+
+Each trial gets a directory ``<workdir>/trials/<trial-id>/`` holding its trial spec, its log and
+a pid file, so a restarted controller finds children that outlived it (by pid, checked against
+the process's command line) instead of starting them twice. GPUs, when there are any, are handed
+out round-robin through ``CUDA_VISIBLE_DEVICES``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from orchestrator.backends.base import ChildState, Launch
+
+log = logging.getLogger(__name__)
+
+
+def visible_gpus() -> list[int]:
+    """Indices of the GPUs this process may use (none without CUDA)."""
+    try:
+        import torch
+
+        return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    except Exception:  # a broken CUDA install must not stop a CPU search
+        return []
+
+
+class LocalBackend:
+    """Runs ``python -m orchestrator.trainer --spec <trial.json>`` per trial."""
+
+    def __init__(
+        self,
+        workdir: str | Path,
+        gpus: list[int] | None = None,
+        python: str = sys.executable,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.root = Path(workdir) / "trials"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.gpus = visible_gpus() if gpus is None else list(gpus)
+        self.gpus_per_child = 1 if self.gpus else 0
+        self.python = python
+        self.extra_env = extra_env or {}
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._next_gpu = 0
+
+    def _dir(self, trial_id: str) -> Path:
+        return self.root / trial_id
+
+    def launch(self, launch: Launch) -> None:
+        if self.state(launch.trial_id).phase in ("running", "queued"):
+            log.info("trial %s already running; not starting it twice", launch.trial_id)
+            return
+        d = self._dir(launch.trial_id)
+        d.mkdir(parents=True, exist_ok=True)
+        spec_path = d / "trial.json"
+        spec_path.write_text(json.dumps(launch.trial_spec, indent=2))
+        env = {**os.environ, **self.extra_env, **launch.env}
+        if self.gpus:
+            env["CUDA_VISIBLE_DEVICES"] = str(self.gpus[self._next_gpu % len(self.gpus)])
+            self._next_gpu += 1
+        cmd = [self.python, "-m", "orchestrator.trainer", "--spec", str(spec_path)]
+        with open(d / "log.txt", "ab") as out:
+            proc = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+        (d / "pid").write_text(str(proc.pid))
+        (d / "exit_code").unlink(missing_ok=True)
+        self._procs[launch.trial_id] = proc
+
+    def state(self, trial_id: str) -> ChildState:
+        proc = self._procs.get(trial_id)
+        if proc is not None:
+            code = proc.poll()
+            if code is None:
+                return ChildState("running")
+            (self._dir(trial_id) / "exit_code").write_text(str(code))
+            return _ended(code, self._dir(trial_id))
+        d = self._dir(trial_id)
+        if (d / "exit_code").exists():
+            return _ended(int((d / "exit_code").read_text()), d)
+        pid_file = d / "pid"
+        if pid_file.exists() and _alive(int(pid_file.read_text()), str(d / "trial.json")):
+            return ChildState("running")  # started by an earlier controller: re-attached
+        return ChildState("missing")
+
+    def cancel(self, trial_id: str) -> None:
+        pid_file = self._dir(trial_id) / "pid"
+        if self.state(trial_id).phase != "running" or not pid_file.exists():
+            return
+        try:
+            os.killpg(int(pid_file.read_text()), signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    def close(self) -> None:
+        """Reap finished children; running ones are left to finish (a resume re-attaches)."""
+        for proc in self._procs.values():
+            proc.poll()
+
+
+def _ended(code: int, d: Path) -> ChildState:
+    if code == 0:
+        return ChildState("succeeded", exit_code=0)
+    tail = ""
+    log_file = d / "log.txt"
+    if log_file.exists():
+        lines = log_file.read_text(errors="replace").strip().splitlines()
+        tail = lines[-1][:300] if lines else ""
+    return ChildState("failed", reason=tail or "child process failed", exit_code=code)
+
+
+def _alive(pid: int, marker: str) -> bool:
+    """Whether ``pid`` runs and is our child (its command line names its trial spec)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return True  # no /proc (macOS): trust the pid
+    return marker in cmdline

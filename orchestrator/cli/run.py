@@ -1,0 +1,146 @@
+"""``actsearch-ctl run`` (a search on this machine) and ``actsearch-ctl top`` (its leaderboard)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from orchestrator.controller import Controller, Progress
+from orchestrator.errors import ActsearchError, ConfigError
+from orchestrator.leaderboard import Entry, rank, to_markdown
+from orchestrator.space import parse, to_math
+
+
+def _progress_table(p: Progress, started: float, name: str) -> Table:
+    t = Table(title=f"search {name}", show_header=False, box=None)
+    elapsed = time.monotonic() - started
+    eta = "-"
+    if p.trained and p.done:
+        per_trial = elapsed / max(p.done - p.queued, 1)
+        remaining = max(p.budget - p.trained, 0) + p.running
+        eta = f"{per_trial * remaining:.0f} s"
+    t.add_row("trials trained", f"{p.trained}/{p.budget}")
+    t.add_row("running / queued", f"{p.running} / {p.queued}")
+    t.add_row("failed", str(p.failed))
+    t.add_row("screened / duplicates / cache hits", f"{p.screened} / {p.duplicates} / {p.cache_hits}")
+    if p.best is not None:
+        t.add_row("best so far", f"{p.best.reward:.4f}  {to_math(p.best.candidate.expr)}")
+    t.add_row("elapsed / ETA", f"{elapsed:.0f} s / {eta}")
+    return t
+
+
+def leaderboard_table(rows: list[Entry], title: str) -> Table:
+    t = Table(title=title)
+    for col in ("rank", "expression", "math", "val acc", "fingerprint"):
+        t.add_column(col)
+    for i, e in enumerate(rows, 1):
+        t.add_row(str(i), e.expression, to_math(parse(e.expression)), f"{e.reward:.4f}",
+                  e.fingerprint)
+    return t
+
+
+def _report(ctl: Controller, console: Console, top: int, workdir: Path) -> None:
+    """Leaderboard to the terminal and, with a plot of the top functions, to the parent run."""
+    from orchestrator.space.plot import plot_functions
+
+    rows = ctl.leaderboard(top)
+    console.print(leaderboard_table(rows, f"leaderboard of {ctl.name}"))
+    assert ctl.parent_run_id is not None
+    ctl.tracker.log_text(ctl.parent_run_id, to_markdown(rows), "leaderboard.md")
+    ctl.tracker.log_text(ctl.parent_run_id, json.dumps([e.__dict__ for e in rows], indent=2),
+                         "leaderboard.json")
+    if rows:
+        png = plot_functions([parse(e.expression) for e in rows[:5]],
+                             workdir / "top_functions.png")
+        ctl.tracker.log_file(ctl.parent_run_id, str(png))
+        console.print(f"plot of the top functions: {png}")
+    ctl.tracker.finish_search(ctl.parent_run_id)
+
+
+@click.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(exists=True, dir_okay=False))
+@click.option("--resume", is_flag=True, help="Continue the search from its last checkpoint.")
+@click.option("--workdir", type=click.Path(file_okay=False), default=None,
+              help="Overrides backend.local.workdir.")
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Leaderboard rows.")
+@click.option("--quiet", is_flag=True, help="No live display.")
+def run(spec_path: str, resume: bool, workdir: str | None, top: int, quiet: bool) -> None:
+    """Run a search on this machine: children are local processes, MLflow a local SQLite file
+    unless the spec names a tracking server."""
+    from orchestrator.embedded import build_controller, layout
+    from orchestrator.spec import load_spec
+
+    try:
+        spec = load_spec(spec_path)
+        ctl = build_controller(spec, workdir, resume=resume)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from e
+    console = Console()
+    started = time.monotonic()
+    try:
+        if quiet:
+            ctl.run(resume=resume)
+        else:
+            with Live(console=console, refresh_per_second=2, transient=False) as live:
+                ctl.run(resume=resume,
+                        on_progress=lambda p: live.update(_progress_table(p, started, spec.name)))
+        lay = layout(spec, workdir)
+        _report(ctl, console, top, lay.workdir)
+    except ActsearchError as e:
+        raise click.ClickException(str(e)) from e
+    console.print(f"checkpoints: {lay.storage_uri}")
+    console.print(f"browse the runs:  mlflow ui --backend-store-uri {lay.tracking_uri}")
+
+
+@click.command()
+@click.argument("target", metavar="SPEC|NAME")
+@click.option("--tracking-uri", default=None, help="MLflow server (default: the spec's, or the "
+              "local SQLite file of a search run with `actsearch-ctl run`).")
+@click.option("--experiment", default=None, help="MLflow experiment (default: the spec's).")
+@click.option("--workdir", type=click.Path(file_okay=False), default=None)
+@click.option("-n", "--top", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def top(target: str, tracking_uri: str | None, experiment: str | None, workdir: str | None,
+        top: int, as_json: bool) -> None:
+    """Print the leaderboard of a search, read from MLflow."""
+    from orchestrator.embedded import layout
+    from orchestrator.spec import SearchSpec, load_spec
+    from orchestrator.tracking import MlflowTracker
+
+    try:
+        if Path(target).is_file():
+            spec = load_spec(target)
+        else:
+            spec = SearchSpec.model_validate({"name": target})
+    except (ConfigError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
+    lay = layout(spec, workdir)
+    uri = tracking_uri or lay.tracking_uri
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        raise click.ClickException(
+            f"no local tracking database for search {spec.name!r} at {uri}; "
+            "pass --tracking-uri for a search tracked elsewhere"
+        )
+    try:
+        tracker = MlflowTracker(uri, experiment or spec.tracking.experiment, lay.artifact_location)
+        runs = tracker.trial_runs(spec.name)
+    except ActsearchError as e:
+        raise click.ClickException(str(e)) from e
+    if not runs:
+        raise click.ClickException(f"no trials of search {spec.name!r} in {uri}")
+    rows = rank(
+        (Entry(r.trial_id, r.expression or "", r.fingerprint or "", r.reward)
+         for r in runs.values() if r.reward is not None and r.expression and r.status == "FINISHED"),
+        top,
+    )
+    if as_json:
+        click.echo(json.dumps([e.__dict__ for e in rows], indent=2))
+    else:
+        Console().print(leaderboard_table(rows, f"leaderboard of {spec.name} ({len(runs)} trials)"))

@@ -1,0 +1,65 @@
+"""The embedded default: everything a search needs on one machine, wired from the spec.
+
+Unless the spec names them, MLflow is a SQLite file with artifacts beside it and checkpoints go
+to a local directory, all under ``<backend.local.workdir>/<search name>/``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.backends.local import LocalBackend
+from orchestrator.controller import CHECKPOINT_KEY, Controller
+from orchestrator.errors import ConfigError
+from orchestrator.search.registry import make_strategy
+from orchestrator.spec import SearchSpec
+from orchestrator.storage import Store, open_store
+from orchestrator.tracking import MlflowTracker
+
+
+@dataclass(frozen=True)
+class Layout:
+    workdir: Path
+    tracking_uri: str
+    artifact_location: str | None
+    storage_uri: str
+
+
+def layout(spec: SearchSpec, workdir: str | Path | None = None) -> Layout:
+    root = Path(workdir or spec.backend.local.workdir).resolve() / spec.name
+    uri = spec.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI")
+    artifacts = None
+    if uri is None:
+        uri = f"sqlite:///{root / 'mlflow.db'}"
+        artifacts = (root / "mlartifacts").as_uri()
+    return Layout(root, uri, artifacts, spec.storage.uri or str(root / "checkpoints"))
+
+
+def build_controller(
+    spec: SearchSpec, workdir: str | Path | None = None, resume: bool = False,
+    poll_interval: float = 1.0,
+) -> Controller:
+    """A controller with the local backend; refuses to overwrite a search unless resuming."""
+    if spec.backend.kind != "local":
+        raise ConfigError(
+            f"backend.kind is {spec.backend.kind!r}: submit this spec to a cluster with "
+            "`actsearch-ctl submit`; `actsearch-ctl run` runs backend.kind 'local'"
+        )
+    lay = layout(spec, workdir)
+    lay.workdir.mkdir(parents=True, exist_ok=True)
+    store: Store = open_store(lay.storage_uri, spec.storage.endpoint_url)
+    if not resume and store.get(CHECKPOINT_KEY) is not None:
+        raise ConfigError(
+            f"search {spec.name!r} already has a checkpoint at "
+            f"{store.describe(CHECKPOINT_KEY)}; pass --resume to continue it, or rename the search"
+        )
+    tracker = MlflowTracker(lay.tracking_uri, spec.tracking.experiment, lay.artifact_location)
+    backend = LocalBackend(lay.workdir, gpus=spec.backend.local.gpus)
+    strategy = make_strategy(spec.strategy.name, spec.space.build(), spec.seed,
+                             **spec.strategy.kwargs())
+    return Controller(
+        spec=spec, strategy=strategy, tracker=tracker, store=store, backend=backend,
+        tracking_uri=lay.tracking_uri, poll_interval=poll_interval,
+    )

@@ -1,0 +1,251 @@
+"""The search spec: one typed model used by the CLI, the CRD schema and the operator.
+
+Loaded from YAML (``load_spec``) or from an ActivationSearch object's ``spec``; validated once,
+frozen afterwards. Every error names the field (``budget.trials``) and what is allowed, and a
+malformed spec fails before anything is created.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from orchestrator.errors import ConfigError
+from orchestrator.search.registry import STRATEGY_NAMES, make_strategy
+from orchestrator.space import BINARY_NAMES, UNARY_NAMES, SearchSpace, SpaceError
+from orchestrator.space.screen import ScreenConfig
+from orchestrator.trainer.config import TrainConfig
+
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+MAX_NAME = 40  # leaves room for "-t00000" and a hash in Job names (63 characters)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SpaceSpec(_Model):
+    """The functions searched over."""
+
+    units: int = Field(1, ge=1, le=6, description="Core units per function (1–6).")
+    unary: list[str] = Field(
+        default_factory=lambda: list(UNARY_NAMES),
+        description="Unary ops to search over (default: all 25); see docs/space.md.",
+    )
+    binary: list[str] = Field(
+        default_factory=lambda: list(BINARY_NAMES),
+        description="Binary ops to search over (default: all 10); see docs/space.md.",
+    )
+
+    @model_validator(mode="after")
+    def _valid(self) -> SpaceSpec:
+        try:
+            self.build()
+        except SpaceError as e:
+            raise ValueError(str(e).removeprefix("space.")) from e
+        return self
+
+    def build(self) -> SearchSpace:
+        return SearchSpace(units=self.units, unary=tuple(self.unary), binary=tuple(self.binary))
+
+
+class StrategySpec(_Model):
+    name: Literal["ppo", "reinforce", "random", "exhaustive", "evolution"] = Field(
+        "ppo", description=f"Search strategy; one of {', '.join(STRATEGY_NAMES)}."
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Strategy options (docs/search.md), e.g. {lr: 0.001, batch_size: 20}.",
+    )
+    failure_reward: float = Field(
+        0.0, description="Reward of a failed child (NaN loss, screened out, crashed)."
+    )
+
+    @field_validator("options")
+    @classmethod
+    def _no_failure_reward(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if "failure_reward" in v:
+            raise ValueError("set strategy.failure_reward, not strategy.options.failure_reward")
+        return v
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``make_strategy``."""
+        return {**self.options, "failure_reward": self.failure_reward}
+
+
+class BudgetSpec(_Model):
+    trials: int = Field(100, ge=1, description="Children trained (cache hits do not count).")
+    max_samples: int | None = Field(
+        None, ge=1,
+        description="Candidates proposed in all, duplicates and screened-out ones included "
+        "(default: 20 × trials): stops a search whose policy keeps proposing known functions.",
+    )
+    gpu_hours: float | None = Field(
+        None, gt=0, description="Stop launching once children have used this many GPU-hours."
+    )
+
+    @property
+    def samples(self) -> int:
+        return self.max_samples or 20 * self.trials
+
+
+class ScreenSpec(_Model):
+    """Numeric screen applied before training (docs/space.md)."""
+
+    enabled: bool = True
+    domain: float = Field(5.0, gt=0)
+    max_abs_value: float = Field(1e3, gt=0)
+    max_abs_grad: float = Field(1e3, gt=0)
+
+    def config(self) -> ScreenConfig:
+        return ScreenConfig(domain=self.domain, max_abs_value=self.max_abs_value,
+                            max_abs_grad=self.max_abs_grad)
+
+
+class TrackingSpec(_Model):
+    uri: str | None = Field(
+        None, description="MLflow tracking URI; default: a local SQLite file in the work dir."
+    )
+    experiment: str = Field("actsearch", min_length=1, description="MLflow experiment.")
+
+
+class StorageSpec(_Model):
+    uri: str | None = Field(
+        None, description="Where controller checkpoints go: s3://bucket/prefix or a directory; "
+        "default: the work dir.",
+    )
+    endpoint_url: str | None = Field(
+        None, description="S3-compatible endpoint (MinIO); default: AWS or MLFLOW_S3_ENDPOINT_URL."
+    )
+
+    @field_validator("uri")
+    @classmethod
+    def _uri(cls, v: str | None) -> str | None:
+        if v is not None and v.startswith("s3://") and not re.match(r"^s3://[^/]+", v):
+            raise ValueError(f"must look like s3://bucket/prefix; got {v!r}")
+        return v
+
+
+class LocalBackendSpec(_Model):
+    workdir: str = Field(".actsearch", description="Runs, logs and checkpoints of local searches.")
+    gpus: list[int] | None = Field(
+        None, description="GPU indices to spread children over (CUDA_VISIBLE_DEVICES); "
+        "default: every visible GPU, or none.",
+    )
+
+
+class Toleration(_Model):
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] | None = None
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    tolerationSeconds: int | None = None
+
+
+class Resources(_Model):
+    requests: dict[str, str] = Field(default_factory=dict)
+    limits: dict[str, str] = Field(default_factory=dict)
+
+
+class KubernetesBackendSpec(_Model):
+    namespace: str | None = Field(None, description="Namespace of child Jobs (default: the search's).")
+    image: str = Field("ghcr.io/actsearch/trainer:0.1.0", description="Trainer image.")
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    gpus: int = Field(1, ge=0, description="nvidia.com/gpu per child.")
+    resources: Resources = Field(default_factory=Resources, description="Child container resources.")
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[Toleration] = Field(default_factory=list)
+    priority_class: str | None = None
+    service_account: str | None = Field(None, description="Children's ServiceAccount.")
+    credentials_secret: str | None = Field(
+        None, description="Existing Secret with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY."
+    )
+    backoff_limit: int = Field(2, ge=0, description="Retries of a child after infrastructure failures.")
+    active_deadline_seconds: int | None = Field(None, ge=1, description="Hard time limit of a child.")
+    ttl_seconds_after_finished: int = Field(3600, ge=0, description="Finished Jobs are deleted after this.")
+    queue_name: str | None = Field(None, description="Kueue LocalQueue (label kueue.x-k8s.io/queue-name).")
+
+
+class BackendSpec(_Model):
+    kind: Literal["local", "kubernetes"] = "local"
+    local: LocalBackendSpec = Field(default_factory=LocalBackendSpec)
+    kubernetes: KubernetesBackendSpec = Field(default_factory=KubernetesBackendSpec)
+
+
+class SearchSpec(_Model):
+    """One activation-function search."""
+
+    name: str = Field(
+        description="Search name: lowercase letters, digits and '-', at most 40 characters; "
+        "trial ids and Job names derive from it."
+    )
+    space: SpaceSpec = Field(default_factory=SpaceSpec)
+    strategy: StrategySpec = Field(default_factory=StrategySpec)
+    budget: BudgetSpec = Field(default_factory=BudgetSpec)
+    parallelism: int = Field(1, ge=1, description="Children training at once.")
+    generation: int = Field(
+        20, ge=1, description="Candidates proposed at a time (PPO: the children per update)."
+    )
+    seed: int = Field(0, ge=0, description="Seed of the strategy.")
+    child: TrainConfig = Field(default_factory=TrainConfig, description="How each child trains.")
+    screen: ScreenSpec = Field(default_factory=ScreenSpec)
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+    storage: StorageSpec = Field(default_factory=StorageSpec)
+    backend: BackendSpec = Field(default_factory=BackendSpec)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if len(v) > MAX_NAME or not re.match(NAME_PATTERN, v):
+            raise ValueError(
+                f"must be lowercase letters, digits and '-', start and end alphanumeric, at "
+                f"most {MAX_NAME} characters; got {v!r}"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _strategy_options(self) -> SearchSpec:
+        try:  # building once validates option names and values
+            make_strategy(self.strategy.name, self.space.build(), self.seed, **self.strategy.kwargs())
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"strategy.options: {e}") from e
+        return self
+
+
+def describe(error: ValidationError) -> str:
+    """One line per problem: the dotted field path, then what is wrong and what is allowed."""
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"])
+        msg = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            msg = "unknown field"
+        elif item["type"] == "literal_error":
+            msg = f"{msg}; got {item.get('input')!r}"
+        lines.append(f"{where}: {msg}" if where else msg)
+    return "\n".join(lines)
+
+
+def parse_spec(data: Any, source: str = "spec") -> SearchSpec:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a search spec is a mapping of fields; got {type(data).__name__}")
+    try:
+        return SearchSpec.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(f"{source} is not a valid search spec:\n{describe(e)}") from e
+
+
+def load_spec(path: str | Path) -> SearchSpec:
+    """Read and validate a YAML spec file."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text())
+    except OSError as e:
+        raise ConfigError(f"cannot read spec {p}: {e.strerror}") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p} is not valid YAML: {e}") from e
+    return parse_spec(data, str(p))

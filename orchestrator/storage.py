@@ -1,0 +1,142 @@
+"""Where the controller keeps its checkpoints: a local directory or an S3 bucket (boto3).
+
+Only this module imports boto3. Objects are small (strategy state + trial ledger) and written
+whole: locally through a temporary file and ``os.replace``, on S3 by one PUT (S3 replaces an
+object atomically), so a reader sees the old checkpoint or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+import torch
+
+from orchestrator.errors import ConfigError
+from orchestrator.retry import Backoff, of_types, retry
+
+log = logging.getLogger(__name__)
+
+
+class Store(Protocol):
+    """A flat key -> bytes store."""
+
+    def put(self, key: str, data: bytes) -> None: ...
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def describe(self, key: str) -> str: ...
+
+
+class LocalStore:
+    """Files under a root directory (the embedded default)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root.resolve() not in path.parents:
+            raise ConfigError(f"storage key {key!r} escapes the storage root {self.root}")
+        return path
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get(self, key: str) -> bytes | None:
+        path = self._path(key)
+        return path.read_bytes() if path.exists() else None
+
+    def describe(self, key: str) -> str:
+        return str(self._path(key))
+
+
+class S3Store:
+    """Objects under ``s3://bucket/prefix/``; transient errors are retried with backoff."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        endpoint_url: str | None = None,
+        client: Any = None,
+        backoff: Backoff = Backoff(),
+    ) -> None:
+        import boto3
+        import botocore.exceptions as bex
+
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.client = client or boto3.client(
+            "s3", endpoint_url=endpoint_url or os.environ.get("MLFLOW_S3_ENDPOINT_URL")
+        )
+        self.backoff = backoff
+        self._transient = of_types(bex.EndpointConnectionError, bex.ConnectionClosedError,
+                                   bex.ReadTimeoutError, bex.ConnectTimeoutError)
+        self._client_error = bex.ClientError
+
+    @classmethod
+    def from_uri(cls, uri: str, endpoint_url: str | None = None, **kw: Any) -> S3Store:
+        parsed = urlparse(uri)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise ConfigError(f"storage.uri must look like s3://bucket/prefix; got {uri!r}")
+        return cls(parsed.netloc, parsed.path, endpoint_url=endpoint_url, **kw)
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def put(self, key: str, data: bytes) -> None:
+        retry(
+            lambda: self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data),
+            f"S3 put {self.describe(key)}", self._transient, self.backoff,
+        )
+
+    def get(self, key: str) -> bytes | None:
+        def fetch() -> bytes | None:
+            try:
+                obj = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            except self._client_error as e:
+                if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                    return None
+                raise
+            return obj["Body"].read()
+
+        return retry(fetch, f"S3 get {self.describe(key)}", self._transient, self.backoff)
+
+    def describe(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+
+def open_store(uri: str, endpoint_url: str | None = None) -> Store:
+    """``s3://bucket/prefix`` or a local directory path (``file://`` accepted)."""
+    if uri.startswith("s3://"):
+        return S3Store.from_uri(uri, endpoint_url=endpoint_url)
+    return LocalStore(uri.removeprefix("file://"))
+
+
+def dump_state(state: dict[str, Any]) -> bytes:
+    """Serialise a checkpoint (tensors, numbers, strings, lists, dicts) with torch.save."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return buf.getvalue()
+
+
+def load_state(data: bytes) -> dict[str, Any]:
+    """Inverse of ``dump_state``; ``weights_only`` refuses arbitrary pickled objects."""
+    return torch.load(io.BytesIO(data), weights_only=True)

@@ -1,0 +1,261 @@
+"""MLflow as the results bus: a parent run per search, a pre-created child run per trial,
+polling by tags, and the cross-search evaluation cache. Only this module (and the trainer's own
+logging adapter) imports mlflow.
+
+Tags written here (the trainer writes the same ones on runs it creates itself):
+
+| tag | on | value |
+|---|---|---|
+| ``actsearch.role`` | both | ``search`` or ``trial`` |
+| ``actsearch.search`` | both | the search name |
+| ``actsearch.trial`` | trial | the deterministic trial id |
+| ``actsearch.fingerprint`` | trial | the function's fingerprint |
+| ``actsearch.config_hash`` | trial | hash of the child config |
+| ``actsearch.expression`` | trial | canonical expression |
+| ``actsearch.failure`` | trial | why it failed (``nan``, ``screened``, ``crashed: ...``) |
+| ``mlflow.parentRunId`` | trial | the search's run id |
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.retry import Backoff, retry
+
+log = logging.getLogger(__name__)
+
+REWARD_METRIC = "val_accuracy"
+PERMANENT_FAILURES = ("nan", "screened", "invalid")
+"""Failure tags that retraining cannot change: such results are cached like rewards."""
+
+
+@dataclass(frozen=True)
+class TrialRun:
+    """What MLflow knows of one trial."""
+
+    trial_id: str
+    run_id: str
+    status: str  # MLflow run status: RUNNING, SCHEDULED, FINISHED, FAILED, KILLED
+    reward: float | None
+    failure: str | None
+    fingerprint: str | None = None
+    expression: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("FINISHED", "FAILED", "KILLED")
+
+
+def _transient(e: BaseException) -> bool:
+    """Connection trouble and 5xx answers are worth retrying; 4xx answers are not."""
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(e, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)):
+        return True
+    if isinstance(e, MlflowException):
+        msg = str(e)
+        return any(s in msg for s in ("failed with exception", "Max retries exceeded",
+                                      "error code 5", "status code 5", "TEMPORARILY_UNAVAILABLE"))
+    return False
+
+
+def _q(value: str) -> str:
+    return "'" + value.replace("'", "\\'") + "'"
+
+
+class MlflowTracker:
+    """The controller's view of MLflow. Every call retries transient errors with backoff."""
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment: str,
+        artifact_location: str | None = None,
+        backoff: Backoff = Backoff(),
+    ) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.tracking_uri = tracking_uri
+        self.artifact_location = artifact_location
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.backoff = backoff
+        self.experiment_id = self._call(
+            lambda: self._ensure_experiment(experiment), f"MLflow experiment {experiment!r}"
+        )
+
+    def _call(self, fn: Callable[[], Any], what: str) -> Any:
+        return retry(fn, f"{what} at {self.tracking_uri}", _transient, self.backoff)
+
+    def _ensure_experiment(self, name: str) -> str:
+        exp = self.client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        return self.client.create_experiment(name, artifact_location=self.artifact_location)
+
+    def _search(self, filter_string: str, max_results: int = 1000) -> list[Any]:
+        runs: list[Any] = []
+        token = None
+        while True:
+            page = self._call(
+                lambda t=token: self.client.search_runs(
+                    [self.experiment_id], filter_string, max_results=min(max_results, 1000),
+                    page_token=t,
+                ),
+                "MLflow search_runs",
+            )
+            runs += list(page)
+            token = page.token
+            if not token or len(runs) >= max_results:
+                return runs
+
+    # -- searches -------------------------------------------------------------------------------
+
+    def start_search(self, search: str, spec: dict[str, Any]) -> str:
+        """The search's parent run, created once; a restarted controller gets the same run."""
+        found = self._search(
+            f"tags.`actsearch.search` = {_q(search)} and tags.`actsearch.role` = 'search'", 1
+        )
+        if found:
+            return found[0].info.run_id
+        run = self._call(
+            lambda: self.client.create_run(
+                self.experiment_id, run_name=search,
+                tags={"actsearch.role": "search", "actsearch.search": search},
+            ),
+            "MLflow create search run",
+        )
+        run_id = run.info.run_id
+        flat = _flatten(spec)
+        self._call(lambda: self.client.log_batch(run_id, params=_params(flat)), "MLflow log params")
+        self._call(lambda: self.client.log_dict(run_id, spec, "search_spec.json"),
+                   "MLflow log spec")
+        return run_id
+
+    def log_generation(self, parent_run_id: str, step: int, metrics: dict[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        ms = [Metric(k, float(v), 0, step) for k, v in metrics.items()]
+        self._call(lambda: self.client.log_batch(parent_run_id, metrics=ms), "MLflow log metrics")
+
+    def log_text(self, run_id: str, text: str, path: str) -> None:
+        self._call(lambda: self.client.log_text(run_id, text, path), f"MLflow log {path}")
+
+    def log_file(self, run_id: str, local_path: str, artifact_dir: str | None = None) -> None:
+        self._call(lambda: self.client.log_artifact(run_id, local_path, artifact_dir),
+                   f"MLflow upload {os.path.basename(local_path)}")
+
+    def finish_search(self, parent_run_id: str, status: str = "FINISHED") -> None:
+        self._call(lambda: self.client.set_terminated(parent_run_id, status), "MLflow end search")
+
+    def search_run(self, search: str) -> str | None:
+        found = self._search(
+            f"tags.`actsearch.search` = {_q(search)} and tags.`actsearch.role` = 'search'", 1
+        )
+        return found[0].info.run_id if found else None
+
+    # -- trials ---------------------------------------------------------------------------------
+
+    def create_trial_run(
+        self, search: str, parent_run_id: str, trial_id: str, tags: dict[str, str]
+    ) -> str:
+        """Pre-create the child's run (idempotent by trial id): the child logs into it."""
+        existing = self._trial_runs(search, trial_id)
+        if existing:
+            return existing[0].info.run_id
+        all_tags = {
+            "mlflow.parentRunId": parent_run_id,
+            "actsearch.role": "trial",
+            "actsearch.search": search,
+            "actsearch.trial": trial_id,
+            **tags,
+        }
+        run = self._call(
+            lambda: self.client.create_run(self.experiment_id, run_name=trial_id, tags=all_tags),
+            f"MLflow create run for {trial_id}",
+        )
+        return run.info.run_id
+
+    def _trial_runs(self, search: str, trial_id: str | None = None) -> list[Any]:
+        f = f"tags.`actsearch.search` = {_q(search)} and tags.`actsearch.role` = 'trial'"
+        if trial_id is not None:
+            f += f" and tags.`actsearch.trial` = {_q(trial_id)}"
+        return self._search(f, 100_000)
+
+    def trial_runs(self, search: str) -> dict[str, TrialRun]:
+        """Every trial of a search, by trial id (one paged query, not one per trial)."""
+        return {r.trial_id: r for r in map(_trial_run, self._trial_runs(search))}
+
+    def trial_run(self, search: str, trial_id: str) -> TrialRun | None:
+        runs = self._trial_runs(search, trial_id)
+        return _trial_run(runs[0]) if runs else None
+
+    def mark_failed(self, run_id: str, reason: str) -> None:
+        """Record why a trial failed when its child could not (a crash before logging)."""
+        self._call(lambda: self.client.set_tag(run_id, "actsearch.failure", reason[:500]),
+                   "MLflow tag failure")
+        self._call(lambda: self.client.set_terminated(run_id, "FAILED"), "MLflow fail run")
+
+    def record_outcome(self, run_id: str, reward: float | None, failure: str | None) -> None:
+        """Close a trial run the controller settled itself (a cache hit or a screened function)."""
+        if failure is not None:
+            self.mark_failed(run_id, failure)
+            return
+        self._call(lambda: self.client.log_metric(run_id, REWARD_METRIC, float(reward or 0.0)),
+                   "MLflow log reward")
+        self._call(lambda: self.client.set_terminated(run_id, "FINISHED"), "MLflow end run")
+
+    # -- the evaluation cache -------------------------------------------------------------------
+
+    def cached_result(self, fingerprint: str, config_hash: str) -> TrialRun | None:
+        """A finished (or permanently failed) trial of the same function and child config, from
+        any search in this experiment: its result is reused instead of training again."""
+        f = (f"tags.`actsearch.fingerprint` = {_q(fingerprint)} and "
+             f"tags.`actsearch.config_hash` = {_q(config_hash)} and "
+             f"tags.`actsearch.role` = 'trial'")
+        for run in self._search(f, 50):
+            tr = _trial_run(run)
+            if tr.status == "FINISHED" and tr.reward is not None:
+                return tr
+            if tr.status == "FAILED" and tr.failure in PERMANENT_FAILURES:
+                return tr
+        return None
+
+
+def _trial_run(run: Any) -> TrialRun:
+    tags = run.data.tags
+    reward = run.data.metrics.get(REWARD_METRIC)
+    failure = tags.get("actsearch.failure")
+    if run.info.status == "FINISHED" and reward is None and failure is None:
+        failure = f"finished without logging {REWARD_METRIC}"
+    return TrialRun(
+        trial_id=tags.get("actsearch.trial", run.info.run_name or run.info.run_id),
+        run_id=run.info.run_id,
+        status=run.info.status,
+        reward=reward,
+        failure=failure if run.info.status != "FINISHED" or reward is None else None,
+        fingerprint=tags.get("actsearch.fingerprint"),
+        expression=tags.get("actsearch.expression"),
+    )
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = json.dumps(v) if isinstance(v, (list, tuple)) else str(v)
+    return out
+
+
+def _params(flat: dict[str, str]) -> Iterable[Any]:
+    from mlflow.entities import Param
+
+    return [Param(k[:250], v[:6000]) for k, v in flat.items()]

@@ -1,0 +1,142 @@
+"""In-memory stand-ins for the tracker and the backend, implementing the controller's protocols.
+
+The fake backend "trains" a child by writing its outcome into the fake tracker after a few
+ticks; the reward is a deterministic function of the expression, so runs can be compared.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.backends.base import ChildState, Launch
+
+
+@dataclass
+class FakeRun:
+    run_id: str
+    trial_id: str
+    tags: dict[str, str]
+    status: str = "RUNNING"
+    reward: float | None = None
+    failure: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("FINISHED", "FAILED", "KILLED")
+
+    @property
+    def fingerprint(self) -> str:
+        return self.tags.get("actsearch.fingerprint", "")
+
+
+@dataclass
+class FakeTracker:
+    runs: dict[str, FakeRun] = field(default_factory=dict)
+    searches: dict[str, str] = field(default_factory=dict)
+    generations: list[tuple[str, int, dict[str, float]]] = field(default_factory=list)
+    texts: dict[tuple[str, str], str] = field(default_factory=dict)
+    creates: int = 0
+
+    def start_search(self, search: str, spec: dict[str, Any]) -> str:
+        return self.searches.setdefault(search, f"parent-{search}")
+
+    def create_trial_run(self, search: str, parent_run_id: str, trial_id: str,
+                         tags: dict[str, str]) -> str:
+        for r in self.runs.values():
+            if r.trial_id == trial_id and r.tags["actsearch.search"] == search:
+                return r.run_id
+        self.creates += 1
+        run_id = f"run-{len(self.runs)}"
+        self.runs[run_id] = FakeRun(run_id, trial_id, {**tags, "actsearch.search": search,
+                                                       "mlflow.parentRunId": parent_run_id})
+        return run_id
+
+    def trial_runs(self, search: str) -> dict[str, FakeRun]:
+        return {r.trial_id: r for r in self.runs.values() if r.tags["actsearch.search"] == search}
+
+    def mark_failed(self, run_id: str, reason: str) -> None:
+        run = self.runs[run_id]
+        run.status, run.failure = "FAILED", reason
+
+    def record_outcome(self, run_id: str, reward: float | None, failure: str | None) -> None:
+        if failure is not None:
+            self.mark_failed(run_id, failure)
+        else:
+            run = self.runs[run_id]
+            run.status, run.reward = "FINISHED", reward
+
+    def cached_result(self, fingerprint: str, config_hash: str) -> FakeRun | None:
+        for r in self.runs.values():
+            if (r.fingerprint == fingerprint and r.tags.get("actsearch.config_hash") == config_hash
+                    and r.status == "FINISHED" and r.reward is not None):
+                return r
+        return None
+
+    def log_generation(self, parent_run_id: str, step: int, metrics: dict[str, float]) -> None:
+        self.generations.append((parent_run_id, step, metrics))
+
+    def log_text(self, run_id: str, text: str, path: str) -> None:
+        self.texts[(run_id, path)] = text
+
+    def log_file(self, run_id: str, local_path: str, artifact_dir: str | None = None) -> None:
+        self.texts[(run_id, local_path)] = "<file>"
+
+    def finish_search(self, parent_run_id: str, status: str = "FINISHED") -> None:
+        self.texts[(parent_run_id, "status")] = status
+
+
+def hashed_reward(expression: str) -> float:
+    """A deterministic pseudo-accuracy in [0.1, 0.99] per expression."""
+    return 0.1 + 0.89 * (zlib.crc32(expression.encode()) % 1000) / 999
+
+
+@dataclass
+class FakeBackend:
+    """Children finish ``ticks`` state queries after launch, logging ``reward(expression)``."""
+
+    tracker: FakeTracker
+    ticks: int = 2
+    reward: Callable[[str], float | None] = hashed_reward
+    crash: Callable[[str], bool] = lambda expr: False
+    vanish: Callable[[str], bool] = lambda expr: False
+    gpus_per_child: int = 1
+    launched: list[str] = field(default_factory=list)
+    running: dict[str, int] = field(default_factory=dict)
+    max_running: int = 0
+    _launch: dict[str, Launch] = field(default_factory=dict)
+
+    def launch(self, launch: Launch) -> None:
+        if launch.trial_id in self.running:
+            return
+        self.launched.append(launch.trial_id)
+        self._launch[launch.trial_id] = launch
+        self.running[launch.trial_id] = self.ticks
+        self.max_running = max(self.max_running, len(self.running))
+
+    def state(self, trial_id: str) -> ChildState:
+        if trial_id not in self.running:
+            return ChildState("missing")
+        left = self.running[trial_id] - 1
+        launch = self._launch[trial_id]
+        expr = launch.trial_spec["expression"]
+        if left > 0:
+            self.running[trial_id] = left
+            return ChildState("running")
+        del self.running[trial_id]
+        if self.vanish(expr):
+            return ChildState("missing")
+        if self.crash(expr):
+            return ChildState("failed", reason="OOMKilled", exit_code=137)
+        reward = self.reward(expr)
+        run_id = launch.env["MLFLOW_RUN_ID"]
+        if reward is None:
+            self.tracker.mark_failed(run_id, "nan")
+            return ChildState("failed", exit_code=3)
+        self.tracker.record_outcome(run_id, reward, None)
+        return ChildState("succeeded", exit_code=0)
+
+    def cancel(self, trial_id: str) -> None:
+        self.running.pop(trial_id, None)
