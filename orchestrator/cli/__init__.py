@@ -6,6 +6,7 @@ import logging
 
 import click
 
+from orchestrator.cli.search_sim import search_sim
 from orchestrator.cli.space import space
 
 
@@ -19,3 +20,4 @@ def main(verbose: int) -> None:
 
 
 main.add_command(space)
+main.add_command(search_sim)
