@@ -87,7 +87,7 @@ def test_ppo_learns_on_a_small_fixed_seed_simulated_run() -> None:
     """Mean reward of later batches beats earlier ones, and the policy's entropy falls."""
     space = SearchSpace(units=1)
     strategy = make_strategy("ppo", space, 0)
-    trace = simulate(strategy, SimilarityReward(parse(MAX_SIGMOID)), budget=300)
+    trace = simulate(strategy, SimilarityReward(parse(MAX_SIGMOID)), budget=600)
     updates = trace.updates
     assert len(updates) >= 15
     k = len(updates) // 4
