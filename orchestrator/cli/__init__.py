@@ -7,6 +7,7 @@ import logging
 import click
 
 from orchestrator.cli.run import run, top
+from orchestrator.cli.search_sim import search_sim
 from orchestrator.cli.space import space
 
 
@@ -22,3 +23,4 @@ def main(verbose: int) -> None:
 main.add_command(space)
 main.add_command(run)
 main.add_command(top)
+main.add_command(search_sim)

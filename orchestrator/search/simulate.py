@@ -1,0 +1,197 @@
+"""Search quality without training: the reward of a candidate is how closely its function
+matches a known target's.
+
+Similarity: ``exp(−RMSE(f, t) / std(t))`` over ``GRID_POINTS`` points evenly spaced on
+``[−5, 5]`` at β = 1 (NumPy reference, safe numerics). It is 1 for the target's function, about
+0.37 for a constant at the target's mean, and falls smoothly in between, so near-misses earn
+partial credit a policy can climb. A candidate the numeric screen rejects, or one with a
+non-finite value on the grid, fails and gets the strategy's failure reward.
+
+Budget and cost mirror the real search: an *evaluation* is a function that would be trained,
+i.e. new (by fingerprint) and passing the screen. Repeats reuse the cached outcome (``Dedup``)
+and screened-out functions are never trained, so neither counts; ``max_proposals`` bounds a
+strategy that only repeats itself.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from orchestrator.search.base import Candidate, Learner, Result, Strategy, UpdateStats
+from orchestrator.search.dedup import Dedup
+from orchestrator.space import Expr
+from orchestrator.space.evaluate import evaluate
+from orchestrator.space.fingerprint import fingerprint
+from orchestrator.space.screen import screen
+
+DOMAIN = 5.0
+GRID_POINTS = 201
+
+
+def similarity(values: np.ndarray, target: np.ndarray, scale: float) -> float:
+    """``exp(−RMSE / scale)``; 0 when ``values`` has a non-finite entry."""
+    if not np.all(np.isfinite(values)):
+        return 0.0
+    rmse = math.sqrt(float(np.mean(np.square(values - target))))
+    return math.exp(-rmse / scale)
+
+
+@dataclass(frozen=True)
+class SimilarityReward:
+    """The simulator's reward: similarity of a candidate's function to ``target``'s."""
+
+    target: Expr
+    grid: np.ndarray = field(default_factory=lambda: np.linspace(-DOMAIN, DOMAIN, GRID_POINTS))
+
+    def __post_init__(self) -> None:
+        if float(np.std(self._values(self.target))) <= 1e-12:
+            raise ValueError("the target must not be constant on [-5, 5]")
+
+    def _values(self, expr: Expr) -> np.ndarray:
+        return evaluate(expr, self.grid, beta=1.0, numerics="safe")
+
+    def __call__(self, candidate: Candidate) -> Result:
+        expr = candidate.expr
+        verdict = screen(expr, numerics="safe")
+        if not verdict.ok:
+            return Result.failed(candidate, f"screened out: {verdict.reason}")
+        values = self._values(expr)
+        if not np.all(np.isfinite(values)):
+            return Result.failed(candidate, "non-finite value on the grid")
+        t = self._values(self.target)
+        return Result.success(candidate, similarity(values, t, float(np.std(t))))
+
+
+@dataclass
+class Trace:
+    """One simulated search: the reward of each evaluation in order, and the cost counters."""
+
+    rewards: list[float] = field(default_factory=list)
+    proposals: int = 0
+    failures: int = 0
+    repeats: int = 0
+    updates: list[UpdateStats] = field(default_factory=list)
+    best_expression: str | None = None
+
+    def best_after(self, evaluations: int) -> float:
+        """The best reward among the first ``evaluations`` (0.0 before any)."""
+        head = self.rewards[:evaluations]
+        return max(head) if head else 0.0
+
+    def evaluations_to(self, threshold: float) -> int | None:
+        """How many evaluations until the first reward >= threshold (None: never)."""
+        for i, r in enumerate(self.rewards):
+            if r >= threshold:
+                return i + 1
+        return None
+
+
+def simulate(
+    strategy: Strategy,
+    reward: SimilarityReward,
+    budget: int,
+    batch: int = 20,
+    max_proposals: int | None = None,
+) -> Trace:
+    """Run ``strategy`` until ``budget`` evaluations (or ``max_proposals``, default 25·budget)."""
+    limit = 25 * budget if max_proposals is None else max_proposals
+    dedup = Dedup()
+    keys: dict[tuple[int, ...], str] = {}  # tokens -> fingerprint, to fingerprint once
+    trace = Trace()
+    best = -math.inf
+    while len(trace.rewards) < budget and trace.proposals < limit:
+        candidates = strategy.propose(batch)
+        if not candidates:
+            break  # exhaustive search ran out of sequences
+        trace.proposals += len(candidates)
+        for c in candidates:
+            if c.tokens not in keys:
+                keys[c.tokens] = fingerprint(c.expr)
+        routed = dedup.route(candidates, [keys[c.tokens] for c in candidates])
+        results: list[Result] = list(routed.reused)
+        trace.repeats += len(routed.reused)
+        for c, key in routed.evaluate:
+            if len(trace.rewards) >= budget:
+                break
+            r = reward(c)
+            if r.ok:
+                trace.rewards.append(float(r.reward))  # type: ignore[arg-type]
+                if r.reward > best:  # type: ignore[operator]
+                    best, trace.best_expression = float(r.reward), c.expression  # type: ignore[arg-type]
+            else:
+                trace.failures += 1
+            done = dedup.complete(r, key)
+            trace.repeats += len(done) - 1
+            results += done
+        strategy.observe(results)
+    if isinstance(strategy, Learner):
+        trace.updates = list(strategy.updates)
+    return trace
+
+
+@dataclass(frozen=True)
+class Spread:
+    mean: float
+    std: float
+    n: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        if not values:
+            return cls(math.nan, math.nan, 0)
+        return cls(float(np.mean(values)), float(np.std(values)), len(values))
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Mean and spread over seeds of one strategy's traces."""
+
+    strategy: str
+    seeds: int
+    budget: int
+    checkpoints: list[int]
+    best: list[Spread]  # best reward after each checkpoint
+    threshold: float
+    to_threshold: Spread  # over the seeds that reached it
+    reached: int
+    to_threshold_censored: Spread  # seeds that never reached it count as the full budget
+    proposals: Spread
+    entropy_first_last: tuple[Spread, Spread] | None
+    reward_first_last: tuple[Spread, Spread] | None
+
+
+def summarize(name: str, traces: Sequence[Trace], budget: int, threshold: float) -> Summary:
+    checkpoints = [max(1, round(budget * k / 10)) for k in range(1, 11)]
+    hits = [t.evaluations_to(threshold) for t in traces]
+    reached = [h for h in hits if h is not None]
+    censored = [budget if h is None else h for h in hits]
+    learned = [t.updates for t in traces if len(t.updates) >= 10]
+    ent = rew = None
+    if learned:
+        def window(us: list[UpdateStats], attr: str, last: bool) -> float:
+            k = max(1, len(us) // 10)  # first / last 10 % of the updates
+            part = us[-k:] if last else us[:k]
+            return float(np.mean([getattr(u, attr) for u in part]))
+
+        ent = (Spread.of([window(u, "entropy", False) for u in learned]),
+               Spread.of([window(u, "entropy", True) for u in learned]))
+        rew = (Spread.of([window(u, "mean_reward", False) for u in learned]),
+               Spread.of([window(u, "mean_reward", True) for u in learned]))
+    return Summary(
+        strategy=name,
+        seeds=len(traces),
+        budget=budget,
+        checkpoints=checkpoints,
+        best=[Spread.of([t.best_after(c) for t in traces]) for c in checkpoints],
+        threshold=threshold,
+        to_threshold=Spread.of([float(h) for h in reached]),
+        reached=len(reached),
+        to_threshold_censored=Spread.of([float(h) for h in censored]),
+        proposals=Spread.of([float(t.proposals) for t in traces]),
+        entropy_first_last=ent,
+        reward_first_last=rew,
+    )

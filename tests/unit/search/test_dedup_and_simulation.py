@@ -1,0 +1,96 @@
+"""Dedup of functions already evaluated, the simulator's reward, and that the policy learns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from orchestrator.search import Candidate, Dedup, Result, candidate_key, make_strategy
+from orchestrator.search.simulate import SimilarityReward, Trace, simulate, similarity, summarize
+from orchestrator.space import SearchSpace, encode, parse, to_text
+
+MAX_SIGMOID = "max(id(x), sigmoid(x))"
+
+
+def _candidate(text: str) -> Candidate:
+    expr = parse(text)
+    return Candidate(encode(expr), to_text(expr), 0.0, 0)
+
+
+def test_a_function_already_evaluated_reuses_its_reward_and_is_not_evaluated_again() -> None:
+    dedup = Dedup()
+    a = _candidate(MAX_SIGMOID)
+    same_function = _candidate("max(sigmoid(x), id(x))")  # another tree, the same function
+    other = _candidate("min(id(x), sin(x))")
+    keys = [candidate_key(c) for c in (a, same_function, other)]
+    assert keys[0] == keys[1] != keys[2]
+
+    routed = dedup.route([a], keys[:1])
+    assert [c for c, _ in routed.evaluate] == [a] and routed.reused == []
+    dedup.complete(Result.success(a, 0.7), keys[0])
+
+    routed = dedup.route([same_function, other], keys[1:])
+    assert [c for c, _ in routed.evaluate] == [other]
+    assert routed.reused == [Result.success(same_function, 0.7)]
+
+
+def test_a_duplicate_within_one_batch_waits_for_the_first_evaluation() -> None:
+    dedup = Dedup()
+    a, b = _candidate(MAX_SIGMOID), _candidate("max(sigmoid(x), id(x))")
+    key = candidate_key(a)
+    routed = dedup.route([a, b], [key, key])
+    assert len(routed.evaluate) == 1 and routed.reused == []
+    released = dedup.complete(Result.failed(a, "NaN loss"), key)
+    assert released == [Result.failed(a, "NaN loss"), Result.failed(b, "NaN loss")]
+    restored = Dedup()
+    restored.load_state_dict(dedup.state_dict())
+    assert restored.outcome(key) == (None, "NaN loss") and len(restored) == 1
+
+
+def test_similarity_is_one_for_the_target_and_falls_with_distance() -> None:
+    t = np.linspace(-5, 5, 11)
+    assert similarity(t, t, 1.0) == 1.0
+    assert 1.0 > similarity(t + 0.1, t, 1.0) > similarity(t + 1.0, t, 1.0) > 0.0
+    assert similarity(np.full_like(t, np.nan), t, 1.0) == 0.0
+
+
+def test_the_simulated_reward_fails_screened_out_functions() -> None:
+    reward = SimilarityReward(parse(MAX_SIGMOID))
+    assert reward(_candidate(MAX_SIGMOID)).reward == pytest.approx(1.0)
+    assert 0.9 < reward(_candidate("beta_mix(softplus(x), id(x))")).reward < 0.95  # type: ignore[operator]
+    failed = reward(_candidate("add(beta(x), beta(x))"))  # constant: the screen rejects it
+    assert not failed.ok and "screened out" in str(failed.failure)
+    with pytest.raises(ValueError, match="constant"):
+        SimilarityReward(parse("add(beta(x), beta(x))"))
+
+
+def test_the_simulator_counts_only_new_functions_that_pass_the_screen() -> None:
+    space = SearchSpace(units=1, unary=("id", "sigmoid", "beta"), binary=("max", "add"))
+    trace = simulate(make_strategy("exhaustive", space, 0), SimilarityReward(parse(MAX_SIGMOID)),
+                     budget=1000)
+    functions = {candidate_key(_candidate(to_text(c.expr))) for c in
+                 make_strategy("exhaustive", space, 0).propose(space.count())}
+    assert trace.proposals == space.count()
+    assert len(trace.rewards) + trace.failures == len(functions)
+    assert trace.repeats == space.count() - len(functions)
+    assert max(trace.rewards) == pytest.approx(1.0)
+
+
+def test_summary_reports_evaluations_to_threshold_with_unreached_seeds_censored() -> None:
+    traces = [Trace(rewards=[0.1, 0.5, 0.9]), Trace(rewards=[0.1, 0.2, 0.3])]
+    s = summarize("x", traces, budget=3, threshold=0.8)
+    assert (s.reached, s.to_threshold.mean, s.to_threshold_censored.mean) == (1, 3.0, 3.0)
+    assert s.best[-1].mean == pytest.approx(0.6)
+
+
+def test_ppo_learns_on_a_small_fixed_seed_simulated_run() -> None:
+    """Mean reward of later batches beats earlier ones, and the policy's entropy falls."""
+    space = SearchSpace(units=1)
+    strategy = make_strategy("ppo", space, 0)
+    trace = simulate(strategy, SimilarityReward(parse(MAX_SIGMOID)), budget=600)
+    updates = trace.updates
+    assert len(updates) >= 15
+    k = len(updates) // 4
+    early, late = updates[:k], updates[-k:]
+    assert np.mean([u.mean_reward for u in late]) > np.mean([u.mean_reward for u in early]) + 0.2
+    assert np.mean([u.entropy for u in late]) < np.mean([u.entropy for u in early]) - 2.0
