@@ -15,10 +15,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
+# A real PPO search on CPU (examples/quickstart.yaml); each run starts the demo afresh.
 quickstart: $(STAMP)
-	$(VENV)/bin/actsearch-ctl space count --units 1
-	$(VENV)/bin/actsearch-ctl space show 'sigmul(mul_beta(x), id(x))'
-	$(VENV)/bin/actsearch-ctl space sample --units 2 --n 5 --seed 0
+	rm -rf .actsearch/quickstart
+	$(VENV)/bin/actsearch-ctl run examples/quickstart.yaml
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -96,7 +96,8 @@ def run(spec_path: str, resume: bool, workdir: str | None, top: int, quiet: bool
     except ActsearchError as e:
         raise click.ClickException(str(e)) from e
     console.print(f"checkpoints: {lay.storage_uri}")
-    console.print(f"browse the runs:  mlflow ui --backend-store-uri {lay.tracking_uri}")
+    console.print(f"browse the runs:  mlflow ui --backend-store-uri {lay.tracking_uri}",
+                  soft_wrap=True)
 
 
 @click.command()
