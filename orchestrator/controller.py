@@ -207,6 +207,7 @@ class Controller:
             if on_progress is not None:
                 on_progress(snapshot)
             if finished:
+                self.backend.close()
                 return snapshot
             self.sleep(self.poll_interval)
 

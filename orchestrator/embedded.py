@@ -56,7 +56,8 @@ def build_controller(
             f"{store.describe(CHECKPOINT_KEY)}; pass --resume to continue it, or rename the search"
         )
     tracker = MlflowTracker(lay.tracking_uri, spec.tracking.experiment, lay.artifact_location)
-    backend = LocalBackend(lay.workdir, gpus=spec.backend.local.gpus)
+    backend = LocalBackend(lay.workdir, gpus=spec.backend.local.gpus,
+                           cpu_threads=max(1, (os.cpu_count() or 1) // spec.parallelism))
     strategy = make_strategy(spec.strategy.name, spec.space.build(), spec.seed,
                              **spec.strategy.kwargs())
     return Controller(

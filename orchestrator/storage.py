@@ -80,11 +80,15 @@ class S3Store:
     ) -> None:
         import boto3
         import botocore.exceptions as bex
+        from botocore.config import Config
 
         self.bucket = bucket
         self.prefix = prefix.strip("/")
+        # one attempt per call inside botocore: retries happen here, with backoff and a log line
         self.client = client or boto3.client(
-            "s3", endpoint_url=endpoint_url or os.environ.get("MLFLOW_S3_ENDPOINT_URL")
+            "s3", endpoint_url=endpoint_url or os.environ.get("MLFLOW_S3_ENDPOINT_URL"),
+            config=Config(retries={"mode": "standard", "max_attempts": 1},
+                          connect_timeout=10, read_timeout=60),
         )
         self.backoff = backoff
         self._transient = of_types(bex.EndpointConnectionError, bex.ConnectionClosedError,

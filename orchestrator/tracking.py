@@ -164,10 +164,11 @@ class MlflowTracker:
     def create_trial_run(
         self, search: str, parent_run_id: str, trial_id: str, tags: dict[str, str]
     ) -> str:
-        """Pre-create the child's run (idempotent by trial id): the child logs into it."""
-        existing = self._trial_runs(search, trial_id)
-        if existing:
-            return existing[0].info.run_id
+        """Pre-create the child's run (idempotent by trial id): the child logs into it.
+
+        Find-or-create is retried as a whole: a create that timed out may still land on the
+        server, and the retry must then find that run instead of making a second one.
+        """
         all_tags = {
             "mlflow.parentRunId": parent_run_id,
             "actsearch.role": "trial",
@@ -175,17 +176,21 @@ class MlflowTracker:
             "actsearch.trial": trial_id,
             **tags,
         }
-        run = self._call(
-            lambda: self.client.create_run(self.experiment_id, run_name=trial_id, tags=all_tags),
-            f"MLflow create run for {trial_id}",
-        )
-        return run.info.run_id
+
+        def find_or_create() -> str:
+            existing = self.client.search_runs(
+                [self.experiment_id], _trial_filter(search, trial_id), max_results=1
+            )
+            if existing:
+                return existing[0].info.run_id
+            return self.client.create_run(
+                self.experiment_id, run_name=trial_id, tags=all_tags
+            ).info.run_id
+
+        return self._call(find_or_create, f"MLflow create run for {trial_id}")
 
     def _trial_runs(self, search: str, trial_id: str | None = None) -> list[Any]:
-        f = f"tags.`actsearch.search` = {_q(search)} and tags.`actsearch.role` = 'trial'"
-        if trial_id is not None:
-            f += f" and tags.`actsearch.trial` = {_q(trial_id)}"
-        return self._search(f, 100_000)
+        return self._search(_trial_filter(search, trial_id), 100_000)
 
     def trial_runs(self, search: str) -> dict[str, TrialRun]:
         """Every trial of a search, by trial id (one paged query, not one per trial)."""
@@ -225,6 +230,13 @@ class MlflowTracker:
             if tr.status == "FAILED" and tr.failure in PERMANENT_FAILURES:
                 return tr
         return None
+
+
+def _trial_filter(search: str, trial_id: str | None = None) -> str:
+    f = f"tags.`actsearch.search` = {_q(search)} and tags.`actsearch.role` = 'trial'"
+    if trial_id is not None:
+        f += f" and tags.`actsearch.trial` = {_q(trial_id)}"
+    return f
 
 
 def _trial_run(run: Any) -> TrialRun:

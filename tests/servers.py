@@ -137,3 +137,70 @@ def client_env(mlflow: Server, s3: Server) -> dict[str, str]:
         "MLFLOW_TRACKING_URI": mlflow.url,
         "MLFLOW_S3_ENDPOINT_URL": s3.url,
     }
+
+
+class OutageProxy:
+    """A TCP forwarder in front of a real server whose listening socket can be closed for a
+    while: clients then get "connection refused", as when a server or its network is down."""
+
+    def __init__(self, target_url: str) -> None:
+        import threading
+        from urllib.parse import urlparse
+
+        parsed = urlparse(target_url)
+        self._target = (parsed.hostname or HOST, parsed.port or 80)
+        self.port = free_port()
+        self.url = f"http://{HOST}:{self.port}"
+        self._threading = threading
+        self._listener: socket.socket | None = None
+        self._open()
+
+    def _open(self) -> None:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((HOST, self.port))
+        listener.listen(16)
+        self._listener = listener
+        self._threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:  # closed by down()
+                return
+            upstream = socket.create_connection(self._target)
+            for a, b in ((client, upstream), (upstream, client)):
+                self._threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+    def down_for(self, seconds: float) -> None:
+        """Refuse connections now; accept them again after ``seconds`` (in the background)."""
+        self.close()
+        timer = self._threading.Timer(seconds, self._open)
+        timer.daemon = True
+        timer.start()
+        self.timer = timer
+
+    def close(self) -> None:
+        if self._listener is not None:
+            try:  # wakes the thread blocked in accept(); close() alone would not on Linux
+                self._listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._listener.close()
+            self._listener = None

@@ -44,3 +44,7 @@ class Backend(Protocol):
     def cancel(self, trial_id: str) -> None:
         """Stop the child if it runs; a no-op otherwise."""
         ...
+
+    def close(self) -> None:
+        """Release what the backend holds once the search is over."""
+        ...

@@ -222,6 +222,10 @@ class KubernetesBackend:
                 raise _translate(e, f"delete Job {self.namespace}/{trial_id}") from e
 
 
+    def close(self) -> None:
+        """Nothing to release: Jobs outlive the controller by design."""
+
+
 def _transient(e: BaseException) -> bool:
     from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError

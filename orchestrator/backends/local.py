@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from orchestrator.backends.base import ChildState, Launch
@@ -40,6 +41,7 @@ class LocalBackend:
         gpus: list[int] | None = None,
         python: str = sys.executable,
         extra_env: dict[str, str] | None = None,
+        cpu_threads: int | None = None,
     ) -> None:
         self.root = Path(workdir) / "trials"
         self.root.mkdir(parents=True, exist_ok=True)
@@ -47,6 +49,8 @@ class LocalBackend:
         self.gpus_per_child = 1 if self.gpus else 0
         self.python = python
         self.extra_env = extra_env or {}
+        # CPU children share the cores: without a cap, each would start one thread per core
+        self.cpu_threads = cpu_threads
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._next_gpu = 0
 
@@ -65,6 +69,8 @@ class LocalBackend:
         if self.gpus:
             env["CUDA_VISIBLE_DEVICES"] = str(self.gpus[self._next_gpu % len(self.gpus)])
             self._next_gpu += 1
+        elif self.cpu_threads:
+            env.setdefault("OMP_NUM_THREADS", str(self.cpu_threads))
         cmd = [self.python, "-m", "orchestrator.trainer", "--spec", str(spec_path)]
         with open(d / "log.txt", "ab") as out:
             proc = subprocess.Popen(
@@ -99,10 +105,15 @@ class LocalBackend:
         except ProcessLookupError:
             pass
 
-    def close(self) -> None:
-        """Reap finished children; running ones are left to finish (a resume re-attaches)."""
-        for proc in self._procs.values():
-            proc.poll()
+    def close(self, timeout: float = 60.0) -> None:
+        """Wait for children to exit: when a search ends, each has finished its run and is
+        only shutting down. One still running after ``timeout`` is left alone (and logged)."""
+        deadline = time.monotonic() + timeout
+        for trial_id, proc in self._procs.items():
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("trial %s: child %d still running; leaving it", trial_id, proc.pid)
 
 
 def _ended(code: int, d: Path) -> ChildState:

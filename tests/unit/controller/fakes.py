@@ -107,6 +107,7 @@ class FakeBackend:
     running: dict[str, int] = field(default_factory=dict)
     max_running: int = 0
     _launch: dict[str, Launch] = field(default_factory=dict)
+    closed: bool = False
 
     def launch(self, launch: Launch) -> None:
         if launch.trial_id in self.running:
@@ -140,3 +141,6 @@ class FakeBackend:
 
     def cancel(self, trial_id: str) -> None:
         self.running.pop(trial_id, None)
+
+    def close(self) -> None:
+        self.closed = True

@@ -1,0 +1,68 @@
+"""The search spec: defaults, and errors that name the field and what is allowed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import ConfigError
+from orchestrator.spec import load_spec, parse_spec
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+def test_a_minimal_spec_gets_the_papers_defaults() -> None:
+    spec = parse_spec({"name": "s"})
+    assert spec.strategy.name == "ppo"
+    assert spec.space.units == 1 and len(spec.space.unary) == 25 and len(spec.space.binary) == 10
+    assert spec.child.model == "resnet20" and spec.child.steps == 10_000
+    assert spec.budget.samples == 20 * spec.budget.trials
+    assert spec.backend.kind == "local"
+
+
+def test_the_quickstart_example_is_a_valid_spec() -> None:
+    spec = load_spec(EXAMPLES / "quickstart.yaml")
+    assert spec.name == "quickstart" and spec.child.dataset == "digits"
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"name": "Bad_Name"}, "name: must be lowercase letters"),
+        ({"name": "s", "budget": {"trials": 0}}, "budget.trials: Input should be greater than or equal to 1"),
+        ({"name": "s", "strategy": {"name": "annealing"}},
+         "strategy.name: Input should be 'ppo', 'reinforce', 'random', 'exhaustive' or 'evolution'"),
+        ({"name": "s", "strategy": {"name": "ppo", "options": {"hiden": 3}}}, "strategy.options:"),
+        ({"name": "s", "strategy": {"options": {"failure_reward": -1}}},
+         "set strategy.failure_reward, not strategy.options.failure_reward"),
+        ({"name": "s", "space": {"unary": ["id", "tan"]}}, "space: unary has unknown function(s) 'tan'"),
+        ({"name": "s", "child": {"model": "vgg"}}, "child.model: Input should be 'resnet20'"),
+        ({"name": "s", "parallelism": 0}, "parallelism: Input should be greater than or equal to 1"),
+        ({"name": "s", "backend": {"kind": "slurm"}}, "backend.kind: Input should be 'local' or 'kubernetes'"),
+        ({"name": "s", "budgett": {}}, "budgett: unknown field"),
+        ({"name": "s", "storage": {"uri": "s3://"}}, "storage.uri"),
+    ],
+)
+def test_errors_name_the_field_and_what_is_allowed(data: dict, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_spec(data, "spec.yaml")
+    assert expected in str(info.value)
+    assert str(info.value).startswith("spec.yaml is not a valid search spec")
+
+
+def test_a_spec_that_is_not_a_mapping_or_not_yaml_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="a mapping of fields; got list"):
+        parse_spec([1, 2])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_spec(bad)
+    with pytest.raises(ConfigError, match="cannot read spec"):
+        load_spec(tmp_path / "missing.yaml")
+
+
+def test_the_spec_is_frozen() -> None:
+    spec = parse_spec({"name": "s"})
+    with pytest.raises(ValueError):
+        spec.parallelism = 3  # type: ignore[misc]
