@@ -119,9 +119,6 @@ seccompProfile:
 {{- if and $v.minio.enabled $v.s3.endpoint -}}
 {{- fail "s3.endpoint is set while minio.enabled is true: use either the bundled MinIO (leave s3.endpoint empty) or your own store (minio.enabled=false)" -}}
 {{- end -}}
-{{- if not $v.s3.bucket -}}
-{{- fail "s3.bucket is empty: artifacts and checkpoints need a bucket" -}}
-{{- end -}}
 {{- if $v.mlflow.enabled -}}
 {{- if and (eq $v.mlflow.backendStore.type "external") (not $v.mlflow.backendStore.external.secretName) -}}
 {{- fail "mlflow.backendStore.type is external but mlflow.backendStore.external.secretName is empty: name the Secret that holds the database URI" -}}
