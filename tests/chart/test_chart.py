@@ -102,6 +102,18 @@ def test_every_read_only_container_gets_a_writable_tmp(rendered: list[dict[str, 
             assert mounts.get("/tmp") in empty_dirs, f"{name}/{c['name']}"
 
 
+def test_the_chart_runs_the_controller_image_as_the_user_it_was_built_with(
+    default_objects: list[dict[str, Any]],
+) -> None:
+    dockerfile = (CHART.parents[1] / "Dockerfile").read_text()
+    uid = int(re.findall(r"^USER (\d+)", dockerfile, re.M)[-1])
+    image = container(default_objects, "Deployment", "-controller")["image"]
+    for name, pod in pod_specs(default_objects):
+        if pod["containers"][0]["image"] == image:
+            assert pod["securityContext"]["runAsUser"] == uid, name
+    assert re.search(r'^ENTRYPOINT \["actsearch-ctl"\]', dockerfile, re.M)
+
+
 def test_only_the_controller_mounts_an_api_token(rendered: list[dict[str, Any]]) -> None:
     for name, pod in pod_specs(rendered):
         if name.endswith("-controller"):
