@@ -1,11 +1,14 @@
 # The two commands of the README: `make quickstart` and `make test`.
-# Both create .venv on first use; nothing else needs to be installed by hand.
+# Both create .venv on first use; `make test` also fetches helm and kubectl into .tools/bin for
+# the chart tests. Nothing else needs to be installed by hand.
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
+HELM   ?= .tools/bin/helm
+CRD     = helm/actsearch/crds/activationsearches.actsearch.io.yaml
 
-.PHONY: quickstart test venv clean
+.PHONY: quickstart test venv tools crds manifests clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,13 +18,25 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
+# helm and kubectl for the chart tests (idempotent; see the script for where they come from)
+tools:
+	tools/fetch-helm.sh
+
 # A real PPO search on CPU (examples/quickstart.yaml); each run starts the demo afresh.
 quickstart: $(STAMP)
 	rm -rf .actsearch/quickstart
 	$(VENV)/bin/actsearch-ctl run examples/quickstart.yaml
 
-test: $(STAMP)
-	$(PY) -m pytest
+test: $(STAMP) tools
+	HELM=$(HELM) $(PY) -m pytest
+
+# Regenerate the CRD from the spec model; a test fails while the committed file is stale.
+crds: $(STAMP)
+	$(PY) -m orchestrator.crd > $(CRD)
+
+# Regenerate manifests/ from the chart; a test fails while the committed files are stale.
+manifests: $(STAMP) tools
+	HELM=$(HELM) $(PY) tools/manifests.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis .tools
