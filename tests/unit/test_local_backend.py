@@ -51,6 +51,10 @@ def test_a_new_backend_re_attaches_to_a_running_child_instead_of_starting_it_aga
     first = LocalBackend(tmp_path, gpus=[], python=sleeper)
     first.launch(Launch("t1", "r1", {}, {}))
     pid = int((tmp_path / "trials" / "t1" / "pid").read_text())
+    deadline = time.monotonic() + 10  # until the child has exec'd (its command line is its own)
+    while b"sleeper.sh" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     try:
         second = LocalBackend(tmp_path, gpus=[], python=sleeper)  # a restarted controller
         assert second.state("t1").phase == "running"
@@ -66,6 +70,7 @@ def test_a_new_backend_re_attaches_to_a_running_child_instead_of_starting_it_aga
             os.killpg(pid, 9)
         except ProcessLookupError:
             pass
+        first.close(timeout=5)
 
 
 def test_a_trial_never_launched_or_lost_with_its_host_is_missing(tmp_path: Path) -> None:
