@@ -41,7 +41,8 @@ tests from the request record), admission webhooks, server-side apply, field man
 page), watch bookmarks, a watch turning a MODIFIED object that leaves a label selector into
 DELETED, controllers (no pods are made for Jobs and no Job status changes unless a test writes
 them: see ``set_status``), namespaces as objects (every namespace exists), protobuf, and the
-rest of the API's resources (404, as for a resource whose CRD is not installed).
+rest of the API's resources (404, as for a resource whose CRD is not installed; ``namespaces``
+is only listed in discovery).
 """
 
 from __future__ import annotations
@@ -652,6 +653,9 @@ def _discovery(path: str) -> dict[str, Any] | None:
         for s in k.subresources:
             resources.append({"name": f"{k.plural}/{s}", "singularName": "", "namespaced": True,
                               "kind": k.kind, "verbs": ["get", "patch", "update"]})
+    if not group:  # discovery only (kopf looks for it); namespaces are not served as objects
+        resources.append({"name": "namespaces", "singularName": "namespace", "namespaced": False,
+                          "kind": "Namespace", "verbs": ["get", "list", "watch"]})
     return {"kind": "APIResourceList", "apiVersion": "v1",
             "groupVersion": f"{group}/{version}" if group else version, "resources": resources}
 
