@@ -248,8 +248,12 @@ class Cluster:
                                                   p.metadata.creation_timestamp, p.metadata.name))
 
     def pod_log(self, namespace: str, pod: str, tail: int | None = None) -> str:
+        # The raw response, decoded here: the client (v36) turns a text body into the repr of
+        # its bytes ("b'...'") when it deserializes it as `str`.
         kwargs: dict[str, Any] = {"tail_lines": tail} if tail else {}
-        return str(self._call(
-            lambda: self.core.read_namespaced_pod_log(pod, namespace, **kwargs),
+        response = self._call(
+            lambda: self.core.read_namespaced_pod_log(pod, namespace, _preload_content=False,
+                                                      **kwargs),
             f"reading the log of pod {namespace}/{pod}",
-        ))
+        )
+        return bytes(response.data).decode("utf-8", errors="replace")

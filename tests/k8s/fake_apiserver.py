@@ -310,6 +310,7 @@ class FakeApiServer:
     """The fake; ``start()`` serves it on a free port of 127.0.0.1 (or use it as a context)."""
 
     validate_crs: bool = True
+    crd_installed: bool = True  # False: activationsearches answer 404 as for a missing CRD
     history: int = 10_000
     objects: dict[Key, dict[str, Any]] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
@@ -627,14 +628,15 @@ _PATH_RE = re.compile(
 )
 
 
-def _discovery(path: str) -> dict[str, Any] | None:
+def _discovery(path: str, crd_installed: bool = True) -> dict[str, Any] | None:
+    kinds = [k for k in KINDS if crd_installed or not k.custom]
     if path == "/version":
         return {"major": "1", "minor": "35", "gitVersion": "v1.35.0-fake", "platform": "linux/amd64"}
     if path == "/api":
         return {"kind": "APIVersions", "versions": ["v1"],
                 "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": HOST}]}
     if path == "/apis":
-        groups = sorted({(k.group, k.version) for k in KINDS if k.group})
+        groups = sorted({(k.group, k.version) for k in kinds if k.group})
         return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
             {"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v}],
              "preferredVersion": {"groupVersion": f"{g}/{v}", "version": v}} for g, v in groups]}
@@ -642,12 +644,12 @@ def _discovery(path: str) -> dict[str, Any] | None:
     if not m:
         return None
     group, version = ("", "v1") if m.group(1) else (m.group(2), m.group(3))
-    kinds = [k for k in KINDS if k.group == group and k.version == version]
-    if not kinds:
+    served = [k for k in kinds if k.group == group and k.version == version]
+    if not served:
         return None
     verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
     resources = []
-    for k in kinds:
+    for k in served:
         resources.append({"name": k.plural, "singularName": k.singular, "namespaced": True,
                           "kind": k.kind, "verbs": verbs, "shortNames": list(k.short_names)})
         for s in k.subresources:
@@ -708,7 +710,7 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         q = parse_qs(url.query)
         body = self._body() if method in ("POST", "PUT", "PATCH", "DELETE") else None
-        disc = _discovery(url.path) if method == "GET" else None
+        disc = _discovery(url.path, self.api.crd_installed) if method == "GET" else None
         if disc is not None:
             with self.api._lock:
                 self.api.requests.append(Request("get", "", "", None, url.path))
@@ -721,6 +723,8 @@ class _Handler(BaseHTTPRequestHandler):
             version = m.group("version") or "v1"
             kind = next((k for k in KINDS if k.group == group and k.version == version
                          and k.plural == m.group("plural")), None)
+        if kind is not None and kind.custom and not self.api.crd_installed:
+            kind = None
         if m is None or kind is None or (m.group("sub") and m.group("sub") not in kind.subresources):
             self._send(404, b"404 page not found\n", "text/plain; charset=utf-8")
             return
