@@ -234,3 +234,12 @@ def test_top_of_a_cluster_search_reads_the_tracking_uri_from_the_object(
     apiserver.put_object("activationsearches", NAMESPACE, search_object("untracked"))
     result = ctl("top", "untracked", "--cluster", "--kubeconfig", str(kubeconfig))
     assert result.exit_code == 1 and "pass --tracking-uri" in result.output
+
+
+def test_the_operator_command_refuses_conflicting_or_malformed_options_before_connecting(
+        apiserver: FakeApiServer, kubeconfig: Path) -> None:
+    both = ctl("operator", "-n", "a", "--all-namespaces", "--kubeconfig", str(kubeconfig))
+    assert both.exit_code == 1 and "either --namespace or --all-namespaces" in both.output
+    local = ctl("operator", "--storage-uri", "/data/checkpoints", "--kubeconfig", str(kubeconfig))
+    assert local.exit_code == 1 and "must look like s3://bucket/prefix" in local.output
+    assert apiserver.requests == []

@@ -84,8 +84,11 @@ def test_a_submitted_search_runs_its_trials_as_jobs_and_its_status_progresses_to
 
 @pytest.mark.controller_traffic
 @pytest.mark.parametrize(("spec", "needles"), [
-    ({"budget": {"trials": 0}, "strategy": {"name": "annealing"}},
-     ["budget.trials: Input should be greater than or equal to 1", "strategy.name"]),
+    # rules the CRD's schema cannot express (the API server would refuse schema errors itself)
+    ({"space": {"units": 1, "unary": ["relu", "nosuchop"], "binary": ["add"]},
+      "strategy": {"name": "random", "options": {"failure_reward": 1}}},
+     ["space: unary has unknown function(s) 'nosuchop'",
+      "strategy.options: set strategy.failure_reward"]),
     ({"backend": {"kind": "local"}}, ["backend.kind is 'local'"]),
     ({"backend": {"kind": "kubernetes", "kubernetes": {"namespace": "elsewhere"}}},
      ["must live in its own namespace"]),
