@@ -12,24 +12,30 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from orchestrator.backends.base import ChildState, Launch
-from orchestrator.errors import ConfigError
+from orchestrator.kube import GROUP, KIND, PLURAL, VERSION, is_transient, translate
 from orchestrator.retry import Backoff, retry
 from orchestrator.spec import KubernetesBackendSpec
+from orchestrator.trainer.config import TRIAL_SPEC_ENV
 
 log = logging.getLogger(__name__)
 
-GROUP = "actsearch.io"
-VERSION = "v1alpha1"
-KIND = "ActivationSearch"
-PLURAL = "activationsearches"
+__all__ = ["GROUP", "KIND", "PLURAL", "VERSION", "TRIAL_SPEC_ENV", "KubernetesBackend",
+           "job_manifest", "job_state", "child_labels"]
+
 CONTAINER = "trainer"
 PERMANENT_EXIT_CODES = (2, 3)  # bad input, non-finite loss: see docs/trainer.md
 SEARCH_LABEL = f"{GROUP}/search"
 TRIAL_LABEL = f"{GROUP}/trial"
-TRIAL_SPEC_ENV = "ACTSEARCH_TRIAL_SPEC"
+TRAINER_ARGS = ["--json-logs"]
+"""The image's default command is ``--help``: a Job must name its arguments. The trial spec comes
+from ``$ACTSEARCH_TRIAL_SPEC`` and the MLflow run from ``$MLFLOW_RUN_ID``."""
+WRITABLE_ENV = {"HOME": "/tmp", "ACTSEARCH_CACHE_DIR": "/tmp/actsearch-cache"}
+"""The root filesystem is read-only: caches (data, torch.compile, Triton, matplotlib) go to the
+``/tmp`` emptyDir."""
 
 
 def child_labels(search: str, trial_id: str) -> dict[str, str]:
@@ -55,7 +61,7 @@ def job_manifest(
     labels = child_labels(search, launch.trial_id)
     if settings.queue_name:
         labels["kueue.x-k8s.io/queue-name"] = settings.queue_name
-    env = [{"name": k, "value": v} for k, v in sorted(launch.env.items())]
+    env = [{"name": k, "value": v} for k, v in sorted({**WRITABLE_ENV, **launch.env}.items())]
     env.append({"name": TRIAL_SPEC_ENV, "value": json.dumps(launch.trial_spec, sort_keys=True)})
     if s3_endpoint:
         env.append({"name": "MLFLOW_S3_ENDPOINT_URL", "value": s3_endpoint})
@@ -67,6 +73,7 @@ def job_manifest(
         "name": CONTAINER,
         "image": settings.image,
         "imagePullPolicy": settings.image_pull_policy,
+        "args": list(TRAINER_ARGS),
         "env": env,
         "resources": {k: v for k, v in (("limits", limits), ("requests", requests)) if v},
         "securityContext": {
@@ -138,7 +145,8 @@ def job_state(job: dict[str, Any] | None) -> ChildState:
     if "Failed" in conditions or "FailureTarget" in conditions:
         c = conditions.get("Failed") or conditions["FailureTarget"]
         reason = ": ".join(x for x in (c.get("reason"), c.get("message")) if x) or "Job failed"
-        return ChildState("failed", reason=reason)
+        code = re.search(r"exit code (\d+)", c.get("message") or "")
+        return ChildState("failed", reason=reason, exit_code=int(code.group(1)) if code else None)
     if "Suspended" in conditions or (job.get("spec") or {}).get("suspend"):
         return ChildState("queued", reason="suspended")
     if status.get("active") or status.get("ready"):
@@ -169,7 +177,7 @@ class KubernetesBackend:
         self.gpus_per_child = settings.gpus
 
     def _call(self, fn: Any, what: str) -> Any:
-        return retry(fn, what, _transient, self.backoff)
+        return retry(fn, what, is_transient, self.backoff)
 
     def launch(self, launch: Launch) -> None:
         from kubernetes.client.exceptions import ApiException
@@ -183,7 +191,7 @@ class KubernetesBackend:
             if e.status == 409:  # exists: a restarted controller launching what already runs
                 log.info("Job %s already exists; re-attached", launch.trial_id)
                 return
-            raise _translate(e, f"create Job {self.namespace}/{launch.trial_id}") from e
+            raise translate(e, f"create Job {self.namespace}/{launch.trial_id}") from e
 
     def state(self, trial_id: str) -> ChildState:
         from kubernetes.client.exceptions import ApiException
@@ -196,17 +204,22 @@ class KubernetesBackend:
         except ApiException as e:
             if e.status == 404:
                 return ChildState("missing")
-            raise _translate(e, f"read Job {self.namespace}/{trial_id}") from e
+            raise translate(e, f"read Job {self.namespace}/{trial_id}") from e
         return job_state(self.api.api_client.sanitize_for_serialization(job))
 
     def list_trials(self) -> list[str]:
         """Trial ids of this search's Jobs, by label (re-attaching after a restart)."""
-        jobs = self._call(
-            lambda: self.api.list_namespaced_job(
-                self.namespace, label_selector=f"{SEARCH_LABEL}={self.search}"),
-            f"list Jobs of {self.search}",
-        )
-        return [j.metadata.name for j in jobs.items]
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            jobs = self._call(
+                lambda: self.api.list_namespaced_job(
+                    self.namespace, label_selector=f"{SEARCH_LABEL}={self.search}"),
+                f"list Jobs of {self.search}",
+            )
+        except ApiException as e:
+            raise translate(e, f"list Jobs of search {self.namespace}/{self.search}") from e
+        return sorted(j.metadata.name for j in jobs.items)
 
     def cancel(self, trial_id: str) -> None:
         from kubernetes.client.exceptions import ApiException
@@ -219,38 +232,7 @@ class KubernetesBackend:
             )
         except ApiException as e:
             if e.status != 404:
-                raise _translate(e, f"delete Job {self.namespace}/{trial_id}") from e
-
+                raise translate(e, f"delete Job {self.namespace}/{trial_id}") from e
 
     def close(self) -> None:
         """Nothing to release: Jobs outlive the controller by design."""
-
-
-def _transient(e: BaseException) -> bool:
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError
-
-    if isinstance(e, ApiException):
-        return e.status in (429, 500, 502, 503, 504)
-    return isinstance(e, (HTTPError, ConnectionError, TimeoutError))
-
-
-def _translate(e: Any, what: str) -> Exception:
-    """API errors as sentences saying what to do about them."""
-    if e.status == 403:
-        return ConfigError(
-            f"{what} was forbidden (403): the controller's ServiceAccount lacks the RBAC verb "
-            f"for it; check the Role installed by the chart. API said: {e.reason}"
-        )
-    if e.status == 404:
-        return ConfigError(f"{what}: not found (404); is the namespace right? {e.reason}")
-    if e.status == 422:
-        return ConfigError(f"{what} was rejected as invalid (422): {_message(e)}")
-    return ConfigError(f"{what} failed ({e.status}): {_message(e)}")
-
-
-def _message(e: Any) -> str:
-    try:
-        return json.loads(e.body).get("message", e.reason)
-    except (TypeError, ValueError, AttributeError):
-        return str(e.reason)

@@ -1,4 +1,5 @@
-"""``actsearch-ctl run`` (a search on this machine) and ``actsearch-ctl top`` (its leaderboard)."""
+"""``actsearch-ctl run`` (a search on this machine) and ``actsearch-ctl top`` (the leaderboard of a
+search, local or in a cluster)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from rich.table import Table
 
 from orchestrator.controller import Controller, Progress
 from orchestrator.errors import ActsearchError, ConfigError
-from orchestrator.leaderboard import Entry, rank, to_markdown
+from orchestrator.leaderboard import Entry, rank
 from orchestrator.space import parse, to_math
+from orchestrator.spec import SearchSpec
 
 
 def _progress_table(p: Progress, started: float, name: str) -> Table:
@@ -47,20 +49,12 @@ def leaderboard_table(rows: list[Entry], title: str) -> Table:
 
 def _report(ctl: Controller, console: Console, top: int, workdir: Path) -> None:
     """Leaderboard to the terminal and, with a plot of the top functions, to the parent run."""
-    from orchestrator.space.plot import plot_functions
+    from orchestrator.report import publish
 
-    rows = ctl.leaderboard(top)
+    rows, png = publish(ctl, top, workdir)
     console.print(leaderboard_table(rows, f"leaderboard of {ctl.name}"))
-    assert ctl.parent_run_id is not None
-    ctl.tracker.log_text(ctl.parent_run_id, to_markdown(rows), "leaderboard.md")
-    ctl.tracker.log_text(ctl.parent_run_id, json.dumps([e.__dict__ for e in rows], indent=2),
-                         "leaderboard.json")
-    if rows:
-        png = plot_functions([parse(e.expression) for e in rows[:5]],
-                             workdir / "top_functions.png")
-        ctl.tracker.log_file(ctl.parent_run_id, str(png))
+    if png is not None:
         console.print(f"plot of the top functions: {png}")
-    ctl.tracker.finish_search(ctl.parent_run_id)
 
 
 @click.command()
@@ -102,15 +96,25 @@ def run(spec_path: str, resume: bool, workdir: str | None, top: int, quiet: bool
 
 @click.command()
 @click.argument("target", metavar="SPEC|NAME")
-@click.option("--tracking-uri", default=None, help="MLflow server (default: the spec's, or the "
-              "local SQLite file of a search run with `actsearch-ctl run`).")
+@click.option("--tracking-uri", default=None, help="MLflow server (default: the spec's, the "
+              "cluster search's, or the local SQLite file of a search run with `actsearch-ctl run`).")
 @click.option("--experiment", default=None, help="MLflow experiment (default: the spec's).")
 @click.option("--workdir", type=click.Path(file_okay=False), default=None)
-@click.option("-n", "--top", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("-t", "--top", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Leaderboard rows.")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--cluster", is_flag=True, help="NAME is an ActivationSearch in the cluster (implied "
+              "by -n, or when no local search of that name exists).")
+@click.option("-n", "--namespace", default=None, help="Namespace of a cluster search "
+              "(default: the kubeconfig context's).")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None,
+              help="kubeconfig for a cluster search (default: $KUBECONFIG, else ~/.kube/config).")
+@click.option("--context", default=None, help="kubeconfig context.")
 def top(target: str, tracking_uri: str | None, experiment: str | None, workdir: str | None,
-        top: int, as_json: bool) -> None:
-    """Print the leaderboard of a search, read from MLflow."""
+        top: int, as_json: bool, cluster: bool, namespace: str | None, kubeconfig: str | None,
+        context: str | None) -> None:
+    """Print the leaderboard of a search, read from MLflow: a spec file, a search run on this
+    machine, or an ActivationSearch in the cluster (its tracking URI read from the object)."""
     from orchestrator.embedded import layout
     from orchestrator.spec import SearchSpec, load_spec
     from orchestrator.tracking import MlflowTracker
@@ -123,14 +127,21 @@ def top(target: str, tracking_uri: str | None, experiment: str | None, workdir: 
     except (ConfigError, ValueError) as e:
         raise click.ClickException(str(e)) from e
     lay = layout(spec, workdir)
-    uri = tracking_uri or lay.tracking_uri
+    uri = tracking_uri or spec.tracking.uri
+    local_db = lay.tracking_uri.removeprefix("sqlite:///")
+    on_cluster = (cluster or namespace is not None) or (
+        uri is None and not Path(target).is_file() and not Path(local_db).exists())
+    if on_cluster:
+        uri, spec = _cluster_tracking(spec, tracking_uri, namespace, kubeconfig, context)
+    uri = uri or lay.tracking_uri
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         raise click.ClickException(
             f"no local tracking database for search {spec.name!r} at {uri}; "
             "pass --tracking-uri for a search tracked elsewhere"
         )
     try:
-        tracker = MlflowTracker(uri, experiment or spec.tracking.experiment, lay.artifact_location)
+        tracker = MlflowTracker(uri, experiment or spec.tracking.experiment,
+                                None if on_cluster else lay.artifact_location)
         runs = tracker.trial_runs(spec.name)
     except ActsearchError as e:
         raise click.ClickException(str(e)) from e
@@ -145,3 +156,27 @@ def top(target: str, tracking_uri: str | None, experiment: str | None, workdir: 
         click.echo(json.dumps([e.__dict__ for e in rows], indent=2))
     else:
         Console().print(leaderboard_table(rows, f"leaderboard of {spec.name} ({len(runs)} trials)"))
+
+
+def _cluster_tracking(spec: SearchSpec, tracking_uri: str | None, namespace: str | None,
+                      kubeconfig: str | None, context: str | None) -> tuple[str, SearchSpec]:
+    """The tracking URI and spec of an ActivationSearch, from the cluster."""
+    import os
+
+    from orchestrator.cli.cluster import connect
+    from orchestrator.incluster import spec_of
+
+    try:
+        kube, ns = connect(kubeconfig, context, namespace)
+        obj = kube.get_search(ns, spec.name)
+        found = spec_of(obj)
+    except ActsearchError as e:
+        raise click.ClickException(str(e)) from e
+    uri = tracking_uri or found.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        raise click.ClickException(
+            f"ActivationSearch {ns}/{spec.name} logs to the controller's default MLflow server, "
+            "which its spec does not name: pass --tracking-uri (from outside the cluster, e.g. "
+            "after `kubectl port-forward svc/<mlflow service> 5000`) or set MLFLOW_TRACKING_URI"
+        )
+    return uri, found

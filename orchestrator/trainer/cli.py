@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from orchestrator.trainer.config import TrialSpec, describe
+from orchestrator.trainer.config import TRIAL_SPEC_ENV, TrialSpec, describe
 from orchestrator.trainer.errors import BadInput, ExitCode, TrainerError
 
 log = logging.getLogger(__name__)
@@ -68,16 +69,26 @@ def child_options(f):  # type: ignore[no-untyped-def]
     return f
 
 
-def build_spec(spec_file: Path | None, top: dict[str, Any], child: dict[str, Any]) -> TrialSpec:
-    """Spec file (if any) overridden by the options that were given; raises BadInput."""
-    raw: dict[str, Any] = {}
+def build_spec(spec_file: Path | None, top: dict[str, Any], child: dict[str, Any],
+               spec_env: str | None = None) -> TrialSpec:
+    """Spec file (or, without one, the JSON in ``$ACTSEARCH_TRIAL_SPEC``) overridden by the
+    options that were given; raises BadInput."""
+    raw: Any = {}
+    source = "the trial spec"
     if spec_file is not None:
+        source = f"--spec {spec_file}"
         try:
             raw = json.loads(spec_file.read_text())
         except (OSError, json.JSONDecodeError) as e:
-            raise BadInput(f"--spec {spec_file}: cannot read a JSON trial spec: {e}") from e
-        if not isinstance(raw, dict):
-            raise BadInput(f"--spec {spec_file}: the trial spec must be a JSON object")
+            raise BadInput(f"{source}: cannot read a JSON trial spec: {e}") from e
+    elif spec_env:
+        source = f"${TRIAL_SPEC_ENV}"
+        try:
+            raw = json.loads(spec_env)
+        except json.JSONDecodeError as e:
+            raise BadInput(f"{source}: cannot read a JSON trial spec: {e}") from e
+    if not isinstance(raw, dict):
+        raise BadInput(f"{source}: the trial spec must be a JSON object")
     raw.update({k: v for k, v in top.items() if v is not None})
     overrides = {k: v for k, v in child.items() if v is not None}
     if overrides:
@@ -114,7 +125,8 @@ class _JsonMessage(logging.Filter):
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--spec", "spec_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="JSON trial spec: {expression, search, trial, experiment, child: {...}}.")
+              help="JSON trial spec: {expression, search, trial, experiment, child: {...}} "
+                   f"[default: the JSON in env {TRIAL_SPEC_ENV}, as a Kubernetes Job passes it].")
 @click.option("--expression", "-e", default=None, help="Activation, canonical text form.")
 @click.option("--search", default=None, help="Search name (tag actsearch.search).")
 @click.option("--trial", default=None, help="Trial id (tag actsearch.trial).")
@@ -139,7 +151,8 @@ def main(spec_file: Path | None, expression: str | None, search: str | None, tri
 
     try:
         spec = build_spec(spec_file, {"expression": expression, "search": search, "trial": trial,
-                                      "experiment": experiment}, child)
+                                      "experiment": experiment}, child,
+                          os.environ.get(TRIAL_SPEC_ENV))
         run_id_used, outcome = run(spec, tracking_uri=tracking_uri, run_id=run_id or None, cache_dir=cache_dir)
     except TrainerError as e:
         click.echo(f"actsearch-train: {e}", err=True)

@@ -168,6 +168,11 @@ class TrainConfig(BaseModel):
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
+TRIAL_SPEC_ENV = "ACTSEARCH_TRIAL_SPEC"
+"""Environment variable holding the trial spec as JSON: how a Kubernetes Job hands it to its
+child (``actsearch-train`` reads it when no ``--spec`` is given)."""
+
+
 class TrialSpec(BaseModel):
     """One child to train: the activation, the trial's identity, and the shared ``TrainConfig``."""
 

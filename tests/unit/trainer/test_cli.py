@@ -68,3 +68,29 @@ def test_a_diverging_child_exits_3_and_its_run_is_failed(store: str) -> None:
     (run,) = _runs(store)
     assert run.info.status == "FAILED"
     assert (run.data.tags["actsearch.failure"], run.data.tags["actsearch.failure_step"]) == ("nan", "1")
+
+
+def test_without_spec_the_trial_spec_is_read_from_the_environment_as_a_job_passes_it(
+        tmp_path: Path) -> None:
+    from orchestrator.trainer.cli import build_spec
+
+    env = json.dumps({"expression": "max(id(x), relu(x))", "search": "s", "trial": "s-t00001",
+                      "child": {"model": "mlp", "steps": 7}})
+    spec = build_spec(None, {}, {"steps": 9}, env)
+    assert (spec.expression, spec.trial, spec.child.model, spec.child.steps) == \
+        ("max(id(x), relu(x))", "s-t00001", "mlp", 9)
+    file = tmp_path / "spec.json"
+    file.write_text(json.dumps({"expression": "add(id(x), sin(x))"}))
+    assert build_spec(file, {}, {}, env).expression == "add(id(x), sin(x))"  # an explicit --spec wins
+
+
+def test_a_bad_trial_spec_in_the_environment_exits_2_naming_the_variable(
+        store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACTSEARCH_TRIAL_SPEC", "{not json")
+    result = CliRunner().invoke(main, ["--tracking-uri", store])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "$ACTSEARCH_TRIAL_SPEC: cannot read a JSON trial spec" in result.output
+    monkeypatch.setenv("ACTSEARCH_TRIAL_SPEC", json.dumps({"expression": "idd(x)"}))
+    result = CliRunner().invoke(main, ["--tracking-uri", store])
+    assert result.exit_code == ExitCode.BAD_INPUT and "expression" in result.output
+    assert not Path(store.removeprefix("sqlite:///")).exists()

@@ -1,0 +1,326 @@
+"""Cluster commands of ``actsearch-ctl``: submit, list, status, logs, cancel, and the operator.
+
+They use the kubeconfig's current context (or ``--kubeconfig``/``--context``), or the pod's
+service account inside a cluster. Expected failures (a bad spec, the CRD not installed, a
+permission refused, an unreachable cluster) end in one message and exit code 1, no traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator.errors import ActsearchError, ConfigError
+from orchestrator.kube import API_VERSION, CONTROLLER_SELECTOR, KIND, Cluster
+from orchestrator.retry import Backoff
+
+F = TypeVar("F", bound=Callable[..., Any])
+CLI_BACKOFF = Backoff(attempts=2, initial=0.5)  # a command line fails fast, after one retry
+
+
+def cluster_options(f: F) -> F:
+    """``-n/--namespace``, ``--kubeconfig`` and ``--context``."""
+    f = click.option("--context", default=None, help="kubeconfig context (default: the current one).")(f)
+    f = click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None,
+                     help="kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).")(f)
+    f = click.option("-n", "--namespace", default=None,
+                     help="Namespace (default: the context's, else 'default').")(f)
+    return f
+
+
+def expected_errors(f: F) -> F:
+    """Expected failures as a ClickException (one line, exit code 1)."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except ActsearchError as e:
+            raise click.ClickException(str(e)) from e
+
+    return wrapper  # type: ignore[return-value]
+
+
+def connect(kubeconfig: str | None, context: str | None, namespace: str | None
+            ) -> tuple[Cluster, str]:
+    from orchestrator.kube import current_namespace, load_api_client
+
+    api_client = load_api_client(kubeconfig, context)
+    return Cluster(api_client, CLI_BACKOFF), namespace or current_namespace(kubeconfig, context)
+
+
+def search_object(raw: dict[str, Any], namespace: str) -> dict[str, Any]:
+    """The ActivationSearch object of a spec file's contents (as written: defaults stay with the
+    CRD and the model); children run as Jobs unless the file says otherwise."""
+    spec = {k: v for k, v in raw.items() if k != "name"}
+    backend = dict(spec.get("backend") or {})
+    backend.setdefault("kind", "kubernetes")
+    spec["backend"] = backend
+    return {"apiVersion": API_VERSION, "kind": KIND,
+            "metadata": {"name": raw["name"], "namespace": namespace}, "spec": spec}
+
+
+def age(timestamp: str | None, now: datetime | None = None) -> str:
+    """kubectl's short age: 45s, 12m, 3h, 2d."""
+    if not timestamp:
+        return "-"
+    then = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    s = max(int(((now or datetime.now(UTC)) - then).total_seconds()), 0)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size:
+            return f"{s // size}{unit}"
+    return f"{s}s"
+
+
+def _accuracy(status: dict[str, Any]) -> str:
+    best = status.get("bestAccuracy")
+    return f"{best:.4f}" if isinstance(best, (int, float)) else "-"
+
+
+@click.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(exists=True, dir_okay=False))
+@cluster_options
+@click.option("--dry-run", is_flag=True, help="Print the ActivationSearch as YAML; create nothing.")
+@expected_errors
+def submit(spec_path: str, namespace: str | None, kubeconfig: str | None, context: str | None,
+           dry_run: bool) -> None:
+    """Submit a search spec (the file `actsearch-ctl run` takes) to the cluster as an
+    ActivationSearch; the operator runs it there, children as GPU Jobs."""
+    from kubernetes.client.exceptions import ApiException
+
+    from orchestrator.kube import current_namespace
+    from orchestrator.spec import load_spec
+
+    spec = load_spec(spec_path)  # every bad field named; nothing is created
+    raw = yaml.safe_load(Path(spec_path).read_text())
+    if (raw.get("backend") or {}).get("kind") == "local":
+        raise ConfigError(
+            f"{spec_path}: backend.kind is 'local' (children as processes on this machine, for "
+            "`actsearch-ctl run`); set it to 'kubernetes' or leave it out to submit to a cluster"
+        )
+    if dry_run:
+        ns = namespace or current_namespace(kubeconfig, context)
+        click.echo(yaml.safe_dump(search_object(raw, ns), sort_keys=False), nl=False)
+        return
+    cluster, ns = connect(kubeconfig, context, namespace)
+    try:
+        cluster.create_search(ns, search_object(raw, ns))
+    except ConfigError as e:
+        if isinstance(e.__cause__, ApiException) and e.__cause__.status == 409:
+            raise ConfigError(
+                f"an ActivationSearch {spec.name!r} already exists in namespace {ns!r}; nothing "
+                f"was changed. `actsearch-ctl cancel {spec.name} -n {ns}` deletes it (its Jobs go "
+                "with it), or rename the search") from e
+        raise
+    click.echo(f"activationsearch.{API_VERSION.split('/')[0]}/{spec.name} created in namespace {ns}")
+    click.echo(f"follow it:  actsearch-ctl status {spec.name} -n {ns}   "
+               f"(or kubectl get activationsearches -n {ns})")
+
+
+@click.command(name="list")
+@cluster_options
+@click.option("-A", "--all-namespaces", is_flag=True, help="Searches in every namespace.")
+@expected_errors
+def list_searches(namespace: str | None, kubeconfig: str | None, context: str | None,
+                  all_namespaces: bool) -> None:
+    """List the ActivationSearches of a namespace: phase, progress and best function."""
+    cluster, ns = connect(kubeconfig, context, namespace)
+    items = cluster.list_searches(None if all_namespaces else ns)
+    if not items:
+        click.echo(f"no ActivationSearches in {'any namespace' if all_namespaces else f'namespace {ns}'}")
+        return
+    t = Table(box=None)
+    for col in (["NAMESPACE"] if all_namespaces else []) + [
+            "NAME", "PHASE", "DONE", "RUNNING", "FAILED", "BEST", "FUNCTION", "AGE"]:
+        t.add_column(col)
+    for obj in items:
+        st, meta = obj.get("status") or {}, obj["metadata"]
+        budget = ((obj.get("spec") or {}).get("budget") or {}).get("trials", 100)
+        row = [meta["name"], st.get("phase") or "Pending", f"{st.get('trialsDone', 0)}/{budget}",
+               str(st.get("trialsRunning", 0)), str(st.get("trialsFailed", 0)), _accuracy(st),
+               st.get("bestFunction") or "-", age(meta.get("creationTimestamp"))]
+        t.add_row(*([meta["namespace"]] if all_namespaces else []), *row)
+    Console(width=200).print(t)
+
+
+@click.command()
+@click.argument("name")
+@cluster_options
+@click.option("--json", "as_json", is_flag=True, help="The object's status as JSON.")
+@expected_errors
+def status(name: str, namespace: str | None, kubeconfig: str | None, context: str | None,
+           as_json: bool) -> None:
+    """Phase, counts, best function, age and MLflow run of one search."""
+    cluster, ns = connect(kubeconfig, context, namespace)
+    obj = cluster.get_search(ns, name)
+    st, meta = obj.get("status") or {}, obj["metadata"]
+    if as_json:
+        click.echo(json.dumps(st, indent=2))
+        return
+    spec = obj.get("spec") or {}
+    budget = (spec.get("budget") or {}).get("trials", 100)
+    lines = [
+        ("search", f"{ns}/{name}"),
+        ("phase", st.get("phase") or "Pending (the operator has not reported yet)"),
+        ("trials", f"{st.get('trialsDone', 0)}/{budget} trained, {st.get('trialsRunning', 0)} "
+                   f"running, {st.get('trialsFailed', 0)} failed, {st.get('cacheHits', 0)} "
+                   "answered from earlier results"),
+        ("best", f"{_accuracy(st)}  {st.get('bestFunction') or ''}".rstrip()
+         + (f"  ({st['bestFingerprint']})" if st.get("bestFingerprint") else "")),
+        ("age", age(meta.get("creationTimestamp"))),
+        ("MLflow run", st.get("parentRunId") or "-"),
+        ("tracking", (spec.get("tracking") or {}).get("uri") or "the controller's default"),
+        ("message", st.get("message") or "-"),
+    ]
+    generation, observed = meta.get("generation"), st.get("observedGeneration")
+    if observed is not None and generation != observed:
+        lines.append(("note", f"spec generation {generation}; the controller runs generation "
+                              f"{observed}"))
+    width = max(len(k) for k, _ in lines)
+    for k, v in lines:
+        click.echo(f"{k:<{width}}  {v}")
+
+
+def trial_id(search: str, trial: str) -> str:
+    """A trial named in full (``s-t00003``), by suffix (``t00003``) or by number (``3``)."""
+    if trial.startswith(f"{search}-"):
+        return trial
+    if re.fullmatch(r"t?\d+", trial):
+        return f"{search}-t{int(trial.lstrip('t')):05d}"
+    raise ConfigError(f"trial {trial!r} is neither a trial id of search {search!r} "
+                      f"({search}-t00003), its suffix (t00003) nor a number (3)")
+
+
+def mentions(line: str, search: str) -> bool:
+    """Whether a controller log line is about ``search`` (its name or one of its trial ids)."""
+    return re.search(rf"(?<![\w-]){re.escape(search)}(-t\d+)?(?![\w-])", line) is not None
+
+
+@click.command()
+@click.argument("name")
+@click.argument("trial", required=False)
+@cluster_options
+@click.option("--tail", type=click.IntRange(min=1), default=None, help="Last N lines only.")
+@click.option("--controller-namespace", default=None,
+              help="Namespace of the controller (default: the search's).")
+@expected_errors
+def logs(name: str, trial: str | None, namespace: str | None, kubeconfig: str | None,
+         context: str | None, tail: int | None, controller_namespace: str | None) -> None:
+    """The log of a trial's pod (TRIAL: id, suffix or number), or without TRIAL the
+    controller's log lines about this search."""
+    from orchestrator.backends.kubernetes import TRIAL_LABEL
+
+    cluster, ns = connect(kubeconfig, context, namespace)
+    if trial is not None:
+        tid = trial_id(name, trial)
+        pods = cluster.pods(ns, f"{TRIAL_LABEL}={tid}")
+        if not pods:
+            raise ConfigError(
+                f"no pods of trial {tid} in namespace {ns}: it has not started yet, or its Job "
+                "finished and was deleted after ttlSecondsAfterFinished; its metrics and log "
+                "lines are on its MLflow run (`actsearch-ctl top` lists the trials)")
+        for pod in pods:
+            if len(pods) > 1:
+                click.echo(f"==> pod {pod.metadata.name} <==")
+            click.echo(cluster.pod_log(ns, pod.metadata.name, tail), nl=False)
+        return
+    cns = controller_namespace or ns
+    pods = cluster.pods(cns, CONTROLLER_SELECTOR)
+    if not pods:
+        raise ConfigError(f"no controller pod ({CONTROLLER_SELECTOR}) in namespace {cns}; pass "
+                          "--controller-namespace if the chart was installed elsewhere")
+    lines = [line for pod in pods for line in cluster.pod_log(cns, pod.metadata.name).splitlines()
+             if mentions(line, name)]
+    for line in lines[-tail:] if tail else lines:
+        click.echo(line)
+
+
+@click.command()
+@click.argument("name")
+@cluster_options
+@expected_errors
+def cancel(name: str, namespace: str | None, kubeconfig: str | None, context: str | None) -> None:
+    """Stop a search: deletes its ActivationSearch; its Jobs are garbage-collected with it.
+    Its MLflow runs and its last checkpoint stay."""
+    cluster, ns = connect(kubeconfig, context, namespace)
+    cluster.delete_search(ns, name)
+    click.echo(f"ActivationSearch {ns}/{name} deleted: the controller stops its loop and its "
+               "Jobs are deleted with it; its MLflow runs and last checkpoint stay")
+
+
+@click.command()
+@click.option("-n", "--namespace", "namespaces", multiple=True,
+              help="Namespace to watch (repeatable; default: the controller's own).")
+@click.option("-A", "--all-namespaces", is_flag=True, help="Watch every namespace (needs a ClusterRole).")
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", default=None,
+              help="MLflow server of searches whose spec names none [env MLFLOW_TRACKING_URI].")
+@click.option("--storage-uri", envvar="ACTSEARCH_STORAGE_URI", default=None,
+              help="s3://bucket/prefix for checkpoints of searches whose spec names none; a "
+                   "search's go to <prefix>/<namespace>/<name>/ [env ACTSEARCH_STORAGE_URI].")
+@click.option("--s3-endpoint", envvar="MLFLOW_S3_ENDPOINT_URL", default=None,
+              help="S3-compatible endpoint (MinIO), also passed to children [env MLFLOW_S3_ENDPOINT_URL].")
+@click.option("--poll-interval", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="Seconds between two ticks of a search.")
+@click.option("--liveness-port", type=click.IntRange(1, 65535), default=None,
+              help="Serve /healthz on this port.")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None,
+              help="kubeconfig outside a cluster (default: $KUBECONFIG, else ~/.kube/config).")
+@click.option("--json-logs", is_flag=True, help="Log lines as JSON.")
+@click.option("-v", "--verbose", count=True, help="-v DEBUG.")
+@expected_errors
+def operator(namespaces: tuple[str, ...], all_namespaces: bool, tracking_uri: str | None,
+             storage_uri: str | None, s3_endpoint: str | None, poll_interval: float,
+             liveness_port: int | None, kubeconfig: str | None, json_logs: bool,
+             verbose: int) -> None:
+    """Run the controller: every ActivationSearch in the watched namespaces gets a search loop,
+    resumed from its checkpoint after a restart."""
+    from orchestrator.incluster import ClusterDefaults
+    from orchestrator.kube import current_namespace, load_api_client
+    from orchestrator.operator import OperatorConfig, run
+
+    configure_logging(verbose, json_logs)
+    if all_namespaces and namespaces:
+        raise ConfigError("give either --namespace or --all-namespaces, not both")
+    if storage_uri is not None and not storage_uri.startswith("s3://"):
+        raise ConfigError(f"--storage-uri must look like s3://bucket/prefix; got {storage_uri!r}")
+    api_client = load_api_client(kubeconfig)
+    watched = () if all_namespaces else (namespaces or (current_namespace(kubeconfig),))
+    config = OperatorConfig(
+        api_client=api_client,
+        defaults=ClusterDefaults(tracking_uri=tracking_uri, storage_uri=storage_uri,
+                                 s3_endpoint=s3_endpoint, poll_interval=poll_interval),
+        namespaces=tuple(watched), clusterwide=all_namespaces, liveness_port=liveness_port,
+    )
+    logging.getLogger(__name__).info(
+        "watching ActivationSearches in %s", "all namespaces" if all_namespaces else ", ".join(watched))
+    run(config)
+
+
+def configure_logging(verbose: int, json_logs: bool) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    if json_logs:
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    for noisy in ("urllib3", "botocore", "boto3", "s3transfer", "mlflow", "aiohttp", "kubernetes"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps({"time": self.formatTime(record), "level": record.levelname,
+                           "logger": record.name, "message": record.getMessage()})

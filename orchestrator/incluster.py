@@ -1,0 +1,153 @@
+"""A search in a cluster, wired from its ActivationSearch object: the counterpart of
+``embedded.py``.
+
+The spec is the object's ``.spec`` with ``metadata.name`` as its name. Children are Jobs in the
+search's namespace, owned by the search (so deleting it garbage-collects them). Unless the spec
+names them, MLflow is the operator's ``--tracking-uri`` and checkpoints go to
+``<--storage-uri>/<namespace>/<name>/``. ``search_status`` turns the controller's progress into
+the object's ``.status``: summaries only, never a per-trial list.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.backends.kubernetes import KubernetesBackend
+from orchestrator.controller import Controller, Tracker
+from orchestrator.errors import ConfigError
+from orchestrator.retry import Backoff
+from orchestrator.search.registry import make_strategy
+from orchestrator.space.expr import to_math
+from orchestrator.spec import SearchSpec, parse_spec
+from orchestrator.storage import Store, open_store
+
+PENDING, RUNNING, SUCCEEDED, FAILED = "Pending", "Running", "Succeeded", "Failed"
+
+
+def _mlflow_tracker(uri: str, experiment: str) -> Tracker:
+    from orchestrator.tracking import MlflowTracker
+
+    return MlflowTracker(uri, experiment)
+
+
+@dataclass(frozen=True)
+class ClusterDefaults:
+    """What the operator supplies where a search's spec is silent."""
+
+    tracking_uri: str | None = None
+    storage_uri: str | None = None  # s3://bucket/prefix: a search's checkpoints go below it
+    s3_endpoint: str | None = None  # passed to children as MLFLOW_S3_ENDPOINT_URL
+    poll_interval: float = 10.0
+    backoff: Backoff = Backoff()
+    make_tracker: Callable[[str, str], Tracker] = _mlflow_tracker
+    make_store: Callable[[str, str | None], Store] = field(default=open_store)
+
+
+def search_ref(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace')}/{meta.get('name')}"
+
+
+def spec_of(obj: Mapping[str, Any]) -> SearchSpec:
+    """The search spec of an ActivationSearch object; ConfigError names every bad field."""
+    meta = obj.get("metadata") or {}
+    raw = obj.get("spec")
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"ActivationSearch {search_ref(obj)} has no spec mapping")
+    spec = parse_spec({**raw, "name": meta.get("name")}, f"ActivationSearch {search_ref(obj)}")
+    if (raw.get("backend") or {}).get("kind") == "local":
+        raise ConfigError(
+            f"ActivationSearch {search_ref(obj)}: backend.kind is 'local', which runs children "
+            "on the machine of `actsearch-ctl run`; a search in a cluster runs them as Jobs: "
+            "set backend.kind to 'kubernetes' (or leave it out)"
+        )
+    job_ns = spec.backend.kubernetes.namespace
+    if job_ns not in (None, meta.get("namespace")):
+        raise ConfigError(
+            f"ActivationSearch {search_ref(obj)}: backend.kubernetes.namespace is {job_ns!r}, but "
+            "a search's Jobs must live in its own namespace to be owned (and cleaned up) by it; "
+            "leave backend.kubernetes.namespace out or create the search in that namespace"
+        )
+    return spec
+
+
+def tracking_uri(spec: SearchSpec, defaults: ClusterDefaults, ref: str) -> str:
+    uri = spec.tracking.uri or defaults.tracking_uri
+    if not uri:
+        raise ConfigError(
+            f"ActivationSearch {ref} names no MLflow server and the operator has no default: "
+            "set spec.tracking.uri, or start the operator with --tracking-uri"
+        )
+    if uri.startswith(("sqlite:", "file:", "/")) or "://" not in uri:
+        raise ConfigError(
+            f"ActivationSearch {ref}: tracking URI {uri!r} is local to the controller's pod, "
+            "where children cannot log to it; use an MLflow server (http://...)"
+        )
+    return uri
+
+
+def storage_uri(spec: SearchSpec, defaults: ClusterDefaults, namespace: str) -> str:
+    if spec.storage.uri:
+        return spec.storage.uri
+    if not defaults.storage_uri:
+        raise ConfigError(
+            f"ActivationSearch {namespace}/{spec.name} names no checkpoint storage and the "
+            "operator has no default: set spec.storage.uri (s3://bucket/prefix), or start the "
+            "operator with --storage-uri"
+        )
+    return f"{defaults.storage_uri.rstrip('/')}/{namespace}/{spec.name}"
+
+
+def build_controller(obj: Mapping[str, Any], spec: SearchSpec, defaults: ClusterDefaults,
+                     batch_api: Any) -> Controller:
+    """The controller of one ActivationSearch, children as Jobs owned by it."""
+    meta = obj["metadata"]
+    namespace, ref = meta["namespace"], search_ref(obj)
+    uri = tracking_uri(spec, defaults, ref)
+    store = defaults.make_store(storage_uri(spec, defaults, namespace),
+                                spec.storage.endpoint_url or defaults.s3_endpoint)
+    tracker = defaults.make_tracker(uri, spec.tracking.experiment)
+    backend = KubernetesBackend(
+        batch_api, spec.name, namespace, spec.backend.kubernetes, owner_uid=meta["uid"],
+        s3_endpoint=spec.storage.endpoint_url or defaults.s3_endpoint, backoff=defaults.backoff,
+    )
+    strategy = make_strategy(spec.strategy.name, spec.space.build(), spec.seed,
+                             **spec.strategy.kwargs())
+    return Controller(spec=spec, strategy=strategy, tracker=tracker, store=store,
+                      backend=backend, tracking_uri=uri, poll_interval=defaults.poll_interval)
+
+
+def search_status(ctl: Controller, phase: str, message: str, generation: int | None
+                  ) -> dict[str, Any]:
+    """The ``.status`` of a search from its controller's progress."""
+    p = ctl.progress()
+    status: dict[str, Any] = {
+        "phase": phase,
+        "trialsDone": p.trained - p.running,
+        "trialsRunning": p.running,
+        "trialsFailed": p.failed,
+        "cacheHits": p.cache_hits + p.duplicates,
+        "parentRunId": ctl.parent_run_id,
+        "message": message,
+        "observedGeneration": generation,
+    }
+    if p.best is not None and p.best.reward is not None and math.isfinite(p.best.reward):
+        status.update(bestAccuracy=round(float(p.best.reward), 6),
+                      bestFunction=to_math(p.best.candidate.expr),
+                      bestFingerprint=p.best.fingerprint)
+    return status
+
+
+def progress_message(ctl: Controller, finished: bool = False) -> str:
+    p = ctl.progress()
+    done = p.trained - p.running
+    text = f"{done} of {p.budget} children trained, "
+    if not finished:  # a finished search may hold queued trials it will never launch
+        text += f"{p.running} running, {p.queued} queued, "
+    text += f"{p.failed} failed"
+    if p.best is not None and p.best.reward is not None:
+        text += f"; best validation accuracy {p.best.reward:.4f} by {to_math(p.best.candidate.expr)}"
+    return text + "."

@@ -1,0 +1,259 @@
+"""The Kubernetes API adapter: client configuration, ActivationSearch objects, pod logs, and the
+translation of API errors into the project's errors. With ``backends/kubernetes.py`` (the Jobs
+of a search) it is the only code that calls the official ``kubernetes`` client; kopf, which
+watches searches for the operator, keeps its own connection (``orchestrator/operator.py``).
+
+Clients are built by the entry points (``load_api_client``) and passed in; nothing here touches
+the network at import time. Errors are split as everywhere in the project: ``ConfigError`` for
+what retrying cannot fix (forbidden, invalid, the CRD not installed), ``TemporaryUnavailable``
+for what may pass (5xx, 429, connection trouble), retried with backoff before it is raised.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from orchestrator.errors import ConfigError, TemporaryUnavailable
+from orchestrator.retry import Backoff, retry
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+GROUP = "actsearch.io"
+VERSION = "v1alpha1"
+KIND = "ActivationSearch"
+PLURAL = "activationsearches"
+API_VERSION = f"{GROUP}/{VERSION}"
+CONTROLLER_SELECTOR = "app.kubernetes.io/name=actsearch,app.kubernetes.io/component=controller"
+"""Labels of the controller's pods (the chart's Deployment), for ``actsearch-ctl logs``."""
+
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+CRD_MISSING = (
+    "the ActivationSearch CRD is not installed in this cluster (the API server does not serve "
+    f"{PLURAL}.{GROUP}/{VERSION}); install it with `helm install actsearch ./helm/actsearch` "
+    "(or `kubectl apply -k manifests/`), then try again"
+)
+
+
+class SearchNotFound(ConfigError):
+    """No ActivationSearch of that name in that namespace."""
+
+
+class CrdMissing(ConfigError):
+    """The API server does not serve ActivationSearch objects."""
+
+
+def load_api_client(kubeconfig: str | None = None, context: str | None = None) -> Any:
+    """An ``ApiClient`` from the in-cluster service account, else from the kubeconfig
+    (``$KUBECONFIG`` or ``~/.kube/config``, current context unless one is named)."""
+    from kubernetes import client, config
+
+    if kubeconfig is None and context is None:
+        try:
+            config.load_incluster_config()
+            return client.ApiClient()
+        except config.ConfigException:
+            pass
+    cfg = client.Configuration()
+    try:
+        config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
+    except (config.ConfigException, OSError, TypeError) as e:
+        raise ConfigError(
+            "no Kubernetes configuration found: not running in a cluster, and the kubeconfig "
+            f"could not be loaded ({e}); point KUBECONFIG at one or pass --kubeconfig"
+        ) from e
+    return client.ApiClient(cfg)
+
+
+def current_namespace(kubeconfig: str | None = None, context: str | None = None) -> str:
+    """The namespace of the in-cluster service account or of the kubeconfig's context."""
+    from kubernetes import config
+
+    if kubeconfig is None and context is None:
+        try:
+            with open(SERVICE_ACCOUNT_NAMESPACE) as f:
+                return f.read().strip()
+        except OSError:
+            pass
+    try:
+        _, active = config.list_kube_config_contexts(config_file=kubeconfig)
+        if context is not None:
+            contexts, _ = config.list_kube_config_contexts(config_file=kubeconfig)
+            active = next((c for c in contexts if c["name"] == context), active)
+        return str((active or {}).get("context", {}).get("namespace") or "default")
+    except (config.ConfigException, OSError, TypeError):
+        return "default"
+
+
+def is_transient(e: BaseException) -> bool:
+    """5xx, 429 and connection trouble may pass; every other answer is final."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    if isinstance(e, ApiException):
+        return e.status in (429, 500, 502, 503, 504)
+    return isinstance(e, (HTTPError, ConnectionError, TimeoutError))
+
+
+def api_message(e: Any) -> str:
+    """The ``message`` of a Status body, else the HTTP reason."""
+    try:
+        return str(json.loads(e.body).get("message") or e.reason)
+    except (TypeError, ValueError, AttributeError):
+        return str(e.reason)
+
+
+def is_status_body(e: Any) -> bool:
+    """A 404 with a Status body is a missing object; without one, a resource the server lacks."""
+    try:
+        return json.loads(e.body).get("kind") == "Status"
+    except (TypeError, ValueError, AttributeError):
+        return False
+
+
+def translate(e: Any, what: str) -> Exception:
+    """An API error as a sentence saying what failed, why and what to do about it."""
+    from kubernetes.client.exceptions import ApiException
+
+    if not isinstance(e, ApiException):
+        return TemporaryUnavailable(f"{what}: the Kubernetes API server could not be reached "
+                                    f"({type(e).__name__}: {str(e)[:300]})")
+    if e.status == 403:
+        return ConfigError(
+            f"{what} was forbidden (403): the account in use lacks that RBAC permission; for the "
+            f"controller, check the Role the chart installs. The API server said: {api_message(e)}"
+        )
+    if e.status == 404 and not is_status_body(e):
+        return CrdMissing(CRD_MISSING)
+    if e.status == 404:
+        return ConfigError(f"{what}: not found (404): {api_message(e)}")
+    if e.status == 422:
+        return ConfigError(f"{what} was rejected as invalid (422): {api_message(e)}")
+    if e.status == 401:
+        return ConfigError(f"{what} was not authenticated (401): the credentials of the "
+                           f"kubeconfig were refused; log in again. {api_message(e)}")
+    if is_transient(e):
+        return TemporaryUnavailable(f"{what} failed ({e.status}): {api_message(e)}")
+    return ConfigError(f"{what} failed ({e.status}): {api_message(e)}")
+
+
+class Cluster:
+    """ActivationSearch objects and pod logs through one ``ApiClient``; transient errors are
+    retried with ``backoff`` (``Backoff(attempts=1)`` for a command line that should fail fast)."""
+
+    def __init__(self, api_client: Any, backoff: Backoff = Backoff()) -> None:
+        from kubernetes import client
+
+        self.api_client = api_client
+        self.custom = client.CustomObjectsApi(api_client)
+        self.core = client.CoreV1Api(api_client)
+        self.batch = client.BatchV1Api(api_client)
+        self.backoff = backoff
+
+    @property
+    def host(self) -> str:
+        return str(self.api_client.configuration.host)
+
+    def _call(self, fn: Callable[[], T], what: str) -> T:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return retry(fn, what, is_transient, self.backoff)
+        except TemporaryUnavailable as e:
+            cause = e.__cause__
+            if isinstance(cause, ApiException):
+                raise TemporaryUnavailable(f"{e} (API server {self.host})") from cause
+            raise TemporaryUnavailable(
+                f"{what}: the Kubernetes API server at {self.host} could not be reached "
+                f"({type(cause).__name__}); check the cluster and the kubeconfig's context"
+            ) from cause
+        except ApiException as e:
+            raise translate(e, what) from e
+
+    # -- searches -----------------------------------------------------------------------------
+
+    def create_search(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        name = body["metadata"]["name"]
+        return self._call(
+            lambda: self.custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, body),
+            f"creating ActivationSearch {namespace}/{name}",
+        )
+
+    def get_search(self, namespace: str, name: str) -> dict[str, Any]:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return self._call(
+                lambda: self.custom.get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, name),
+                f"reading ActivationSearch {namespace}/{name}",
+            )
+        except ConfigError as e:
+            cause = e.__cause__
+            if isinstance(cause, ApiException) and cause.status == 404 and is_status_body(cause):
+                raise SearchNotFound(
+                    f"there is no ActivationSearch {name!r} in namespace {namespace!r}; "
+                    "`actsearch-ctl list` shows the searches there") from cause
+            raise
+
+    def list_searches(self, namespace: str | None) -> list[dict[str, Any]]:
+        if namespace is None:
+            found = self._call(
+                lambda: self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL),
+                "listing ActivationSearches in all namespaces",
+            )
+        else:
+            found = self._call(
+                lambda: self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL),
+                f"listing ActivationSearches in namespace {namespace}",
+            )
+        return list(found.get("items") or [])
+
+    def delete_search(self, namespace: str, name: str) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self._call(
+                lambda: self.custom.delete_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, name, propagation_policy="Background"),
+                f"deleting ActivationSearch {namespace}/{name}",
+            )
+        except ConfigError as e:
+            cause = e.__cause__
+            if isinstance(cause, ApiException) and cause.status == 404 and is_status_body(cause):
+                raise SearchNotFound(
+                    f"there is no ActivationSearch {name!r} in namespace {namespace!r}") from cause
+            raise
+
+    def patch_search_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Merge ``status`` into the status subresource (the main object is untouched)."""
+        self._call(
+            lambda: self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, PLURAL, name, {"status": status}),
+            f"writing the status of ActivationSearch {namespace}/{name}",
+        )
+
+    # -- pods -----------------------------------------------------------------------------------
+
+    def pods(self, namespace: str, label_selector: str) -> list[Any]:
+        found = self._call(
+            lambda: self.core.list_namespaced_pod(namespace, label_selector=label_selector),
+            f"listing pods ({label_selector}) in namespace {namespace}",
+        )
+        return sorted(found.items, key=lambda p: (p.metadata.creation_timestamp is None,
+                                                  p.metadata.creation_timestamp, p.metadata.name))
+
+    def pod_log(self, namespace: str, pod: str, tail: int | None = None) -> str:
+        # The raw response, decoded here: the client (v36) turns a text body into the repr of
+        # its bytes ("b'...'") when it deserializes it as `str`.
+        kwargs: dict[str, Any] = {"tail_lines": tail} if tail else {}
+        response = self._call(
+            lambda: self.core.read_namespaced_pod_log(pod, namespace, _preload_content=False,
+                                                      **kwargs),
+            f"reading the log of pod {namespace}/{pod}",
+        )
+        return bytes(response.data).decode("utf-8", errors="replace")

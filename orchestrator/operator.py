@@ -1,0 +1,249 @@
+"""The operator: every ActivationSearch object in the watched namespaces gets a search loop.
+
+kopf watches the objects; a ``@kopf.daemon`` per object runs ``SearchRunner`` in a thread for as
+long as the object exists. The runner builds the controller (``incluster.build_controller``),
+always resumes from the search's checkpoint (a restarted operator re-attaches to the Jobs it
+launched, by name, instead of launching them again), then ticks and sleeps, writing a summary to
+the object's status subresource whenever it changes. On deletion kopf sets ``stopped``; the runner
+ends between two ticks and kopf removes its finalizer; the Jobs go with the object through their
+ownerReferences.
+
+Failures are split the project's way: a bad spec, a refused permission or an invalid object
+(``ConfigError``) ends the search with phase Failed and the reason as its message; an outage
+(``TemporaryUnavailable``, after the per-call retries) is written to the message, waited out
+with backoff, and the controller is rebuilt from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from orchestrator.controller import Controller
+from orchestrator.errors import ConfigError, TemporaryUnavailable
+from orchestrator.incluster import (
+    FAILED, PENDING, RUNNING, SUCCEEDED, ClusterDefaults, build_controller, progress_message,
+    search_ref, search_status, spec_of,
+)
+from orchestrator.kube import GROUP, PLURAL, VERSION, Cluster
+
+log = logging.getLogger(__name__)
+
+FINALIZER = f"{GROUP}/controller"
+LEADERBOARD_ROWS = 10
+MAX_OUTAGE_WAIT = 300.0
+
+
+class Stopped(Protocol):
+    """kopf's ``stopped`` flag of a sync daemon, or a ``threading.Event``."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> Any: ...
+
+
+@dataclass
+class SearchRunner:
+    """Runs one search to its end (or until ``stopped``), keeping its status current."""
+
+    obj: Mapping[str, Any]  # kopf's live body: metadata.generation follows the object
+    cluster: Cluster
+    defaults: ClusterDefaults
+    stopped: Stopped
+    logger: logging.Logger | logging.LoggerAdapter[Any] = log
+    event: Callable[[str, str, str], None] = lambda type_, reason, message: None
+    """Posts a Kubernetes Event on the search (type, reason, message): `kubectl describe`."""
+    _written: dict[str, Any] | None = None
+
+    @property
+    def namespace(self) -> str:
+        return str(self.obj["metadata"]["namespace"])
+
+    @property
+    def name(self) -> str:
+        return str(self.obj["metadata"]["name"])
+
+    def _generation(self) -> int | None:
+        g = (self.obj.get("metadata") or {}).get("generation")
+        return int(g) if g is not None else None
+
+    def write(self, status: dict[str, Any]) -> None:
+        """Patch the status subresource, only with what changed since the last write."""
+        changed = {k: v for k, v in status.items()
+                   if self._written is None or self._written.get(k) != v}
+        if not changed:
+            return
+        self.cluster.patch_search_status(self.namespace, self.name, changed)
+        self._written = {**(self._written or {}), **status}
+
+    def run(self) -> None:
+        current = dict(self.obj.get("status") or {})
+        self._written = current
+        started_generation = self._generation()
+        if current.get("phase") == SUCCEEDED and \
+                current.get("observedGeneration") == started_generation:
+            self.logger.debug("search %s finished earlier; nothing to do", search_ref(self.obj))
+            return
+        try:
+            spec = spec_of(self.obj)
+        except ConfigError as e:
+            self.logger.error("%s; nothing was created", e)
+            self.event("Warning", "InvalidSpec", f"{e}; nothing was created.")
+            self.write({"phase": FAILED, "message": f"{e}; nothing was created.",
+                        "observedGeneration": started_generation})
+            return
+        outages = 0
+        while not self.stopped.is_set():
+            try:
+                ctl = build_controller(self.obj, spec, self.defaults, self.cluster.batch)
+                self.write({"phase": current.get("phase") if current.get("phase") == RUNNING
+                            else PENDING, "message": "Starting: resuming from the last checkpoint "
+                            "if there is one.", "observedGeneration": started_generation})
+                ctl.start(resume=True)
+                self.logger.info("search %s started (parent run %s, %d trials in its ledger)",
+                                 search_ref(self.obj), ctl.parent_run_id, len(ctl.trials))
+                self.event("Normal", "Resumed" if ctl.trials else "Started",
+                           f"Search loop running: MLflow run {ctl.parent_run_id}, "
+                           f"{len(ctl.trials)} trials in the ledger.")
+                self._loop(ctl, started_generation)
+                return
+            except ConfigError as e:
+                if self.stopped.is_set():  # deleted under our feet: nothing left to report to
+                    return
+                self.logger.error("search %s failed: %s", search_ref(self.obj), e)
+                message = (f"{e}. The search stopped; fix the cause, then delete and resubmit it "
+                           "or restart the controller (it resumes from the checkpoint).")
+                self.event("Warning", "Failed", message)
+                self.write({"phase": FAILED, "message": message,
+                            "observedGeneration": started_generation})
+                return
+            except TemporaryUnavailable as e:
+                delay = min(self.defaults.backoff.initial * 2 ** outages, MAX_OUTAGE_WAIT)
+                outages += 1
+                self.logger.warning("search %s: %s; resuming from the checkpoint in %.0f s",
+                                    search_ref(self.obj), e, delay)
+                self.event("Warning", "Unavailable", f"{e}. Resuming from the last checkpoint "
+                           f"in {delay:.0f} s.")
+                try:
+                    self.write({"message": f"{e}. Resuming from the last checkpoint in "
+                                f"{delay:.0f} s."})
+                except (ConfigError, TemporaryUnavailable) as again:
+                    self.logger.warning("search %s: status not written either: %s",
+                                        search_ref(self.obj), again)
+                self.stopped.wait(delay)
+        self.logger.info("search %s stopped (deleted, or the controller is shutting down)",
+                         search_ref(self.obj))
+
+    def _loop(self, ctl: Controller, generation: int | None) -> None:
+        """Tick until the search ends or ``stopped`` is set."""
+        while not self.stopped.is_set():
+            finished = ctl.tick()
+            if finished:
+                self._finish(ctl, generation)
+                return
+            message = progress_message(ctl)
+            now = self._generation()
+            if now != generation:
+                message += (f" The spec changed (generation {now}); a running search keeps the "
+                            f"spec it started with (generation {generation}): delete and "
+                            "resubmit it to change it.")
+            self.write(search_status(ctl, RUNNING, message, generation))
+            self.stopped.wait(self.defaults.poll_interval)
+        self.logger.info("search %s stopped between two ticks (deleted, or the controller is "
+                         "shutting down); its checkpoint is current", search_ref(self.obj))
+
+    def _finish(self, ctl: Controller, generation: int | None) -> None:
+        from orchestrator.report import publish
+
+        with tempfile.TemporaryDirectory(prefix="actsearch-report-") as tmp:
+            rows, _ = publish(ctl, LEADERBOARD_ROWS, Path(tmp))
+        message = f"Finished: {progress_message(ctl, finished=True)}"
+        if rows:
+            message += " Leaderboard and plot are on the search's MLflow run."
+        self.write(search_status(ctl, SUCCEEDED, message, generation))
+        self.logger.info("search %s succeeded: %s", search_ref(self.obj), message)
+        self.event("Normal", "Succeeded", message)
+
+
+# -- kopf ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    api_client: Any  # kubernetes.client.ApiClient, built by the entry point
+    defaults: ClusterDefaults
+    namespaces: tuple[str, ...] = ()
+    clusterwide: bool = False
+    liveness_port: int | None = None
+
+
+def make_registry(config: OperatorConfig) -> Any:
+    """kopf handlers bound to ``config`` (a registry of their own: nothing global)."""
+    import kopf
+
+    registry = kopf.OperatorRegistry()
+    cluster = Cluster(config.api_client, config.defaults.backoff)
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.scanning.disabled = True  # no CRD/namespace watching: no cluster-wide RBAC
+        settings.persistence.finalizer = FINALIZER
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+        settings.posting.level = logging.INFO  # state changes become Events on the search
+        settings.background.instant_exit_timeout = 5.0  # a deleted search's loop ends between
+        # two ticks: wait for it, then drop the finalizer at once (not after cancellation_timeout)
+        settings.watching.server_timeout = 300
+        settings.networking.request_timeout = 60
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return connection_info(config.api_client)
+
+    @kopf.daemon(GROUP, VERSION, PLURAL, registry=registry, initial_delay=0,
+                 cancellation_timeout=60, backoff=30)
+    def search(body: Any, stopped: Any, logger: Any, **_: Any) -> None:
+        def event(type_: str, reason: str, message: str) -> None:
+            kopf.event(body, type=type_, reason=reason, message=message[:1000])
+
+        SearchRunner(body, cluster, config.defaults, stopped, logger, event).run()
+
+    return registry
+
+
+def connection_info(api_client: Any) -> Any:
+    """kopf's credentials, from the same ``ApiClient`` configuration the rest uses."""
+    import kopf
+
+    cfg = api_client.configuration
+    auth = cfg.get_api_key_with_prefix("authorization") or cfg.get_api_key_with_prefix("BearerToken")
+    scheme, _, token = (auth or "").partition(" ")
+    return kopf.ConnectionInfo(
+        server=cfg.host, ca_path=cfg.ssl_ca_cert, insecure=not cfg.verify_ssl,
+        scheme=scheme or None, token=token or None,
+        certificate_path=cfg.cert_file, private_key_path=cfg.key_file,
+        username=cfg.username or None, password=cfg.password or None,
+    )
+
+
+def run(config: OperatorConfig, stop_flag: threading.Event | None = None,
+        ready_flag: threading.Event | None = None) -> None:
+    """Run the operator until ``stop_flag`` is set (or SIGTERM/SIGINT in the main thread)."""
+    import kopf
+
+    liveness = f"http://0.0.0.0:{config.liveness_port}/healthz" if config.liveness_port else None
+    asyncio.run(kopf.operator(
+        registry=make_registry(config),
+        standalone=True,  # one controller replica: no peering objects, no extra RBAC
+        clusterwide=config.clusterwide,
+        namespaces=list(config.namespaces),
+        liveness_endpoint=liveness,
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+    ))

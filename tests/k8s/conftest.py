@@ -1,0 +1,54 @@
+"""Fixtures of the Kubernetes tests: a fresh fake API server per test (no real API server can run
+here; see fake_apiserver.py), an official-client ``ApiClient`` on it, and the record of what the
+controller's own code asked of the API, for the RBAC coverage test (test_rbac.py), which runs last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.k8s.fake_apiserver import FakeApiServer
+
+NAMESPACE = "research"
+CONTROLLER_TRAFFIC: set[tuple[str, str, str]] = set()
+"""(verb, group, resource) of every request made by controller code in tests marked
+``controller_traffic`` (the backend and the operator, not the user's CLI or test set-up)."""
+AUDITED_TESTS: list[str] = []
+
+
+@pytest.fixture
+def apiserver(request: pytest.FixtureRequest) -> Iterator[FakeApiServer]:
+    server = FakeApiServer().start()
+    yield server
+    server.stop()
+    if request.node.get_closest_marker("controller_traffic"):
+        CONTROLLER_TRAFFIC.update(server.resource_requests())
+        AUDITED_TESTS.append(request.node.nodeid)
+
+
+@pytest.fixture
+def api_client(apiserver: FakeApiServer) -> Iterator[object]:
+    from kubernetes import client
+
+    cfg = client.Configuration(host=apiserver.url)
+    cfg.api_key = {"authorization": "fake-token"}
+    cfg.api_key_prefix = {"authorization": "Bearer"}
+    with client.ApiClient(cfg) as api:
+        yield api
+
+
+@pytest.fixture
+def kubeconfig(apiserver: FakeApiServer, tmp_path: Path) -> Path:
+    return apiserver.write_kubeconfig(tmp_path / "kubeconfig", NAMESPACE)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(here):
+            item.add_marker(pytest.mark.k8s)
+    # the RBAC audit reads what the other tests recorded: it runs after them
+    items.sort(key=lambda i: bool(i.get_closest_marker("rbac_audit")))

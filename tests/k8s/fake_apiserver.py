@@ -1,0 +1,825 @@
+"""A stateful fake Kubernetes API server for tests, over real HTTP on 127.0.0.1.
+
+No real API server (kube-apiserver, k3s, kind, envtest) can run where these tests run, so this
+fake stands in for one. It speaks real HTTP to the official ``kubernetes`` client and to kopf
+(``http.server`` in a thread, chunked watch streams) with the API's semantics for what actsearch
+uses, so the code under test goes through its real serialisation, URLs, headers and errors.
+
+Implemented:
+
+- discovery: ``/version``, ``/api``, ``/api/v1``, ``/apis``, ``/apis/<group>/<version>``;
+- resources: ``batch/v1`` jobs (+ ``/status``), ``actsearch.io/v1alpha1`` activationsearches
+  (+ ``/status``), core ``v1`` pods (+ ``/log``, text set by the test) and events; all namespaced;
+- create (201; 409 AlreadyExists; 422 Invalid for bad names, label values, a Job without
+  containers or with a restartPolicy other than Never/OnFailure, a non-string env value; 400
+  for a namespace that differs from the URL's), get (404 NotFound as a Status), list (namespaced
+  and across namespaces) with label selectors (``a=b``, ``a==b``, ``a!=b``, ``a``, ``!a``,
+  ``a in (x,y)``, ``a notin (x,y)``) and field selectors on ``metadata.name`` /
+  ``metadata.namespace``; replace (PUT, with the resourceVersion precondition: 409 Conflict);
+  patch as JSON merge patch, JSON patch (add/remove/replace/test) or strategic merge patch (as a
+  merge patch, and refused with 415 for custom resources, as the real server does); delete with
+  ``propagationPolicy`` and finalizers (``deletionTimestamp`` first, gone once the finalizers are);
+- the status subresource: a write to the main resource keeps ``.status``; a write to
+  ``/status`` changes only ``.status``;
+- ``uid``, ``creationTimestamp``, one cluster-wide ``resourceVersion`` counter, ``generation``
+  bumped on changes outside metadata and status;
+- garbage collection through ownerReferences: an object whose owners are all gone is deleted
+  (deleting a search deletes its Jobs; a Job created for an owner already gone, or for an owner in
+  another namespace, which the API treats as absent, is removed);
+- watch (``?watch=true``, any case): ADDED/MODIFIED/DELETED as JSON lines, the current objects
+  first when no resourceVersion is given, history after a given resourceVersion (410 Gone when it
+  is older than the history kept), label/field selectors, ``timeoutSeconds``;
+- the Job defaults the tests rely on (``job-name`` labels on the pod template);
+- a record of every request as (verb, API group, resource[/subresource], namespace), for RBAC
+  coverage tests; fault injection: ``fail(verb, resource, status, times)``;
+- optional schema validation of created ActivationSearch objects through
+  ``orchestrator.crd.validate_cr`` when that function exists.
+
+Not implemented: authentication and authorisation (any token is accepted; RBAC is checked by the
+tests from the request record), admission webhooks, server-side apply, field managers,
+``deletecollection``, pagination (``limit``/``continue`` are ignored: everything comes in one
+page), watch bookmarks, a watch turning a MODIFIED object that leaves a label selector into
+DELETED, controllers (no pods are made for Jobs and no Job status changes unless a test writes
+them: see ``set_status``), namespaces as objects (every namespace exists), protobuf, and the
+rest of the API's resources (404, as for a resource whose CRD is not installed; ``namespaces``
+is only listed in discovery).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Kind:
+    group: str
+    version: str
+    plural: str
+    kind: str
+    singular: str
+    subresources: tuple[str, ...] = ()
+    custom: bool = False
+    short_names: tuple[str, ...] = ()
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+
+KINDS = (
+    Kind("batch", "v1", "jobs", "Job", "job", ("status",)),
+    Kind("actsearch.io", "v1alpha1", "activationsearches", "ActivationSearch", "activationsearch",
+         ("status",), custom=True, short_names=("asearch",)),
+    Kind("", "v1", "pods", "Pod", "pod", ("status", "log")),
+    Kind("", "v1", "events", "Event", "event"),
+)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One API request as RBAC sees it; ``resource`` includes a subresource (``jobs/status``)."""
+
+    verb: str
+    group: str
+    resource: str
+    namespace: str | None
+    name: str | None = None
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, reason: str, message: str, details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.code, self.reason, self.message, self.details = code, reason, message, details or {}
+
+    def body(self) -> dict[str, Any]:
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": self.message, "reason": self.reason, "details": self.details,
+                "code": self.code}
+
+
+# -- selectors ---------------------------------------------------------------------------------
+
+_SET_RE = re.compile(r"^\s*([^\s!=]+)\s+(in|notin)\s+\(([^)]*)\)\s*$")
+
+
+def _split_selector(selector: str) -> list[str]:
+    parts, depth, cur = [], 0, ""
+    for ch in selector:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def label_matcher(selector: str | None) -> Callable[[dict[str, str]], bool]:
+    """A predicate over a label dict for a Kubernetes label selector string."""
+    tests: list[Callable[[dict[str, str]], bool]] = []
+    for req in _split_selector(selector or ""):
+        m = _SET_RE.match(req)
+        if m:
+            key, op, values = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",")}
+            if op == "in":
+                tests.append(lambda ls, k=key, vs=values: ls.get(k) in vs)
+            else:
+                tests.append(lambda ls, k=key, vs=values: ls.get(k) not in vs)
+        elif "!=" in req:
+            k, v = (s.strip() for s in req.split("!=", 1))
+            tests.append(lambda ls, k=k, v=v: ls.get(k) != v)
+        elif "=" in req:
+            k, v = (s.strip() for s in re.split("==?", req, maxsplit=1))
+            tests.append(lambda ls, k=k, v=v: ls.get(k) == v)
+        elif req.startswith("!"):
+            tests.append(lambda ls, k=req[1:].strip(): k not in ls)
+        elif re.match(r"^[\w./-]+$", req):
+            tests.append(lambda ls, k=req: k in ls)
+        else:
+            raise ApiError(400, "BadRequest", f"unable to parse requirement: {req!r}")
+    return lambda labels: all(t(labels) for t in tests)
+
+
+def field_matcher(selector: str | None) -> Callable[[dict[str, Any]], bool]:
+    tests: list[Callable[[dict[str, Any]], bool]] = []
+    for req in _split_selector(selector or ""):
+        neg = "!=" in req
+        k, v = (s.strip() for s in re.split("!=|==?", req, maxsplit=1))
+        if k not in ("metadata.name", "metadata.namespace"):
+            raise ApiError(400, "BadRequest", f"field label not supported: {k}")
+        attr = k.split(".")[1]
+        tests.append(lambda o, a=attr, v=v, neg=neg: (o["metadata"].get(a) == v) != neg)
+    return lambda obj: all(t(obj) for t in tests)
+
+
+# -- patches -----------------------------------------------------------------------------------
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = merge_patch(out.get(k), v)
+    return out
+
+
+def _pointer(path: str) -> list[str]:
+    if path == "":
+        return []
+    return [p.replace("~1", "/").replace("~0", "~") for p in path.lstrip("/").split("/")]
+
+
+def json_patch(doc: Any, ops: list[dict[str, Any]]) -> Any:
+    """RFC 6902: add, remove, replace, test."""
+    doc = copy.deepcopy(doc)
+    for op in ops:
+        parts = _pointer(op["path"])
+        parent = doc
+        for p in parts[:-1]:
+            parent = parent[int(p)] if isinstance(parent, list) else parent[p]
+        last = parts[-1] if parts else None
+        kind = op["op"]
+        try:
+            if kind == "test":
+                cur = parent[int(last)] if isinstance(parent, list) else parent[last]
+                if cur != op["value"]:
+                    raise ApiError(422, "Invalid", f"the test of {op['path']} failed")
+            elif kind == "remove":
+                if isinstance(parent, list):
+                    parent.pop(int(last))
+                else:
+                    del parent[last]
+            elif kind in ("add", "replace"):
+                if isinstance(parent, list):
+                    if last == "-":
+                        parent.append(op["value"])
+                    elif kind == "add":
+                        parent.insert(int(last), op["value"])
+                    else:
+                        parent[int(last)] = op["value"]
+                else:
+                    if kind == "replace" and last not in parent:
+                        raise KeyError(last)
+                    parent[last] = op["value"]
+            else:
+                raise ApiError(422, "Invalid", f"JSON patch operation {kind!r} is not supported")
+        except (KeyError, IndexError, ValueError, TypeError) as e:
+            raise ApiError(422, "Invalid", f"the JSON patch {op} does not apply: {e}") from e
+    return doc
+
+
+# -- validation ---------------------------------------------------------------------------------
+
+_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def _validate(kind: Kind, obj: dict[str, Any], validate_cr: Callable[..., list[str]] | None) -> None:
+    meta = obj["metadata"]
+    problems = []
+    name = meta.get("name", "")
+    if not _NAME_RE.match(name) or len(name) > 253:
+        problems.append(f"metadata.name: Invalid value: {name!r}: a lowercase RFC 1123 subdomain")
+    if kind.kind == "Job" and len(name) > 63:
+        problems.append(f"metadata.name: Invalid value: {name!r}: must be no more than 63 characters")
+    labels = {**(meta.get("labels") or {})}
+    if kind.kind == "Job":
+        labels.update(obj.get("spec", {}).get("template", {}).get("metadata", {}).get("labels") or {})
+    for k, v in labels.items():
+        if not isinstance(v, str) or len(v) > 63 or not _LABEL_VALUE_RE.match(v):
+            problems.append(f"metadata.labels: Invalid value: {v!r} (label {k}): a valid label "
+                            "value is at most 63 characters of [A-Za-z0-9_.-]")
+    if kind.kind == "Job":
+        pod = obj.get("spec", {}).get("template", {}).get("spec", {})
+        if not pod.get("containers"):
+            problems.append("spec.template.spec.containers: Required value")
+        if pod.get("restartPolicy") not in ("Never", "OnFailure"):
+            problems.append("spec.template.spec.restartPolicy: Unsupported value: "
+                            f"{pod.get('restartPolicy')!r}: supported values: \"OnFailure\", \"Never\"")
+        for c in pod.get("containers") or []:
+            for e in c.get("env") or []:
+                if "value" in e and not isinstance(e["value"], str):
+                    raise ApiError(400, "BadRequest",
+                                   f"json: cannot unmarshal {type(e['value']).__name__} into Go "
+                                   f"struct field EnvVar.value of type string (env {e.get('name')})")
+    if kind.custom and validate_cr is not None:
+        problems += validate_cr(obj)
+    if problems:
+        raise ApiError(422, "Invalid", f"{kind.kind} {name!r} is invalid: " + "; ".join(problems),
+                       {"name": name, "group": kind.group, "kind": kind.kind})
+
+
+def _crd_validator() -> Callable[..., list[str]] | None:
+    try:
+        from orchestrator.crd import validate_cr  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return validate_cr  # type: ignore[no-any-return]
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- the store -----------------------------------------------------------------------------------
+
+Key = tuple[str, str, str, str]  # group, plural, namespace, name
+
+
+@dataclass
+class Event:
+    rv: int
+    type: str
+    kind: Kind
+    obj: dict[str, Any]
+
+
+@dataclass
+class Fault:
+    verb: str
+    resource: str
+    status: int
+    times: int
+
+
+@dataclass
+class FakeApiServer:
+    """The fake; ``start()`` serves it on a free port of 127.0.0.1 (or use it as a context)."""
+
+    validate_crs: bool = True
+    crd_installed: bool = True  # False: activationsearches answer 404 as for a missing CRD
+    history: int = 10_000
+    objects: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    requests: list[Request] = field(default_factory=list)
+    logs: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Condition()
+        self._rv = 0
+        self._events: list[Event] = []
+        self._faults: list[Fault] = []
+        self._stopping = False
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._validate_cr = _crd_validator() if self.validate_crs else None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        assert self._httpd is not None, "start() the fake first"
+        return f"http://{HOST}:{self._httpd.server_address[1]}"
+
+    def start(self) -> FakeApiServer:
+        server = self
+
+        class Handler(_Handler):
+            api = server
+
+        self._httpd = ThreadingHTTPServer((HOST, 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-apiserver",
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+            self._lock.notify_all()
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def __enter__(self) -> FakeApiServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def write_kubeconfig(self, path: Path, namespace: str = "default") -> Path:
+        """A kubeconfig whose current context points at this fake."""
+        import yaml
+
+        path.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+            "users": [{"name": "tester", "user": {"token": "fake-token"}}],
+            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "tester",
+                                                      "namespace": namespace}}],
+        }))
+        return path
+
+    # -- test controls -----------------------------------------------------------------------
+
+    def fail(self, verb: str, resource: str, status: int, times: int = 1) -> None:
+        """Answer the next ``times`` requests ``(verb, resource)`` with ``status``
+        (``resource`` as RBAC writes it: ``jobs``, ``activationsearches/status``)."""
+        with self._lock:
+            self._faults.append(Fault(verb, resource, status, times))
+
+    def calls(self, verb: str | None = None, resource: str | None = None) -> list[Request]:
+        with self._lock:
+            return [r for r in self.requests if (verb is None or r.verb == verb)
+                    and (resource is None or r.resource == resource)]
+
+    def resource_requests(self) -> set[tuple[str, str, str]]:
+        """(verb, group, resource) of every resource request (discovery excluded)."""
+        with self._lock:
+            return {(r.verb, r.group, r.resource) for r in self.requests if r.resource}
+
+    def items(self, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            return [copy.deepcopy(o) for (g, p, ns, n), o in sorted(self.objects.items())
+                    if p == plural and (namespace is None or ns == namespace)]
+
+    def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        kind = _kind_by_plural(plural)
+        with self._lock:
+            obj = self.objects.get((kind.group, plural, namespace, name))
+            return copy.deepcopy(obj) if obj else None
+
+    def put_object(self, plural: str, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create an object in-process, as a controller in the cluster would (pods of a Job)."""
+        kind = _kind_by_plural(plural)
+        with self._lock:
+            return self._create(kind, namespace, copy.deepcopy(obj))
+
+    def delete_object(self, plural: str, namespace: str, name: str) -> None:
+        """Delete in-process, as ``kubectl delete`` would (finalizers and owners honoured)."""
+        with self._lock:
+            self._delete(_kind_by_plural(plural), namespace, name, "Background")
+
+    def set_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Write ``.status`` in-process, as the Job controller would."""
+        kind = _kind_by_plural(plural)
+        with self._lock:
+            key = (kind.group, plural, namespace, name)
+            obj = copy.deepcopy(self.objects[key])
+            obj["status"] = status
+            self._store(kind, key, obj, "MODIFIED")
+
+    # -- the API, called by the handler under the lock -------------------------------------------
+
+    def _take_fault(self, verb: str, resource: str) -> int | None:
+        for f in self._faults:
+            if f.verb == verb and f.resource == resource and f.times > 0:
+                f.times -= 1
+                return f.status
+        return None
+
+    def _next_rv(self) -> str:
+        self._rv += 1
+        return str(self._rv)
+
+    def _store(self, kind: Kind, key: Key, obj: dict[str, Any], event: str) -> dict[str, Any]:
+        obj["metadata"]["resourceVersion"] = self._next_rv()
+        self.objects[key] = obj
+        self._emit(event, kind, obj)
+        return copy.deepcopy(obj)
+
+    def _emit(self, type_: str, kind: Kind, obj: dict[str, Any]) -> None:
+        self._events.append(Event(int(obj["metadata"]["resourceVersion"]), type_, kind,
+                                  copy.deepcopy(obj)))
+        del self._events[: -self.history]
+        self._lock.notify_all()
+
+    def _create(self, kind: Kind, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
+        meta = obj.setdefault("metadata", {})
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+        if meta.get("namespace", namespace) != namespace:
+            raise ApiError(400, "BadRequest", "the namespace of the provided object does not "
+                           "match the namespace sent on the request")
+        obj.setdefault("apiVersion", kind.api_version)
+        obj.setdefault("kind", kind.kind)
+        meta["namespace"] = namespace
+        if kind.kind == "Job":
+            template_labels = obj.setdefault("spec", {}).setdefault("template", {}) \
+                .setdefault("metadata", {}).setdefault("labels", {})
+            template_labels.setdefault("batch.kubernetes.io/job-name", meta.get("name", ""))
+            template_labels.setdefault("job-name", meta.get("name", ""))
+        _validate(kind, obj, self._validate_cr)
+        key = (kind.group, kind.plural, namespace, meta["name"])
+        if key in self.objects:
+            raise ApiError(409, "AlreadyExists",
+                           f'{kind.plural}.{kind.group or "core"} "{meta["name"]}" already exists',
+                           {"name": meta["name"], "group": kind.group, "kind": kind.plural})
+        for managed in ("uid", "resourceVersion", "deletionTimestamp"):
+            meta.pop(managed, None)
+        meta.update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
+        if kind.subresources and "status" in kind.subresources and kind.custom:
+            obj.pop("status", None)  # a create does not set the status of a custom resource
+        out = self._store(kind, key, obj, "ADDED")
+        self._collect_garbage()
+        return out
+
+    def _existing(self, kind: Kind, namespace: str, name: str) -> dict[str, Any]:
+        obj = self.objects.get((kind.group, kind.plural, namespace, name))
+        if obj is None:
+            raise ApiError(404, "NotFound", f'{kind.plural}.{kind.group or "core"} "{name}" not found',
+                           {"name": name, "group": kind.group, "kind": kind.plural})
+        return obj
+
+    def _update(self, kind: Kind, namespace: str, name: str, sub: str | None,
+                change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+        old = self._existing(kind, namespace, name)
+        new = change(copy.deepcopy(old))
+        rv = (new.get("metadata") or {}).get("resourceVersion")
+        if rv and rv != old["metadata"]["resourceVersion"]:
+            raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {kind.plural} "{name}": '
+                           "the object has been modified; please apply your changes to the latest "
+                           "version and try again", {"name": name, "kind": kind.plural})
+        if sub == "status":
+            merged = copy.deepcopy(old)
+            if "status" in new:
+                merged["status"] = new["status"]
+            else:
+                merged.pop("status", None)
+        else:
+            merged = new
+            merged["metadata"] = {**new.get("metadata", {})}
+            for managed in ("uid", "creationTimestamp", "generation", "namespace", "name",
+                            "deletionTimestamp"):
+                if managed in old["metadata"]:
+                    merged["metadata"][managed] = old["metadata"][managed]
+                else:
+                    merged["metadata"].pop(managed, None)
+            if "status" in kind.subresources:  # the main resource ignores .status
+                if "status" in old:
+                    merged["status"] = old["status"]
+                else:
+                    merged.pop("status", None)
+            body = lambda o: {k: v for k, v in o.items() if k not in ("metadata", "status")}  # noqa: E731
+            if body(merged) != body(old):
+                merged["metadata"]["generation"] = old["metadata"]["generation"] + 1
+        if (kind.kind == "Job" and sub is None) or kind.custom:
+            _validate(kind, merged, self._validate_cr)
+        key = (kind.group, kind.plural, namespace, name)
+        if merged["metadata"].get("deletionTimestamp") and not merged["metadata"].get("finalizers"):
+            merged["metadata"]["resourceVersion"] = self._next_rv()
+            self._remove(kind, key, merged)
+            return copy.deepcopy(merged)
+        merged["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+        if merged == old:
+            return copy.deepcopy(old)  # no change: no new resourceVersion, no event
+        return self._store(kind, key, merged, "MODIFIED")
+
+    def _remove(self, kind: Kind, key: Key, obj: dict[str, Any]) -> None:
+        self.objects.pop(key, None)
+        obj["metadata"]["resourceVersion"] = self._next_rv()
+        self._emit("DELETED", kind, obj)
+        self._collect_garbage()
+
+    def _delete(self, kind: Kind, namespace: str, name: str, policy: str) -> dict[str, Any]:
+        obj = self._existing(kind, namespace, name)
+        key = (kind.group, kind.plural, namespace, name)
+        if obj["metadata"].get("finalizers"):
+            if not obj["metadata"].get("deletionTimestamp"):
+                obj = copy.deepcopy(obj)
+                obj["metadata"]["deletionTimestamp"] = _now()
+                obj["metadata"]["deletionGracePeriodSeconds"] = 0
+                return self._store(kind, key, obj, "MODIFIED")
+            return copy.deepcopy(obj)
+        if policy == "Orphan":
+            uid = obj["metadata"]["uid"]
+            for k, o in list(self.objects.items()):
+                refs = o["metadata"].get("ownerReferences") or []
+                if any(r.get("uid") == uid for r in refs):
+                    o = copy.deepcopy(o)
+                    o["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != uid]
+                    self._store(_kind_by_plural(k[1]), k, o, "MODIFIED")
+        out = copy.deepcopy(obj)
+        self._remove(kind, key, out)
+        return out
+
+    def _collect_garbage(self) -> None:
+        """Delete every object whose ownerReferences all point at objects that are gone."""
+        uids = {(o["metadata"]["namespace"], o["metadata"]["uid"]) for o in self.objects.values()}
+        for key, o in list(self.objects.items()):
+            refs = o["metadata"].get("ownerReferences") or []
+            # a namespaced owner counts only in the dependent's own namespace
+            if refs and not any((key[2], r.get("uid")) in uids for r in refs) and key in self.objects:
+                self._delete(_kind_by_plural(key[1]), key[2], key[3], "Background")
+
+    def _list(self, kind: Kind, namespace: str | None, labels: str | None, fields: str | None
+              ) -> list[dict[str, Any]]:
+        lm, fm = label_matcher(labels), field_matcher(fields)
+        return [copy.deepcopy(o) for (g, p, ns, _), o in sorted(self.objects.items())
+                if g == kind.group and p == kind.plural and (namespace is None or ns == namespace)
+                and lm(o["metadata"].get("labels") or {}) and fm(o)]
+
+    def _watch(self, kind: Kind, namespace: str | None, labels: str | None, fields: str | None,
+               since: str | None, timeout: float) -> Iterator[dict[str, Any]]:
+        lm, fm = label_matcher(labels), field_matcher(fields)
+
+        def matches(ev: Event) -> bool:
+            o = ev.obj
+            return (ev.kind == kind and (namespace is None or o["metadata"]["namespace"] == namespace)
+                    and lm(o["metadata"].get("labels") or {}) and fm(o))
+
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            if since in (None, "", "0"):
+                pending = [{"type": "ADDED", "object": o}
+                           for o in self._list(kind, namespace, labels, fields)]
+                cursor = self._rv
+            else:
+                cursor = int(since)
+                oldest = self._events[0].rv if self._events else self._rv + 1
+                pending = []
+                if self._events and cursor < oldest - 1:
+                    pending = [{"type": "ERROR", "object": ApiError(
+                        410, "Expired", f"too old resource version: {since} ({oldest - 1})").body()}]
+        yield from pending
+        if pending and pending[0]["type"] == "ERROR":
+            return
+        while True:
+            with self._lock:
+                while not self._stopping and time.monotonic() < deadline and \
+                        not (self._events and self._events[-1].rv > cursor):
+                    self._lock.wait(min(0.2, max(deadline - time.monotonic(), 0.0)))
+                if self._stopping or time.monotonic() >= deadline:
+                    return
+                fresh = [e for e in self._events if e.rv > cursor]
+                cursor = fresh[-1].rv
+            for ev in fresh:
+                if matches(ev):
+                    yield {"type": ev.type, "object": copy.deepcopy(ev.obj)}
+
+
+def _kind_by_plural(plural: str) -> Kind:
+    for k in KINDS:
+        if k.plural == plural:
+            return k
+    raise KeyError(plural)
+
+
+# -- HTTP ------------------------------------------------------------------------------------------
+
+_PATH_RE = re.compile(
+    r"^/(?:api/(?P<cv>v1)|apis/(?P<group>[^/]+)/(?P<version>[^/]+))"
+    r"(?:/namespaces/(?P<ns>[^/]+))?/(?P<plural>[^/]+)(?:/(?P<name>[^/]+))?(?:/(?P<sub>[^/]+))?$"
+)
+
+
+def _discovery(path: str, crd_installed: bool = True) -> dict[str, Any] | None:
+    kinds = [k for k in KINDS if crd_installed or not k.custom]
+    if path == "/version":
+        return {"major": "1", "minor": "35", "gitVersion": "v1.35.0-fake", "platform": "linux/amd64"}
+    if path == "/api":
+        return {"kind": "APIVersions", "versions": ["v1"],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": HOST}]}
+    if path == "/apis":
+        groups = sorted({(k.group, k.version) for k in kinds if k.group})
+        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+            {"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v}],
+             "preferredVersion": {"groupVersion": f"{g}/{v}", "version": v}} for g, v in groups]}
+    m = re.match(r"^/(?:api/(v1)|apis/([^/]+)/([^/]+))$", path)
+    if not m:
+        return None
+    group, version = ("", "v1") if m.group(1) else (m.group(2), m.group(3))
+    served = [k for k in kinds if k.group == group and k.version == version]
+    if not served:
+        return None
+    verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
+    resources = []
+    for k in served:
+        resources.append({"name": k.plural, "singularName": k.singular, "namespaced": True,
+                          "kind": k.kind, "verbs": verbs, "shortNames": list(k.short_names)})
+        for s in k.subresources:
+            resources.append({"name": f"{k.plural}/{s}", "singularName": "", "namespaced": True,
+                              "kind": k.kind, "verbs": ["get", "patch", "update"]})
+    if not group:  # discovery only (kopf looks for it); namespaces are not served as objects
+        resources.append({"name": "namespaces", "singularName": "namespace", "namespaced": False,
+                          "kind": "Namespace", "verbs": ["get", "list", "watch"]})
+    return {"kind": "APIResourceList", "apiVersion": "v1",
+            "groupVersion": f"{group}/{version}" if group else version, "resources": resources}
+
+
+def _flag(q: dict[str, list[str]], name: str) -> bool:
+    return (q.get(name) or ["false"])[0].lower() in ("true", "1")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    api: FakeApiServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass  # quiet: the request record is the log
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._serve("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._serve("POST")
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._serve("PUT")
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._serve("PATCH")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._serve("DELETE")
+
+    def _body(self) -> Any:
+        n = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(n) if n else b""
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError as e:
+            raise ApiError(400, "BadRequest", f"the request body is not JSON: {e}") from e
+
+    def _send(self, code: int, payload: Any, content_type: str = "application/json") -> None:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _serve(self, method: str) -> None:
+        url = urlsplit(self.path)
+        q = parse_qs(url.query)
+        body = self._body() if method in ("POST", "PUT", "PATCH", "DELETE") else None
+        disc = _discovery(url.path, self.api.crd_installed) if method == "GET" else None
+        if disc is not None:
+            with self.api._lock:
+                self.api.requests.append(Request("get", "", "", None, url.path))
+            self._send(200, disc)
+            return
+        m = _PATH_RE.match(url.path)
+        kind = None
+        if m:
+            group = m.group("group") or ""
+            version = m.group("version") or "v1"
+            kind = next((k for k in KINDS if k.group == group and k.version == version
+                         and k.plural == m.group("plural")), None)
+        if kind is not None and kind.custom and not self.api.crd_installed:
+            kind = None
+        if m is None or kind is None or (m.group("sub") and m.group("sub") not in kind.subresources):
+            self._send(404, b"404 page not found\n", "text/plain; charset=utf-8")
+            return
+        ns, name, sub = m.group("ns"), m.group("name"), m.group("sub")
+        watch = method == "GET" and _flag(q, "watch")
+        verb = {"GET": "watch" if watch else ("get" if name else "list"), "POST": "create",
+                "PUT": "update", "PATCH": "patch",
+                "DELETE": "delete" if name else "deletecollection"}[method]
+        resource = f"{kind.plural}/{sub}" if sub else kind.plural
+        try:
+            with self.api._lock:
+                self.api.requests.append(Request(verb, kind.group, resource, ns, name))
+                fault = self.api._take_fault(verb, resource)
+            if fault is not None:
+                reasons = {403: "Forbidden", 409: "Conflict", 429: "TooManyRequests",
+                           500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout"}
+                msg = (f'{resource} is forbidden: User "system:serviceaccount:test:actsearch" cannot '
+                       f'{verb} resource "{kind.plural}" in API group "{kind.group}" in the '
+                       f'namespace "{ns}"') if fault == 403 else f"injected fault {fault}"
+                raise ApiError(fault, reasons.get(fault, "InternalError"), msg,
+                               {"name": name, "group": kind.group, "kind": kind.plural})
+            if watch:
+                self._stream(kind, ns, q)
+                return
+            code, out = self._dispatch(method, kind, ns, name, sub, q, body)
+        except ApiError as e:
+            self._send(e.code, e.body())
+            return
+        if isinstance(out, str):
+            self._send(code, out.encode(), "text/plain")
+        else:
+            self._send(code, out)
+
+    def _dispatch(self, method: str, kind: Kind, ns: str | None, name: str | None, sub: str | None,
+                  q: dict[str, list[str]], body: Any) -> tuple[int, Any]:
+        api = self.api
+        with api._lock:
+            if method == "GET" and name is None:
+                items = api._list(kind, ns, (q.get("labelSelector") or [None])[0],
+                                  (q.get("fieldSelector") or [None])[0])
+                return 200, {"kind": f"{kind.kind}List", "apiVersion": kind.api_version,
+                             "metadata": {"resourceVersion": str(api._rv)}, "items": items}
+            if ns is None:
+                raise ApiError(405, "MethodNotAllowed", "the server does not allow this method "
+                               "on the requested resource without a namespace")
+            if method == "POST" and name is None:
+                if not isinstance(body, dict):
+                    raise ApiError(400, "BadRequest", "the request body must be an object")
+                return 201, api._create(kind, ns, body)
+            if name is None:
+                raise ApiError(405, "MethodNotAllowed", f"{method} on a collection is not supported")
+            if method == "GET":
+                if sub == "log":
+                    api._existing(kind, ns, name)
+                    return 200, api.logs.get((ns, name), "")
+                return 200, api._existing(kind, ns, name)
+            if method == "DELETE":
+                policy = (q.get("propagationPolicy") or [None])[0] or \
+                    (body or {}).get("propagationPolicy") or "Background"
+                return 200, api._delete(kind, ns, name, policy)
+            if method == "PUT":
+                if not isinstance(body, dict):
+                    raise ApiError(400, "BadRequest", "the request body must be an object")
+                return 200, api._update(kind, ns, name, sub, lambda old: body)
+            ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+            if ctype == "application/json-patch+json":
+                if not isinstance(body, list):
+                    raise ApiError(400, "BadRequest", "a JSON patch is a list of operations")
+                return 200, api._update(kind, ns, name, sub, lambda old: json_patch(old, body))
+            if ctype == "application/merge-patch+json" or (
+                    ctype == "application/strategic-merge-patch+json" and not kind.custom):
+                if not isinstance(body, dict):
+                    raise ApiError(400, "BadRequest", "a merge patch is an object")
+                return 200, api._update(kind, ns, name, sub, lambda old: merge_patch(old, body))
+            raise ApiError(415, "UnsupportedMediaType",
+                           f"the body of the request was in an unknown format - accepted media "
+                           f"types include: application/json-patch+json, "
+                           f"application/merge-patch+json (got {ctype!r})")
+
+    def _stream(self, kind: Kind, ns: str | None, q: dict[str, list[str]]) -> None:
+        timeout = float((q.get("timeoutSeconds") or ["1800"])[0])
+        events = self.api._watch(kind, ns, (q.get("labelSelector") or [None])[0],
+                                 (q.get("fieldSelector") or [None])[0],
+                                 (q.get("resourceVersion") or [None])[0], timeout)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for ev in events:
+                data = json.dumps(ev).encode() + b"\n"
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        self.close_connection = True

@@ -1,0 +1,254 @@
+"""The Kubernetes backend (orchestrator/backends/kubernetes.py) with the official client over real
+HTTP against the fake API server of tests/k8s: no real API server runs here; the fake keeps
+objects, selectors, ownerReferences and error answers the way the API does."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from orchestrator.backends.base import Launch
+from orchestrator.backends.kubernetes import KubernetesBackend, job_manifest
+from orchestrator.errors import ConfigError, TemporaryUnavailable
+from orchestrator.retry import Backoff
+from orchestrator.spec import KubernetesBackendSpec
+from tests.k8s.conftest import NAMESPACE
+from tests.k8s.fake_apiserver import FakeApiServer
+
+FAST = Backoff(initial=0.01, factor=2.0, maximum=0.05, attempts=4)
+FULL = KubernetesBackendSpec.model_validate({
+    "image": "registry.example/actsearch/trainer:1.2.3",
+    "image_pull_policy": "Always",
+    "gpus": 2,
+    "resources": {"requests": {"cpu": "4", "memory": "16Gi"}, "limits": {"memory": "24Gi"}},
+    "node_selector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
+    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    "priority_class": "research-low",
+    "service_account": "actsearch-child",
+    "credentials_secret": "actsearch-s3",
+    "backoff_limit": 4,
+    "active_deadline_seconds": 7200,
+    "ttl_seconds_after_finished": 600,
+    "queue_name": "gpu-queue",
+})
+
+
+def make_search(apiserver: FakeApiServer, name: str = "s1") -> dict[str, Any]:
+    """The owning ActivationSearch, created as a user would (in-process: not controller traffic)."""
+    return apiserver.put_object("activationsearches", NAMESPACE, {
+        "apiVersion": "actsearch.io/v1alpha1", "kind": "ActivationSearch",
+        "metadata": {"name": name}, "spec": {"budget": {"trials": 3}},
+    })
+
+
+def make_backend(api_client: Any, owner: dict[str, Any], settings: KubernetesBackendSpec = FULL,
+                 ) -> KubernetesBackend:
+    from kubernetes import client
+
+    return KubernetesBackend(client.BatchV1Api(api_client), owner["metadata"]["name"], NAMESPACE,
+                             settings, owner_uid=owner["metadata"]["uid"],
+                             s3_endpoint="http://minio.actsearch:9000", backoff=FAST)
+
+
+def launch_of(trial: str = "s1-t00000", expression: str = "max(id(x), relu(x))") -> Launch:
+    spec = {"expression": expression, "search": "s1", "trial": trial, "experiment": "actsearch",
+            "child": {"model": "resnet20", "steps": 100}}
+    return Launch(trial, "run-123", spec, {"MLFLOW_RUN_ID": "run-123",
+                                           "MLFLOW_TRACKING_URI": "http://mlflow:5000"})
+
+
+@pytest.mark.controller_traffic
+def test_a_launch_creates_a_job_named_after_the_trial_with_every_field_of_the_spec(
+        apiserver: FakeApiServer, api_client: Any) -> None:
+    owner = make_search(apiserver)
+    make_backend(api_client, owner).launch(launch_of())
+    job = apiserver.get("jobs", NAMESPACE, "s1-t00000")
+    assert job is not None
+    meta, spec = job["metadata"], job["spec"]
+    assert meta["labels"] == {
+        "app.kubernetes.io/name": "actsearch", "app.kubernetes.io/component": "child",
+        "app.kubernetes.io/part-of": "actsearch", "app.kubernetes.io/managed-by": "actsearch-controller",
+        "actsearch.io/search": "s1", "actsearch.io/trial": "s1-t00000",
+        "kueue.x-k8s.io/queue-name": "gpu-queue",
+    }
+    assert meta["ownerReferences"] == [{
+        "apiVersion": "actsearch.io/v1alpha1", "kind": "ActivationSearch", "name": "s1",
+        "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}]
+    assert spec["backoffLimit"] == 4 and spec["activeDeadlineSeconds"] == 7200
+    assert spec["ttlSecondsAfterFinished"] == 600
+    assert spec["podFailurePolicy"]["rules"] == [
+        {"action": "FailJob", "onExitCodes": {"containerName": "trainer", "operator": "In",
+                                              "values": [2, 3]}},
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+    ]
+    pod = spec["template"]["spec"]
+    assert spec["template"]["metadata"]["labels"]["actsearch.io/trial"] == "s1-t00000"
+    assert pod["restartPolicy"] == "Never"
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists",
+                                   "effect": "NoSchedule"}]
+    assert pod["priorityClassName"] == "research-low"
+    assert pod["serviceAccountName"] == "actsearch-child"
+    (c,) = pod["containers"]
+    assert (c["image"], c["imagePullPolicy"]) == ("registry.example/actsearch/trainer:1.2.3", "Always")
+    assert c["args"] == ["--json-logs"]  # never the image's default `--help`
+    assert c["resources"] == {"limits": {"memory": "24Gi", "nvidia.com/gpu": "2"},
+                              "requests": {"cpu": "4", "memory": "16Gi"}}
+    env = {e["name"]: e["value"] for e in c["env"]}
+    assert env["MLFLOW_RUN_ID"] == "run-123" and env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert env["MLFLOW_S3_ENDPOINT_URL"] == "http://minio.actsearch:9000"
+    assert json.loads(env["ACTSEARCH_TRIAL_SPEC"]) == launch_of().trial_spec
+    assert env["HOME"].startswith("/tmp") and env["ACTSEARCH_CACHE_DIR"].startswith("/tmp")
+    assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]  # writable under a read-only root
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert c["envFrom"] == [{"secretRef": {"name": "actsearch-s3"}}]
+
+
+@pytest.mark.controller_traffic
+def test_without_optional_settings_the_job_carries_no_empty_fields(
+        apiserver: FakeApiServer, api_client: Any) -> None:
+    owner = make_search(apiserver)
+    make_backend(api_client, owner, KubernetesBackendSpec(gpus=0)).launch(launch_of())
+    job = apiserver.get("jobs", NAMESPACE, "s1-t00000")
+    assert job is not None
+    pod = job["spec"]["template"]["spec"]
+    for absent in ("nodeSelector", "tolerations", "priorityClassName", "serviceAccountName"):
+        assert absent not in pod
+    assert "kueue.x-k8s.io/queue-name" not in job["metadata"]["labels"]
+    assert "activeDeadlineSeconds" not in job["spec"] and "envFrom" not in pod["containers"][0]
+    assert "resources" not in pod["containers"][0] or not pod["containers"][0]["resources"]
+
+
+@pytest.mark.controller_traffic
+def test_launching_a_trial_twice_is_a_no_op_answered_by_409(
+        apiserver: FakeApiServer, api_client: Any) -> None:
+    owner = make_search(apiserver)
+    backend = make_backend(api_client, owner)
+    backend.launch(launch_of())
+    first = apiserver.get("jobs", NAMESPACE, "s1-t00000")
+    backend.launch(launch_of())
+    assert [r.verb for r in apiserver.calls(resource="jobs")] == ["create", "create"]
+    assert len(apiserver.items("jobs")) == 1
+    assert apiserver.get("jobs", NAMESPACE, "s1-t00000") == first  # untouched
+
+
+CONDITION_CASES = [
+    ({"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1},
+     None, ("succeeded", None, 0)),
+    ({"conditions": [{"type": "Failed", "status": "True", "reason": "PodFailurePolicy",
+                      "message": "Container trainer for pod research/s1-t00000-abcde failed "
+                                 "with exit code 3 matching FailJob rule at index 0"}]},
+     None, ("failed", "PodFailurePolicy: Container trainer for pod research/s1-t00000-abcde "
+                      "failed with exit code 3 matching FailJob rule at index 0", 3)),
+    ({"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                      "message": "Job has reached the specified backoff limit"}]},
+     None, ("failed", "BackoffLimitExceeded: Job has reached the specified backoff limit", None)),
+    ({"conditions": [{"type": "Suspended", "status": "True", "reason": "JobSuspended"}]},
+     None, ("queued", "suspended", None)),
+    ({}, True, ("queued", "suspended", None)),
+    ({"active": 1, "ready": 1}, None, ("running", None, None)),
+    ({"conditions": [{"type": "Complete", "status": "False"}], "active": 1}, None,
+     ("running", None, None)),
+    ({}, None, ("queued", None, None)),
+]
+
+
+@pytest.mark.controller_traffic
+@pytest.mark.parametrize(("status", "suspend", "expected"), CONDITION_CASES)
+def test_the_state_of_a_trial_is_read_from_its_job_status(
+        apiserver: FakeApiServer, api_client: Any, status: dict[str, Any], suspend: bool | None,
+        expected: tuple[str, str | None, int | None]) -> None:
+    owner = make_search(apiserver)
+    backend = make_backend(api_client, owner)
+    manifest = job_manifest(launch_of(), "s1", NAMESPACE, FULL, owner["metadata"]["uid"])
+    if suspend:
+        manifest["spec"]["suspend"] = True  # as Kueue creates it until admitted
+    apiserver.put_object("jobs", NAMESPACE, manifest)
+    apiserver.set_status("jobs", NAMESPACE, "s1-t00000", status)
+    state = backend.state("s1-t00000")
+    assert (state.phase, state.reason, state.exit_code) == expected
+    assert apiserver.calls("get", "jobs/status")  # the status subresource, as RBAC grants it
+
+
+@pytest.mark.controller_traffic
+def test_a_trial_without_a_job_is_missing(apiserver: FakeApiServer, api_client: Any) -> None:
+    backend = make_backend(api_client, make_search(apiserver))
+    assert backend.state("s1-t00042").phase == "missing"
+
+
+@pytest.mark.controller_traffic
+def test_a_refused_permission_is_a_config_error_naming_rbac_and_the_request(
+        apiserver: FakeApiServer, api_client: Any) -> None:
+    backend = make_backend(api_client, make_search(apiserver))
+    apiserver.fail("create", "jobs", 403)
+    with pytest.raises(ConfigError) as e:
+        backend.launch(launch_of())
+    text = str(e.value)
+    assert "forbidden (403)" in text and "RBAC" in text and "create Job research/s1-t00000" in text
+    assert 'cannot create resource "jobs"' in text
+    assert len(apiserver.calls("create", "jobs")) == 1  # not retried: retrying cannot fix it
+    apiserver.fail("get", "jobs/status", 403)
+    with pytest.raises(ConfigError, match="RBAC"):
+        backend.state("s1-t00000")
+
+
+@pytest.mark.controller_traffic
+@pytest.mark.parametrize("code", [500, 503])
+def test_a_server_error_is_retried_with_backoff_and_then_succeeds(
+        apiserver: FakeApiServer, api_client: Any, code: int, caplog: pytest.LogCaptureFixture) -> None:
+    backend = make_backend(api_client, make_search(apiserver))
+    apiserver.fail("create", "jobs", code, times=2)
+    backend.launch(launch_of())
+    assert len(apiserver.calls("create", "jobs")) == 3
+    assert [j["metadata"]["name"] for j in apiserver.items("jobs")] == ["s1-t00000"]
+    assert sum("retry" in r.getMessage() for r in caplog.records) == 2
+    apiserver.fail("get", "jobs/status", code, times=1)
+    assert backend.state("s1-t00000").phase == "queued"
+
+
+@pytest.mark.controller_traffic
+def test_a_server_that_keeps_failing_gives_a_temporary_error_after_the_last_attempt(
+        apiserver: FakeApiServer, api_client: Any) -> None:
+    backend = make_backend(api_client, make_search(apiserver))
+    apiserver.fail("get", "jobs/status", 503, times=10)
+    with pytest.raises(TemporaryUnavailable, match="failed 4 times"):
+        backend.state("s1-t00000")
+    assert len(apiserver.calls("get", "jobs/status")) == FAST.attempts
+
+
+def test_list_trials_selects_the_jobs_of_its_search_by_label(
+        apiserver: FakeApiServer, api_client: Any) -> None:
+    mine = make_backend(api_client, make_search(apiserver, "s1"))
+    other = make_backend(api_client, make_search(apiserver, "s10"))
+    for i in (2, 0, 1):
+        mine.launch(launch_of(f"s1-t0000{i}"))
+    other.launch(launch_of("s10-t00000"))
+    assert mine.list_trials() == ["s1-t00000", "s1-t00001", "s1-t00002"]
+    assert other.list_trials() == ["s10-t00000"]
+    assert len(apiserver.calls("list", "jobs")) == 2
+
+
+def test_cancel_deletes_the_job_and_is_a_no_op_when_it_is_gone(
+        apiserver: FakeApiServer, api_client: Any) -> None:
+    backend = make_backend(api_client, make_search(apiserver))
+    backend.launch(launch_of())
+    backend.cancel("s1-t00000")
+    assert apiserver.items("jobs") == []
+    backend.cancel("s1-t00000")  # 404: nothing to do
+    assert [r.verb for r in apiserver.calls(resource="jobs")] == ["create", "delete", "delete"]
+
+
+def test_deleting_the_search_garbage_collects_its_jobs_through_owner_references(
+        apiserver: FakeApiServer, api_client: Any) -> None:
+    owner = make_search(apiserver)
+    backend = make_backend(api_client, owner)
+    backend.launch(launch_of("s1-t00000"))
+    backend.launch(launch_of("s1-t00001"))
+    unrelated = make_backend(api_client, make_search(apiserver, "s2"))
+    unrelated.launch(launch_of("s2-t00000"))
+    apiserver.delete_object("activationsearches", NAMESPACE, "s1")
+    assert [j["metadata"]["name"] for j in apiserver.items("jobs")] == ["s2-t00000"]
+    backend.launch(launch_of("s1-t00002"))  # a launch racing the deletion: collected at once
+    assert [j["metadata"]["name"] for j in apiserver.items("jobs")] == ["s2-t00000"]
