@@ -44,6 +44,37 @@ class ClusterDefaults:
     backoff: Backoff = Backoff()
     make_tracker: Callable[[str, str], Tracker] = _mlflow_tracker
     make_store: Callable[[str, str | None], Store] = field(default=open_store)
+    spec_defaults: Mapping[str, Any] = field(default_factory=dict)
+    """A spec fragment merged under every search's spec (the search's own values win)."""
+
+
+def split_defaults(fragment: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str | None]]:
+    """Split a defaults file (a spec fragment, e.g. the chart's ConfigMap) into what is merged
+    under each search's spec and what the operator keeps for itself: ``storage.uri`` is a
+    *prefix* below which each search gets its own checkpoint folder, so it must not be copied
+    into every spec as is; ``tracking.uri`` and ``storage.endpoint_url`` are the operator's
+    defaults too."""
+    spec = {k: v for k, v in fragment.items() if k != "storage"}
+    tracking = dict(spec.pop("tracking", None) or {})
+    own = {
+        "tracking_uri": tracking.pop("uri", None),
+        "storage_uri": (fragment.get("storage") or {}).get("uri"),
+        "s3_endpoint": (fragment.get("storage") or {}).get("endpoint_url"),
+    }
+    if tracking:
+        spec["tracking"] = tracking
+    return spec, own
+
+
+def merge_under(defaults: Mapping[str, Any], spec: Mapping[str, Any]) -> dict[str, Any]:
+    """``spec`` over ``defaults``, mapping by mapping; anything else in ``spec`` replaces."""
+    out = dict(defaults)
+    for key, value in spec.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge_under(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def search_ref(obj: Mapping[str, Any]) -> str:
@@ -51,13 +82,15 @@ def search_ref(obj: Mapping[str, Any]) -> str:
     return f"{meta.get('namespace')}/{meta.get('name')}"
 
 
-def spec_of(obj: Mapping[str, Any]) -> SearchSpec:
-    """The search spec of an ActivationSearch object; ConfigError names every bad field."""
+def spec_of(obj: Mapping[str, Any], spec_defaults: Mapping[str, Any] | None = None) -> SearchSpec:
+    """The search spec of an ActivationSearch object over the operator's defaults;
+    ConfigError names every bad field."""
     meta = obj.get("metadata") or {}
     raw = obj.get("spec")
     if not isinstance(raw, Mapping):
         raise ConfigError(f"ActivationSearch {search_ref(obj)} has no spec mapping")
-    spec = parse_spec({**raw, "name": meta.get("name")}, f"ActivationSearch {search_ref(obj)}")
+    merged = merge_under(spec_defaults or {}, raw)
+    spec = parse_spec({**merged, "name": meta.get("name")}, f"ActivationSearch {search_ref(obj)}")
     if (raw.get("backend") or {}).get("kind") == "local":
         raise ConfigError(
             f"ActivationSearch {search_ref(obj)}: backend.kind is 'local', which runs children "

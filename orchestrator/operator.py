@@ -91,7 +91,7 @@ class SearchRunner:
             self.logger.debug("search %s finished earlier; nothing to do", search_ref(self.obj))
             return
         try:
-            spec = spec_of(self.obj)
+            spec = spec_of(self.obj, self.defaults.spec_defaults)
         except ConfigError as e:
             self.logger.error("%s; nothing was created", e)
             self.event("Warning", "InvalidSpec", f"{e}; nothing was created.")

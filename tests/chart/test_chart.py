@@ -172,7 +172,7 @@ def test_the_controller_runs_the_operator_on_every_watched_namespace(
     assert c["command"] == ["actsearch-ctl"]
     port = full_values["controller"]["healthPort"]
     assert c["args"] == ["-vv", "operator", f"--namespace={NAMESPACE}", "--namespace=team-a", "--namespace=team-b",
-                         "--defaults=/etc/actsearch/defaults.yaml", f"--liveness=http://0.0.0.0:{port}/healthz"]
+                         "--defaults=/etc/actsearch/defaults.yaml", f"--liveness-port={port}"]
     assert c["ports"] == [{"name": "health", "containerPort": port}]
     assert c["livenessProbe"]["httpGet"] == c["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert pod["serviceAccountName"] == full_values["controller"]["serviceAccount"]["name"]

@@ -252,3 +252,28 @@ def test_a_search_tracked_by_the_real_mlflow_server_succeeds_with_its_leaderboar
     assert {"leaderboard.md", "leaderboard.json", "top_functions.png"} <= artifacts
     rewards = {hashed_reward(j) for j in children.expressions}
     assert final["bestAccuracy"] == pytest.approx(max(rewards))
+
+
+def test_the_defaults_file_is_split_into_spec_defaults_and_the_operators_own() -> None:
+    """The chart's ConfigMap is a spec fragment: its storage.uri is a prefix the operator keeps
+    (each search gets its own folder), everything else is merged under each search's spec."""
+    from orchestrator.incluster import spec_of, split_defaults
+
+    fragment = {
+        "tracking": {"uri": "http://mlflow:5000", "experiment": "team"},
+        "storage": {"uri": "s3://bucket/ckpt", "endpoint_url": "http://minio:9000"},
+        "backend": {"kind": "kubernetes",
+                    "kubernetes": {"image": "trainer:1", "node_selector": {"gpu": "h100"}}},
+    }
+    spec_defaults, own = split_defaults(fragment)
+    assert own == {"tracking_uri": "http://mlflow:5000", "storage_uri": "s3://bucket/ckpt",
+                   "s3_endpoint": "http://minio:9000"}
+    assert "storage" not in spec_defaults and "uri" not in spec_defaults["tracking"]
+    obj = {"metadata": {"name": "s", "namespace": "ns"},
+           "spec": {"backend": {"kubernetes": {"node_selector": {"gpu": "a100"}}},
+                    "tracking": {"experiment": "mine"}}}
+    spec = spec_of(obj, spec_defaults)
+    assert spec.backend.kubernetes.image == "trainer:1"  # from the defaults
+    assert spec.backend.kubernetes.node_selector == {"gpu": "a100"}  # the search's own wins
+    assert spec.tracking.experiment == "mine" and spec.tracking.uri is None
+    assert spec.storage.uri is None  # so its checkpoints go below the operator's prefix
