@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from orchestrator.errors import ConfigError
+from orchestrator.validation import describe
 from orchestrator.search.registry import STRATEGY_NAMES, make_strategy
 from orchestrator.space import BINARY_NAMES, UNARY_NAMES, SearchSpace, SpaceError
 from orchestrator.space.screen import ScreenConfig
@@ -216,27 +217,13 @@ class SearchSpec(_Model):
         return self
 
 
-def describe(error: ValidationError) -> str:
-    """One line per problem: the dotted field path, then what is wrong and what is allowed."""
-    lines = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"])
-        msg = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            msg = "unknown field"
-        elif item["type"] == "literal_error":
-            msg = f"{msg}; got {item.get('input')!r}"
-        lines.append(f"{where}: {msg}" if where else msg)
-    return "\n".join(lines)
-
-
 def parse_spec(data: Any, source: str = "spec") -> SearchSpec:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: a search spec is a mapping of fields; got {type(data).__name__}")
     try:
         return SearchSpec.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(f"{source} is not a valid search spec:\n{describe(e)}") from e
+        raise ConfigError(f"{source} is not a valid search spec:\n{describe(e, 'search spec')}") from e
 
 
 def load_spec(path: str | Path) -> SearchSpec:

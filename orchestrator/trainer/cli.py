@@ -17,7 +17,8 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from orchestrator.trainer.config import TRIAL_SPEC_ENV, TrialSpec, describe
+from orchestrator.trainer.config import TRIAL_SPEC_ENV, TrialSpec
+from orchestrator.validation import describe
 from orchestrator.trainer.errors import BadInput, ExitCode, TrainerError
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ def build_spec(spec_file: Path | None, top: dict[str, Any], child: dict[str, Any
     try:
         return TrialSpec.model_validate(raw)
     except ValidationError as e:
-        raise BadInput(describe(e)) from e
+        raise BadInput(describe(e, "trial spec")) from e
 
 
 def _configure_logging(verbose: int, json_logs: bool) -> None:

@@ -13,7 +13,7 @@ import hashlib
 import json
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.space import Expr, Numerics, ParseError, parse, to_text
 from orchestrator.space.module import BetaMode
@@ -195,15 +195,3 @@ class TrialSpec(BaseModel):
     @property
     def expr(self) -> Expr:
         return parse(self.expression)
-
-
-def describe(error: ValidationError) -> str:
-    """A validation error as one line per field, each naming the field and what it allows."""
-    lines = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "spec"
-        msg = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            msg = "unknown field (not part of the trial spec)"
-        lines.append(f"{where}: {msg}")
-    return "\n".join(lines)

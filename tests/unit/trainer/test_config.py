@@ -7,7 +7,8 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from orchestrator.trainer.config import OPERATIONAL_FIELDS, TrainConfig, TrialSpec, describe
+from orchestrator.trainer.config import OPERATIONAL_FIELDS, TrainConfig, TrialSpec
+from orchestrator.validation import describe
 
 SWISH = "sigmul(mul_beta(x), id(x))"
 
@@ -32,7 +33,7 @@ def test_defaults_are_the_papers_child_protocol() -> None:
 def test_a_bad_value_names_its_field_and_what_is_allowed(field: str, value: object, needle: str) -> None:
     with pytest.raises(ValidationError) as info:
         TrialSpec(expression=SWISH, child={field: value})
-    text = describe(info.value)
+    text = describe(info.value, "trial spec")
     assert text.startswith(f"child.{field}: ")
     assert needle in text
 
@@ -40,13 +41,13 @@ def test_a_bad_value_names_its_field_and_what_is_allowed(field: str, value: obje
 def test_unknown_fields_are_rejected_by_name() -> None:
     with pytest.raises(ValidationError) as info:
         TrialSpec.model_validate({"expression": SWISH, "child": {"stpes": 10}})
-    assert describe(info.value) == "child.stpes: unknown field (not part of the trial spec)"
+    assert describe(info.value, "trial spec") == "child.stpes: unknown field (not part of the trial spec)"
 
 
 def test_an_unparsable_expression_is_a_validation_error_with_the_position() -> None:
     with pytest.raises(ValidationError) as info:
         TrialSpec(expression="sigmul(mul_beta(x), idd(x))")
-    assert "expression" in describe(info.value) and "idd" in describe(info.value)
+    assert "expression" in describe(info.value, "trial spec") and "idd" in describe(info.value, "trial spec")
 
 
 def test_the_expression_is_stored_canonically() -> None:
