@@ -7,18 +7,17 @@ from pathlib import Path
 
 import torch
 
-from orchestrator.space.expr import Expr, to_math
-from orchestrator.space.module import Activation
+from orchestrator.space.activation import ActivationRef, activation_math, build_site
 from orchestrator.space.ops import Numerics
 
 
 def curve(
-    expr: Expr, lo: float = -5.0, hi: float = 5.0, n: int = 501, beta: float = 1.0,
+    expr: ActivationRef, lo: float = -5.0, hi: float = 5.0, n: int = 501, beta: float = 1.0,
     numerics: Numerics = "safe",
 ) -> tuple[list[float], list[float], list[float]]:
     """(x, f(x), f'(x)) on a grid, with the training ops in float64."""
     x = torch.linspace(lo, hi, n, dtype=torch.float64, requires_grad=True)
-    act = Activation(expr, beta_mode="scalar", beta_init=beta, numerics=numerics).double()
+    act = build_site(expr, beta_mode="scalar", beta_init=beta, numerics=numerics).double()
     y = act(x)
     (g,) = torch.autograd.grad(y.sum(), x, allow_unused=True)
     g = torch.zeros_like(x) if g is None else g
@@ -26,7 +25,7 @@ def curve(
 
 
 def plot_functions(
-    exprs: Sequence[Expr],
+    exprs: Sequence[ActivationRef],
     path: str | Path,
     betas: Sequence[float] | None = None,
     labels: Sequence[str] | None = None,
@@ -39,7 +38,7 @@ def plot_functions(
     import matplotlib.pyplot as plt
 
     betas = list(betas) if betas is not None else [1.0] * len(exprs)
-    labels = list(labels) if labels is not None else [to_math(e) for e in exprs]
+    labels = list(labels) if labels is not None else [activation_math(e) for e in exprs]
     fig, (ax_f, ax_g) = plt.subplots(1, 2, figsize=(10, 4))
     for expr, beta, label in zip(exprs, betas, labels, strict=True):
         x, y, g = curve(expr, beta=beta, numerics=numerics)

@@ -128,7 +128,7 @@ class _JsonMessage(logging.Filter):
 @click.option("--spec", "spec_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="JSON trial spec: {expression, search, trial, experiment, child: {...}} "
                    f"[default: the JSON in env {TRIAL_SPEC_ENV}, as a Kubernetes Job passes it].")
-@click.option("--expression", "-e", default=None, help="Activation, canonical text form.")
+@click.option("--expression", "-e", default=None, help="Activation: canonical text form, or builtin:lrelu|prelu|elu|selu|gelu.")
 @click.option("--search", default=None, help="Search name (tag actsearch.search).")
 @click.option("--trial", default=None, help="Trial id (tag actsearch.trial).")
 @click.option("--experiment", default=None, help="MLflow experiment for a run created here.")

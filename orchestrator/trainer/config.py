@@ -15,7 +15,8 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from orchestrator.space import Expr, Numerics, ParseError, parse, to_text
+from orchestrator.space import Expr, Numerics, ParseError
+from orchestrator.space.activation import ActivationRef, Builtin, activation_text, parse_activation
 from orchestrator.space.module import BetaMode
 
 ModelName = Literal[
@@ -178,7 +179,11 @@ class TrialSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    expression: str = Field(description="Activation in canonical text form, e.g. 'sigmul(mul_beta(x), id(x))'.")
+    expression: str = Field(
+        description="Activation in canonical text form, e.g. 'sigmul(mul_beta(x), id(x))', or a "
+        "built-in the grammar cannot express: 'builtin:lrelu', 'builtin:prelu', 'builtin:elu', "
+        "'builtin:selu', 'builtin:gelu'."
+    )
     search: str | None = Field(None, description="Search name; tag actsearch.search.")
     trial: str | None = Field(None, description="Trial id; tag actsearch.trial.")
     experiment: str = Field("actsearch-children", description="MLflow experiment of a run this child creates itself.")
@@ -188,10 +193,18 @@ class TrialSpec(BaseModel):
     @classmethod
     def _parses(cls, v: str) -> str:
         try:
-            return to_text(parse(v))
+            return activation_text(parse_activation(v))
         except ParseError as e:
             raise ValueError(f"{v!r} does not parse: {e}") from e
 
     @property
+    def activation(self) -> ActivationRef:
+        return parse_activation(self.expression)
+
+    @property
     def expr(self) -> Expr:
-        return parse(self.expression)
+        """The grammar expression; a built-in activation has none (ValueError)."""
+        a = self.activation
+        if isinstance(a, Builtin):
+            raise ValueError(f"{self.expression} is a built-in activation, not a grammar expression")
+        return a

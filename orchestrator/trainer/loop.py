@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from orchestrator.space import Expr
+from orchestrator.space.activation import ActivationRef, build_site, is_activation_site
 from orchestrator.space.module import Activation
 from orchestrator.trainer.augment import Batches, normalize
 from orchestrator.trainer.config import TrainConfig
@@ -138,19 +138,20 @@ def lr_factor(cfg: TrainConfig) -> Callable[[int], float]:
     return factor
 
 
-def build(cfg: TrainConfig, expr: Expr, data: Data, rt: Runtime) -> Child:
+def build(cfg: TrainConfig, activation: ActivationRef, data: Data, rt: Runtime) -> Child:
     torch.manual_seed(cfg.seed)
 
     def make_act(channels: int) -> nn.Module:
-        return Activation(expr, channels, cfg.beta_mode, cfg.beta_init, cfg.numerics)
+        return build_site(activation, channels, cfg.beta_mode, cfg.beta_init, cfg.numerics)
 
     model = build_model(cfg.model, data.num_classes, data.image_shape, make_act).to(rt.device)
     if rt.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    betas = {id(a.beta) for a in model.modules() if isinstance(a, Activation)}
+    # the activations' own parameters (β, PReLU's α) are not decayed
+    own = {id(p) for m in model.modules() if is_activation_site(m) for p in m.parameters()}
     groups = [
-        {"params": [p for p in model.parameters() if id(p) not in betas], "weight_decay": cfg.weight_decay},
-        {"params": [p for p in model.parameters() if id(p) in betas], "weight_decay": 0.0},
+        {"params": [p for p in model.parameters() if id(p) not in own], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in model.parameters() if id(p) in own], "weight_decay": 0.0},
     ]
     graph = rt.mode == "graph"
     # A CUDA graph replays the step with the lr it read at capture time unless lr is a device
@@ -309,7 +310,7 @@ class Outcome:
     model: nn.Module = field(repr=False, compare=False)
 
 
-def train(cfg: TrainConfig, expr: Expr, data: Data, hooks: Hooks,
+def train(cfg: TrainConfig, activation: ActivationRef, data: Data, hooks: Hooks,
           resume: dict[str, Any] | None = None) -> Outcome:
     """Train one child to ``cfg.steps``, from ``resume`` (a checkpoint state) when given.
 
@@ -317,7 +318,7 @@ def train(cfg: TrainConfig, expr: Expr, data: Data, hooks: Hooks,
     """
     t0 = time.perf_counter()
     rt = resolve(cfg)
-    child = build(cfg, expr, data, rt)
+    child = build(cfg, activation, data, rt)
     start, elapsed_before = 0, 0.0
     if resume is not None:
         child.load(resume)

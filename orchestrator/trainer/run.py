@@ -13,14 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from orchestrator.space import to_math
-from orchestrator.space.fingerprint import fingerprint
+from orchestrator.space.activation import activation_fingerprint, activation_math
 from orchestrator.space.plot import plot_functions
 from orchestrator.trainer import data as data_mod
 from orchestrator.trainer import loop
@@ -57,7 +57,7 @@ def params_of(spec: TrialSpec) -> dict[str, Any]:
     """MLflow params: the expression in both forms, every child setting, the code version."""
     return {
         "expression": spec.expression,
-        "expression_math": to_math(spec.expr),
+        "expression_math": activation_math(spec.activation),
         **spec.child.model_dump(mode="json"),
         "code_version": code_version(),
     }
@@ -65,7 +65,7 @@ def params_of(spec: TrialSpec) -> dict[str, Any]:
 
 def tags_of(spec: TrialSpec) -> dict[str, str]:
     tags = {
-        "actsearch.fingerprint": fingerprint(spec.expr, spec.child.numerics),
+        "actsearch.fingerprint": activation_fingerprint(spec.activation, spec.child.numerics),
         "actsearch.config_hash": spec.child.config_hash(),
         "actsearch.expression": spec.expression,
     }
@@ -126,18 +126,22 @@ def _train_logged(spec: TrialSpec, tracker: RunTracker, data: data_mod.Data, rt:
     if resume is not None:
         tracker.set_tags({"actsearch.resumed_from_step": resume["step"]})
 
-    outcome = loop.train(cfg, spec.expr, data, tracker, resume)
+    outcome = loop.train(cfg, spec.activation, data, tracker, resume)
 
-    tracker.on_metrics(cfg.steps, {
+    final = {
         "val_accuracy": outcome.val_accuracy, "val_loss": outcome.val_loss,
         "test_accuracy": outcome.test_accuracy, "test_loss": outcome.test_loss,
         "wall_time_s": outcome.wall_time_s, "steps_per_s": outcome.steps_per_s,
-        "beta_mean": outcome.beta_mean,
-    })
+    }
+    if math.isfinite(outcome.beta_mean):  # built-in activations have no β
+        final["beta_mean"] = outcome.beta_mean
+    tracker.on_metrics(cfg.steps, final)
     tracker.set_tags({"actsearch.mode": outcome.mode})
     with tempfile.TemporaryDirectory() as tmp:
-        png = plot_functions([spec.expr], Path(tmp) / PLOT_ARTIFACT, betas=[outcome.beta_mean],
-                             labels=[f"{to_math(spec.expr)} (learned)"], numerics=cfg.numerics)
+        beta = outcome.beta_mean if math.isfinite(outcome.beta_mean) else 1.0
+        png = plot_functions([spec.activation], Path(tmp) / PLOT_ARTIFACT, betas=[beta],
+                             labels=[f"{activation_math(spec.activation)} (learned)"],
+                             numerics=cfg.numerics)
         tracker.log_file(png)
         if cfg.save_weights:
             import torch

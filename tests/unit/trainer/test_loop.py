@@ -105,3 +105,21 @@ def test_a_model_that_cannot_be_compiled_still_trains_eagerly(digits: D.Data, mo
     monkeypatch.setattr(torch, "compile", broken)
     out = loop.train(quick(steps=30, model="mlp", compile="compile"), parse(SWISH), digits, Recorder())
     assert out.mode == "eager" and out.val_accuracy > 0.5
+
+
+def test_a_builtin_prelu_child_learns_digits_and_its_alphas_train_without_weight_decay(
+    digits: D.Data,
+) -> None:
+    from orchestrator.space.activation import Builtin, BuiltinActivation
+
+    cfg = quick(steps=60)
+    child = loop.build(cfg, Builtin("prelu"), digits, loop.resolve(cfg))
+    sites = [m for m in child.model.modules() if isinstance(m, BuiltinActivation)]
+    assert [s.alpha.shape[0] for s in sites if s.alpha is not None] == [32, 64]  # per channel
+    alphas = {id(s.alpha) for s in sites}
+    no_decay = next(g for g in child.optimizer.param_groups if g["weight_decay"] == 0.0)
+    assert {id(p) for p in no_decay["params"]} == alphas
+    out = loop.train(cfg, Builtin("prelu"), digits, Recorder())
+    assert out.val_accuracy > 0.5 and out.beta_mean != out.beta_mean  # no β: NaN
+    trained = [m.alpha for m in out.model.modules() if isinstance(m, BuiltinActivation)]
+    assert any(not torch.all(a == 0.25) for a in trained)

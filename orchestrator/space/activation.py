@@ -1,0 +1,141 @@
+"""What a child can train: a grammar expression, or a built-in the grammar cannot express.
+
+The paper validates found functions against nine baselines (PAPER.md §4). Four of them are
+grammar expressions exactly: ReLU ``max(relu(x), relu(x))``, Softplus
+``max(softplus(x), softplus(x))``, Swish-1 ``sigmul(id(x), id(x))`` and Swish
+``sigmul(mul_beta(x), id(x))``. The other five need constants or parameters the grammar lacks,
+so they are built-ins, written ``builtin:<name>`` wherever an expression is accepted:
+
+| name | function | parameters |
+|---|---|---|
+| ``builtin:lrelu`` | ``max(x, 0.01x)`` | none |
+| ``builtin:prelu`` | ``max(x, 0) + α·min(x, 0)`` | α per channel, initialised to 0.25 |
+| ``builtin:elu`` | ``x`` if ``x > 0`` else ``exp(x) − 1`` (α = 1) | none |
+| ``builtin:selu`` | ``λ·(x`` if ``x > 0`` else ``α(exp(x) − 1))`` | none (α ≈ 1.6733, λ ≈ 1.0507) |
+| ``builtin:gelu`` | ``x·Φ(x)`` (exact, with erf) | none |
+
+A built-in's fingerprint hashes its name: built-ins never collide with grammar functions or
+with each other, and the key is stable across versions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from orchestrator.space.expr import Expr, to_math, to_text
+from orchestrator.space.fingerprint import fingerprint
+from orchestrator.space.module import Activation, BetaMode
+from orchestrator.space.ops import Numerics
+from orchestrator.space.parse import ParseError, parse
+
+BUILTIN_PREFIX = "builtin:"
+LRELU_SLOPE = 0.01
+PRELU_INIT = 0.25
+ELU_ALPHA = 1.0
+
+BUILTIN_MATH: dict[str, str] = {
+    "lrelu": "LReLU(x) = max(x, 0.01x)",
+    "prelu": "PReLU(x) = max(x, 0) + α·min(x, 0)",
+    "elu": "ELU(x)",
+    "selu": "SELU(x)",
+    "gelu": "GELU(x) = x·Φ(x)",
+}
+BUILTIN_NAMES: tuple[str, ...] = tuple(BUILTIN_MATH)
+
+
+@dataclass(frozen=True)
+class Builtin:
+    """A built-in activation, by name (one of ``BUILTIN_NAMES``)."""
+
+    name: str
+
+    def __post_init__(self) -> None:
+        if self.name not in BUILTIN_MATH:
+            raise ValueError(f"unknown built-in activation {self.name!r}; "
+                             f"allowed: {', '.join(BUILTIN_NAMES)}")
+
+    def __str__(self) -> str:
+        return BUILTIN_PREFIX + self.name
+
+
+ActivationRef = Expr | Builtin
+"""An activation as a child trains it."""
+
+
+def parse_activation(text: str) -> ActivationRef:
+    """``builtin:<name>`` or a canonical expression; raises ParseError naming the problem."""
+    stripped = text.strip()
+    if stripped.startswith(BUILTIN_PREFIX):
+        name = stripped[len(BUILTIN_PREFIX):].strip().lower()
+        if name not in BUILTIN_MATH:
+            raise ParseError(f"unknown built-in activation {name!r}; allowed: "
+                             f"{', '.join(BUILTIN_PREFIX + n for n in BUILTIN_NAMES)}",
+                             text, text.index(BUILTIN_PREFIX) + len(BUILTIN_PREFIX), name)
+        return Builtin(name)
+    return parse(text)
+
+
+def activation_text(a: ActivationRef) -> str:
+    return str(a) if isinstance(a, Builtin) else to_text(a)
+
+
+def activation_math(a: ActivationRef) -> str:
+    return BUILTIN_MATH[a.name] if isinstance(a, Builtin) else to_math(a)
+
+
+def activation_fingerprint(a: ActivationRef, numerics: Numerics = "safe") -> str:
+    """The function's fingerprint; for a built-in, a hash of its name."""
+    if isinstance(a, Builtin):
+        return hashlib.sha256(str(a).encode()).hexdigest()[:16]
+    return fingerprint(a, numerics)
+
+
+class BuiltinActivation(nn.Module):
+    """One site of a built-in activation; PReLU owns a per-channel α (one α without channels)."""
+
+    def __init__(self, builtin: Builtin, channels: int | None = None) -> None:
+        super().__init__()
+        self.builtin = builtin
+        self.alpha: nn.Parameter | None = None
+        if builtin.name == "prelu":
+            self.alpha = nn.Parameter(torch.full((channels or 1,), PRELU_INIT))
+
+    def forward(self, x: Tensor) -> Tensor:
+        name = self.builtin.name
+        if name == "lrelu":
+            return F.leaky_relu(x, LRELU_SLOPE)
+        if name == "prelu":
+            assert self.alpha is not None
+            return F.prelu(x, self.alpha.to(x.dtype))
+        if name == "elu":
+            return F.elu(x, ELU_ALPHA)
+        if name == "selu":
+            return F.selu(x)
+        return F.gelu(x)
+
+    def extra_repr(self) -> str:
+        alpha = "" if self.alpha is None else f", alpha[{self.alpha.numel()}]"
+        return f"{self.builtin}{alpha}"
+
+
+def build_site(
+    a: ActivationRef,
+    channels: int | None = None,
+    beta_mode: BetaMode = "channel",
+    beta_init: float = 1.0,
+    numerics: Numerics = "safe",
+) -> nn.Module:
+    """The module of one activation site (the single place every site is built)."""
+    if isinstance(a, Builtin):
+        return BuiltinActivation(a, channels)
+    return Activation(a, channels, beta_mode, beta_init, numerics)
+
+
+def is_activation_site(m: nn.Module) -> bool:
+    """Whether ``m`` is an activation site; its parameters (β, PReLU's α) get no weight decay."""
+    return isinstance(m, (Activation, BuiltinActivation))
