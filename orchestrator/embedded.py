@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator.backends.local import LocalBackend
 from orchestrator.controller import CHECKPOINT_KEY, Controller
@@ -17,6 +18,9 @@ from orchestrator.search.registry import make_strategy
 from orchestrator.spec import SearchSpec
 from orchestrator.storage import Store, open_store
 from orchestrator.tracking import MlflowTracker
+
+if TYPE_CHECKING:
+    from orchestrator.benchmark.spec import BenchmarkSpec
 
 
 @dataclass(frozen=True)
@@ -27,7 +31,8 @@ class Layout:
     storage_uri: str
 
 
-def layout(spec: SearchSpec, workdir: str | Path | None = None) -> Layout:
+def layout(spec: SearchSpec | BenchmarkSpec, workdir: str | Path | None = None) -> Layout:
+    """Where a search (or a benchmark) run on this machine keeps its things."""
     root = Path(workdir or spec.backend.local.workdir).resolve() / spec.name
     uri = spec.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI")
     artifacts = None

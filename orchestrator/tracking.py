@@ -14,6 +14,11 @@ Tags written here (the trainer writes the same ones on runs it creates itself):
 | ``actsearch.expression`` | trial | canonical expression |
 | ``actsearch.failure`` | trial | why it failed (``nan``, ``screened``, ``crashed: ...``) |
 | ``mlflow.parentRunId`` | trial | the search's run id |
+
+A benchmark (``actsearch-ctl benchmark``) uses the same calls under ``BENCHMARK`` scope: its
+parent run has ``actsearch.role`` ``benchmark`` and ``actsearch.benchmark`` its name, each cell's
+run ``actsearch.role`` ``cell`` and ``actsearch.cell`` its cell id, so searches and benchmarks of
+the same name never see each other's runs.
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.retry import Backoff, retry
@@ -32,6 +37,21 @@ log = logging.getLogger(__name__)
 REWARD_METRIC = "val_accuracy"
 PERMANENT_FAILURES = ("nan", "screened", "invalid")
 """Failure tags that retraining cannot change: such results are cached like rewards."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which tags name a parent run and its children: a search and its trials, or a benchmark
+    and its cells."""
+
+    role: str
+    name_tag: str
+    child_role: str
+    child_tag: str
+
+
+SEARCH = Scope("search", "actsearch.search", "trial", "actsearch.trial")
+BENCHMARK = Scope("benchmark", "actsearch.benchmark", "cell", "actsearch.cell")
 
 
 @dataclass(frozen=True)
@@ -45,6 +65,8 @@ class TrialRun:
     failure: str | None
     fingerprint: str | None = None
     expression: str | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)  # latest value of each metric
+    tags: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def done(self) -> bool:
@@ -78,9 +100,11 @@ class MlflowTracker:
         experiment: str,
         artifact_location: str | None = None,
         backoff: Backoff = Backoff(),
+        scope: Scope = SEARCH,
     ) -> None:
         from mlflow.tracking import MlflowClient
 
+        self.scope = scope
         self.tracking_uri = tracking_uri
         self.artifact_location = artifact_location
         self.client = MlflowClient(tracking_uri=tracking_uri)
@@ -116,19 +140,21 @@ class MlflowTracker:
 
     # -- searches -------------------------------------------------------------------------------
 
+    def _parent_filter(self, name: str) -> str:
+        s = self.scope
+        return f"tags.`{s.name_tag}` = {_q(name)} and tags.`actsearch.role` = {_q(s.role)}"
+
     def start_search(self, search: str, spec: dict[str, Any]) -> str:
         """The search's parent run, created once; a restarted controller gets the same run."""
-        found = self._search(
-            f"tags.`actsearch.search` = {_q(search)} and tags.`actsearch.role` = 'search'", 1
-        )
+        found = self._search(self._parent_filter(search), 1)
         if found:
             return found[0].info.run_id
         run = self._call(
             lambda: self.client.create_run(
                 self.experiment_id, run_name=search,
-                tags={"actsearch.role": "search", "actsearch.search": search},
+                tags={"actsearch.role": self.scope.role, self.scope.name_tag: search},
             ),
-            "MLflow create search run",
+            f"MLflow create {self.scope.role} run",
         )
         run_id = run.info.run_id
         flat = _flatten(spec)
@@ -154,9 +180,7 @@ class MlflowTracker:
         self._call(lambda: self.client.set_terminated(parent_run_id, status), "MLflow end search")
 
     def search_run(self, search: str) -> str | None:
-        found = self._search(
-            f"tags.`actsearch.search` = {_q(search)} and tags.`actsearch.role` = 'search'", 1
-        )
+        found = self._search(self._parent_filter(search), 1)
         return found[0].info.run_id if found else None
 
     # -- trials ---------------------------------------------------------------------------------
@@ -169,17 +193,18 @@ class MlflowTracker:
         Find-or-create is retried as a whole: a create that timed out may still land on the
         server, and the retry must then find that run instead of making a second one.
         """
+        s = self.scope
         all_tags = {
             "mlflow.parentRunId": parent_run_id,
-            "actsearch.role": "trial",
-            "actsearch.search": search,
-            "actsearch.trial": trial_id,
+            "actsearch.role": s.child_role,
+            s.name_tag: search,
+            s.child_tag: trial_id,
             **tags,
         }
 
         def find_or_create() -> str:
             existing = self.client.search_runs(
-                [self.experiment_id], _trial_filter(search, trial_id), max_results=1
+                [self.experiment_id], _trial_filter(s, search, trial_id), max_results=1
             )
             if existing:
                 return existing[0].info.run_id
@@ -190,15 +215,16 @@ class MlflowTracker:
         return self._call(find_or_create, f"MLflow create run for {trial_id}")
 
     def _trial_runs(self, search: str, trial_id: str | None = None) -> list[Any]:
-        return self._search(_trial_filter(search, trial_id), 100_000)
+        return self._search(_trial_filter(self.scope, search, trial_id), 100_000)
 
     def trial_runs(self, search: str) -> dict[str, TrialRun]:
         """Every trial of a search, by trial id (one paged query, not one per trial)."""
-        return {r.trial_id: r for r in map(_trial_run, self._trial_runs(search))}
+        runs = (_trial_run(r, self.scope.child_tag) for r in self._trial_runs(search))
+        return {r.trial_id: r for r in runs}
 
     def trial_run(self, search: str, trial_id: str) -> TrialRun | None:
         runs = self._trial_runs(search, trial_id)
-        return _trial_run(runs[0]) if runs else None
+        return _trial_run(runs[0], self.scope.child_tag) if runs else None
 
     def mark_failed(self, run_id: str, reason: str) -> None:
         """Record why a trial failed when its child could not (a crash before logging)."""
@@ -232,27 +258,29 @@ class MlflowTracker:
         return None
 
 
-def _trial_filter(search: str, trial_id: str | None = None) -> str:
-    f = f"tags.`actsearch.search` = {_q(search)} and tags.`actsearch.role` = 'trial'"
+def _trial_filter(scope: Scope, search: str, trial_id: str | None = None) -> str:
+    f = f"tags.`{scope.name_tag}` = {_q(search)} and tags.`actsearch.role` = {_q(scope.child_role)}"
     if trial_id is not None:
-        f += f" and tags.`actsearch.trial` = {_q(trial_id)}"
+        f += f" and tags.`{scope.child_tag}` = {_q(trial_id)}"
     return f
 
 
-def _trial_run(run: Any) -> TrialRun:
+def _trial_run(run: Any, child_tag: str = "actsearch.trial") -> TrialRun:
     tags = run.data.tags
     reward = run.data.metrics.get(REWARD_METRIC)
     failure = tags.get("actsearch.failure")
     if run.info.status == "FINISHED" and reward is None and failure is None:
         failure = f"finished without logging {REWARD_METRIC}"
     return TrialRun(
-        trial_id=tags.get("actsearch.trial", run.info.run_name or run.info.run_id),
+        trial_id=tags.get(child_tag, run.info.run_name or run.info.run_id),
         run_id=run.info.run_id,
         status=run.info.status,
         reward=reward,
         failure=failure if run.info.status != "FINISHED" or reward is None else None,
         fingerprint=tags.get("actsearch.fingerprint"),
         expression=tags.get("actsearch.expression"),
+        metrics=dict(run.data.metrics),
+        tags=dict(tags),
     )
 
 

@@ -6,6 +6,7 @@ import logging
 
 import click
 
+from orchestrator.cli.benchmark import benchmark, benchmark_report
 from orchestrator.cli.cluster import cancel, list_searches, logs, operator, status, submit
 from orchestrator.cli.run import run, top
 from orchestrator.cli.search_sim import search_sim
@@ -25,5 +26,7 @@ main.add_command(space)
 main.add_command(run)
 main.add_command(top)
 main.add_command(search_sim)
+main.add_command(benchmark)
+main.add_command(benchmark_report)
 for command in (submit, list_searches, status, logs, cancel, operator):
     main.add_command(command)

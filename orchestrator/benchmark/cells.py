@@ -1,0 +1,98 @@
+"""Rows (activations) and cells (row × model × dataset × seed) of a benchmark.
+
+A cell's id is ``<benchmark>-<10 hex>``, a hash of its activation and its full child config
+(which holds model, dataset, seed and every hyper-parameter): deterministic, unchanged when
+rows or seeds are added or reordered, and new when anything that changes the training changes.
+It names the cell's MLflow run (tag ``actsearch.cell``), its local process directory and its
+Job (at most 40 + 11 characters).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from orchestrator.benchmark.spec import BenchmarkSpec, TopSpec, label_of
+from orchestrator.trainer.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+TopLookup = Callable[[TopSpec], list[str]]
+"""The expressions of a search's k best distinct functions, best first."""
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    expression: str
+    origin: str = "spec"  # or "top of <search>"
+
+
+@dataclass(frozen=True)
+class Cell:
+    cell_id: str
+    row: int  # index into the rows: the table's row order
+    label: str
+    expression: str
+    model: str
+    dataset: str
+    seed: int
+    config: TrainConfig
+
+    def tags(self) -> dict[str, str]:
+        return {
+            "actsearch.activation": self.label,
+            "actsearch.expression": self.expression,
+            "actsearch.row": str(self.row),
+            "actsearch.model": self.model,
+            "actsearch.dataset": self.dataset,
+            "actsearch.seed": str(self.seed),
+            "actsearch.config_hash": self.config.config_hash(),
+        }
+
+
+def top_key(top: TopSpec) -> str:
+    return f"{top.experiment or ''}/{top.search}/{top.k}"
+
+
+def resolve_rows(spec: BenchmarkSpec, lookup: TopLookup, known: dict[str, list[str]]) -> list[Row]:
+    """The spec's activations with each ``top`` expanded; ``known`` caches (and receives) the
+    top-k lists, so a resumed benchmark keeps the functions it started with."""
+    rows: list[Row] = []
+    seen: set[str] = set()
+    for a in spec.activations:
+        if a.top is None:
+            assert a.expression is not None
+            rows.append(Row(a.label, a.expression))
+            seen.add(a.expression)
+            continue
+        key = top_key(a.top)
+        if key not in known:
+            known[key] = lookup(a.top)
+        for expression in known[key]:
+            if expression in seen:
+                log.info("top function %s of search %s is already a row", expression, a.top.search)
+                continue
+            rows.append(Row(label_of(expression), expression, f"top of {a.top.search}"))
+            seen.add(expression)
+    return rows
+
+
+def cell_id(benchmark: str, expression: str, config: TrainConfig) -> str:
+    digest = hashlib.sha256(f"{expression}|{config.config_hash()}".encode()).hexdigest()
+    return f"{benchmark}-{digest[:10]}"
+
+
+def expand(spec: BenchmarkSpec, rows: list[Row]) -> list[Cell]:
+    """Every cell, seed by seed: a benchmark cut short has whole seeds of the table first."""
+    cells = []
+    for seed in spec.seeds:
+        for model in spec.models:
+            for dataset in spec.datasets:
+                config = spec.cell_config(model, dataset, seed)
+                for i, row in enumerate(rows):
+                    cells.append(Cell(cell_id(spec.name, row.expression, config), i, row.label,
+                                      row.expression, model.name, dataset, seed, config))
+    return cells
