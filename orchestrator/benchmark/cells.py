@@ -94,5 +94,5 @@ def expand(spec: BenchmarkSpec, rows: list[Row]) -> list[Cell]:
                 config = spec.cell_config(model, dataset, seed)
                 for i, row in enumerate(rows):
                     cells.append(Cell(cell_id(spec.name, row.expression, config), i, row.label,
-                                      row.expression, model.name, dataset, seed, config))
+                                      row.expression, model.name, dataset.name, seed, config))
     return cells

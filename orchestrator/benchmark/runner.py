@@ -238,7 +238,7 @@ class BenchmarkRunner:
         """The table, from the cells' runs as MLflow holds them (this benchmark's cells only)."""
         runs = self.tracker.trial_runs(self.name)
         mine = [runs[c.cell_id] for c in self.cells if c.cell_id in runs]
-        columns = [(m.name, d) for m in self.spec.models for d in self.spec.datasets]
+        columns = self.spec.columns
         st = self.spec.sign_test
         return build(records_from_runs(mine, self.spec.metric), self.spec.metric,
                      self.spec.baseline, st.tie_tolerance, st.pairs, columns)

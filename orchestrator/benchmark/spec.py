@@ -6,7 +6,8 @@ expression or ``builtin:<name>``, as ``{name: LABEL, expression: ...}`` to choos
 or as ``{top: {search: NAME, k: 3}}``: the k best functions of a finished search, read from
 MLflow when the benchmark starts. ``tracking``, ``storage`` and ``backend`` are the search
 spec's sections; ``child`` is the search spec's ``TrainConfig``, shared by every cell, with
-per-model overrides for each model's published hyper-parameters.
+per-model overrides for each model's published hyper-parameters and per-data-set overrides (a
+data set's ``data_source``).
 """
 
 from __future__ import annotations
@@ -123,6 +124,20 @@ class ModelSpec(_Model):
         return {"name": v} if isinstance(v, str) else v
 
 
+class DatasetSpec(_Model):
+    name: DatasetName = Field(description="Data set, as in child.dataset.")
+    child: dict[str, Any] = Field(
+        default_factory=dict,
+        description="TrainConfig fields for this data set only (e.g. its data_source), over the "
+        "shared child section; a model's overrides win over these.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
+
+
 class SignTestSpec(_Model):
     baseline: str | None = Field(
         None, description="Row label every other activation is compared with; default: ReLU "
@@ -145,7 +160,7 @@ class BenchmarkSpec(_Model):
                       "characters; cell ids and Job names derive from it.")
     activations: list[ActivationSpec] = Field(min_length=1, description="Rows of the table.")
     models: list[ModelSpec] = Field(min_length=1)
-    datasets: list[DatasetName] = Field(min_length=1)
+    datasets: list[DatasetSpec] = Field(min_length=1)
     seeds: list[int] = Field(
         default_factory=lambda: [0, 1, 2, 3, 4],
         description="Training seeds, or a count N for seeds 0..N-1 (the paper: median of 5).",
@@ -189,19 +204,12 @@ class BenchmarkSpec(_Model):
             raise ValueError(f"seeds repeat: {v}")
         return v
 
-    @field_validator("datasets")
+    @field_validator("models", "datasets")
     @classmethod
-    def _unique_datasets(cls, v: list[str]) -> list[str]:
-        if len(set(v)) != len(v):
-            raise ValueError(f"datasets repeat: {v}")
-        return v
-
-    @field_validator("models")
-    @classmethod
-    def _unique_models(cls, v: list[ModelSpec]) -> list[ModelSpec]:
+    def _unique_names(cls, v: list[Any], info: Any) -> list[Any]:
         names = [m.name for m in v]
         if len(set(names)) != len(names):
-            raise ValueError(f"models repeat: {names}")
+            raise ValueError(f"{info.field_name} repeat: {names}")
         return v
 
     @field_validator("child")
@@ -227,15 +235,18 @@ class BenchmarkSpec(_Model):
         if base is not None and base not in labels:
             raise ValueError(f"sign_test.baseline: {base!r} is not one of the activations' "
                              f"labels ({', '.join(labels) or 'none: only top-k rows'})")
+        for axis, entries in (("models", self.models), ("datasets", self.datasets)):
+            for i, entry in enumerate(entries):
+                given = sorted(set(entry.child) & AXIS_FIELDS)
+                if given:
+                    raise ValueError(f"{axis}.{i}.child: {', '.join(given)} come from the axes; "
+                                     "remove them")
         for i, m in enumerate(self.models):
-            given = sorted(set(m.child) & AXIS_FIELDS)
-            if given:
-                raise ValueError(f"models.{i}.child: {', '.join(given)} come from the axes; remove them")
-            for dataset in self.datasets:
+            for d in self.datasets:
                 try:
-                    self.cell_config(m, dataset, self.seeds[0])
+                    self.cell_config(m, d, self.seeds[0])
                 except ValidationError as e:
-                    raise ValueError(f"models.{i}.child ({m.name} on {dataset}): "
+                    raise ValueError(f"models.{i}.child ({m.name} on {d.name}): "
                                      f"{describe(e, 'child config')}") from e
         return self
 
@@ -247,12 +258,19 @@ class BenchmarkSpec(_Model):
         labels = [a.label for a in self.activations if a.top is None]
         return "ReLU" if "ReLU" in labels else (labels[0] if labels else "")
 
-    def cell_config(self, model: ModelSpec, dataset: str, seed: int) -> TrainConfig:
-        """The child config of one cell: the shared section, the model's overrides, the axes."""
+    def cell_config(self, model: ModelSpec, dataset: DatasetSpec, seed: int) -> TrainConfig:
+        """The child config of one cell: the shared section, the data set's overrides, the
+        model's overrides, then the axes."""
         shared = self.child.model_dump(mode="json", exclude_unset=True)
-        return TrainConfig.model_validate(
-            {**shared, **model.child, "model": model.name, "dataset": dataset, "seed": seed}
-        )
+        return TrainConfig.model_validate({
+            **shared, **dataset.child, **model.child,
+            "model": model.name, "dataset": dataset.name, "seed": seed,
+        })
+
+    @property
+    def columns(self) -> list[tuple[str, str]]:
+        """The table's columns: (model, dataset), models outer."""
+        return [(m.name, d.name) for m in self.models for d in self.datasets]
 
 
 def parse_benchmark(data: Any, source: str = "spec") -> BenchmarkSpec:
