@@ -81,3 +81,13 @@ def test_bench_runs_on_cuda(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "bench/child_throughput.py", "--device", "cuda", "--mode", "graph",
                            "--steps", "20", "--repeats", "1", "--json"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("name", ["prelu", "gelu"])
+def test_builtin_activations_train_in_a_cuda_graph_with_bf16(synthetic: D.Data, name: str) -> None:
+    from orchestrator.space.activation import Builtin
+
+    rec = Losses()
+    out = loop.train(_cfg("graph"), Builtin(name), synthetic, rec)
+    assert out.mode == "graph"
+    assert rec.values[-1] < rec.values[0]
