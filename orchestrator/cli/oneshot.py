@@ -12,6 +12,7 @@ Job passes to the trainer image in ``ACTSEARCH_TRIAL_SPEC``.
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -96,7 +97,9 @@ def _run_local(spec: Any, raw: dict[str, Any], workdir: str | None) -> dict[str,
         tracker.experiment_id, run_name=f"{trial}-{raw['oneshot'].get('variant', 'drnas')}",
         tags={"actsearch.search": spec.name, "actsearch.role": "oneshot"},
     ).info.run_id
-    backend = LocalBackend(lay.workdir, gpus=spec.backend.local.gpus)
+    # the search loop's thread cap: small supernets on CPU run slower, not faster, on more threads
+    backend = LocalBackend(lay.workdir, gpus=spec.backend.local.gpus,
+                           cpu_threads=max(1, (os.cpu_count() or 1) // spec.parallelism))
     started = time.monotonic()
     backend.launch(Launch(trial, run_id, raw, env={
         "MLFLOW_TRACKING_URI": lay.tracking_uri, "MLFLOW_RUN_ID": run_id,
