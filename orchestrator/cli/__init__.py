@@ -8,6 +8,7 @@ import click
 
 from orchestrator.cli.benchmark import benchmark, benchmark_report
 from orchestrator.cli.cluster import cancel, list_searches, logs, operator, status, submit
+from orchestrator.cli.oneshot import oneshot
 from orchestrator.cli.run import run, top
 from orchestrator.cli.search_sim import search_sim
 from orchestrator.cli.space import space
@@ -28,5 +29,6 @@ main.add_command(top)
 main.add_command(search_sim)
 main.add_command(benchmark)
 main.add_command(benchmark_report)
+main.add_command(oneshot)
 for command in (submit, list_searches, status, logs, cancel, operator):
     main.add_command(command)

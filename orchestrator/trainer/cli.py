@@ -17,6 +17,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
+from orchestrator.oneshot.config import ONESHOT_KEY
 from orchestrator.trainer.config import TRIAL_SPEC_ENV, TrialSpec
 from orchestrator.validation import describe
 from orchestrator.trainer.errors import BadInput, ExitCode, TrainerError
@@ -74,6 +75,18 @@ def build_spec(spec_file: Path | None, top: dict[str, Any], child: dict[str, Any
                spec_env: str | None = None) -> TrialSpec:
     """Spec file (or, without one, the JSON in ``$ACTSEARCH_TRIAL_SPEC``) overridden by the
     options that were given; raises BadInput."""
+    raw = read_spec(spec_file, top, child, spec_env)
+    if "expression" not in raw:
+        raise BadInput("expression: missing; give --expression or an 'expression' in --spec")
+    try:
+        return TrialSpec.model_validate(raw)
+    except ValidationError as e:
+        raise BadInput(describe(e, "trial spec")) from e
+
+
+def read_spec(spec_file: Path | None, top: dict[str, Any], child: dict[str, Any],
+              spec_env: str | None = None) -> dict[str, Any]:
+    """The raw trial spec, options merged in, not yet validated; raises BadInput."""
     raw: Any = {}
     source = "the trial spec"
     if spec_file is not None:
@@ -97,12 +110,7 @@ def build_spec(spec_file: Path | None, top: dict[str, Any], child: dict[str, Any
         if not isinstance(base, dict):
             raise BadInput("child: must be an object of training settings")
         raw["child"] = {**base, **overrides}
-    if "expression" not in raw:
-        raise BadInput("expression: missing; give --expression or an 'expression' in --spec")
-    try:
-        return TrialSpec.model_validate(raw)
-    except ValidationError as e:
-        raise BadInput(describe(e, "trial spec")) from e
+    return raw
 
 
 def _configure_logging(verbose: int, json_logs: bool) -> None:
@@ -151,9 +159,13 @@ def main(spec_file: Path | None, expression: str | None, search: str | None, tri
     from orchestrator.trainer.run import run
 
     try:
-        spec = build_spec(spec_file, {"expression": expression, "search": search, "trial": trial,
-                                      "experiment": experiment}, child,
-                          os.environ.get(TRIAL_SPEC_ENV))
+        top = {"expression": expression, "search": search, "trial": trial, "experiment": experiment}
+        raw = read_spec(spec_file, top, child, os.environ.get(TRIAL_SPEC_ENV))
+        if ONESHOT_KEY in raw:  # a one-shot search child (docs/oneshot.md)
+            from orchestrator.oneshot.entry import run_oneshot
+
+            run_oneshot(raw, tracking_uri, run_id or None, cache_dir, as_json)
+        spec = build_spec(spec_file, top, child, os.environ.get(TRIAL_SPEC_ENV))
         run_id_used, outcome = run(spec, tracking_uri=tracking_uri, run_id=run_id or None, cache_dir=cache_dir)
     except TrainerError as e:
         click.echo(f"actsearch-train: {e}", err=True)
