@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from orchestrator.oneshot.config import OneShotConfig
 from orchestrator.oneshot.supernet import Architecture, MixedActivation

@@ -4,7 +4,6 @@ function it finds trains as well as ReLU (the poster's DARTS results collapsed t
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
