@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from orchestrator.backends.base import Backend, ChildState, Launch
 from orchestrator.leaderboard import Entry, rank
+from orchestrator.polling import drive
 from orchestrator.search.base import Candidate, Learner, Result, Strategy
 from orchestrator.search.dedup import Dedup
 from orchestrator.space.expr import to_math
@@ -200,16 +201,8 @@ class Controller:
             ) -> Progress:
         """Run the search to the end of its budget; returns the final progress."""
         self.start(resume)
-        while True:
-            finished = self.tick()
-            snapshot = self.progress()
-            snapshot.finished = finished
-            if on_progress is not None:
-                on_progress(snapshot)
-            if finished:
-                self.backend.close()
-                return snapshot
-            self.sleep(self.poll_interval)
+        return drive(self.tick, self.progress, self.backend.close, self.sleep, self.poll_interval,
+                     on_progress)
 
     def tick(self) -> bool:
         """One round of settle, propose, launch, checkpoint; True when the search is over."""

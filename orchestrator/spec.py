@@ -11,15 +11,13 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from orchestrator.errors import ConfigError
-from orchestrator.validation import describe
 from orchestrator.search.registry import STRATEGY_NAMES, make_strategy
 from orchestrator.space import BINARY_NAMES, UNARY_NAMES, SearchSpace, SpaceError
 from orchestrator.space.screen import ScreenConfig
 from orchestrator.trainer.config import TrainConfig
+from orchestrator.validation import read_yaml, validate
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 MAX_NAME = 40  # leaves room for "-t00000" and a hash in Job names (63 characters)
@@ -218,21 +216,9 @@ class SearchSpec(_Model):
 
 
 def parse_spec(data: Any, source: str = "spec") -> SearchSpec:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: a search spec is a mapping of fields; got {type(data).__name__}")
-    try:
-        return SearchSpec.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(f"{source} is not a valid search spec:\n{describe(e, 'search spec')}") from e
+    return validate(SearchSpec, data, source, "search spec")
 
 
 def load_spec(path: str | Path) -> SearchSpec:
     """Read and validate a YAML spec file."""
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text())
-    except OSError as e:
-        raise ConfigError(f"cannot read spec {p}: {e.strerror}") from e
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p} is not valid YAML: {e}") from e
-    return parse_spec(data, str(p))
+    return parse_spec(read_yaml(path), str(path))

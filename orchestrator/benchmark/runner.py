@@ -27,6 +27,7 @@ from orchestrator.benchmark.cells import Cell, Row, TopLookup, expand, resolve_r
 from orchestrator.benchmark.results import Results, build, records_from_runs
 from orchestrator.benchmark.spec import BenchmarkSpec
 from orchestrator.controller import Tracker
+from orchestrator.polling import drive
 from orchestrator.storage import Store
 
 log = logging.getLogger(__name__)
@@ -126,16 +127,8 @@ class BenchmarkRunner:
             on_progress: Callable[[BenchmarkProgress], None] | None = None) -> BenchmarkProgress:
         """Train every cell not yet done; returns the final progress."""
         self.start(resume)
-        while True:
-            finished = self.tick()
-            snapshot = self.progress()
-            snapshot.finished = finished
-            if on_progress is not None:
-                on_progress(snapshot)
-            if finished:
-                self.backend.close()
-                return snapshot
-            self.sleep(self.poll_interval)
+        return drive(self.tick, self.progress, self.backend.close, self.sleep, self.poll_interval,
+                     on_progress)
 
     def tick(self) -> bool:
         self._settle()

@@ -16,15 +16,13 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from orchestrator.errors import ConfigError
 from orchestrator.space import ParseError
 from orchestrator.space.activation import Builtin, activation_math, activation_text, parse_activation
 from orchestrator.spec import MAX_NAME, NAME_PATTERN, BackendSpec, StorageSpec, TrackingSpec
 from orchestrator.trainer.config import DatasetName, ModelName, TrainConfig
-from orchestrator.validation import describe
+from orchestrator.validation import describe, read_yaml, validate
 
 BASELINES: dict[str, str] = {
     "ReLU": "max(relu(x), relu(x))",
@@ -274,21 +272,9 @@ class BenchmarkSpec(_Model):
 
 
 def parse_benchmark(data: Any, source: str = "spec") -> BenchmarkSpec:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: a benchmark spec is a mapping of fields; got {type(data).__name__}")
-    try:
-        return BenchmarkSpec.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(f"{source} is not a valid benchmark spec:\n{describe(e, 'benchmark spec')}") from e
+    return validate(BenchmarkSpec, data, source, "benchmark spec")
 
 
 def load_benchmark(path: str | Path) -> BenchmarkSpec:
     """Read and validate a YAML benchmark spec."""
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text())
-    except OSError as e:
-        raise ConfigError(f"cannot read spec {p}: {e.strerror}") from e
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p} is not valid YAML: {e}") from e
-    return parse_benchmark(data, str(p))
+    return parse_benchmark(read_yaml(path), str(path))
