@@ -3,7 +3,8 @@
 Both algorithms share everything but the loss: proposals are batched samples of the controller;
 results collect in a rollout buffer; every ``batch_size`` results make one update, with
 advantages ``reward − EMA baseline`` (optionally divided by the batch's reward spread).
-PPO takes ``epochs`` clipped steps over the batch, REINFORCE one plain gradient step.
+PPO takes ``epochs`` clipped steps over the batch, REINFORCE one plain gradient step; both
+also raise the log-probability of the ``top_k`` best sequences seen (priority-queue training).
 The behaviour log-probs come from the candidates themselves, never from a recomputation.
 """
 
@@ -34,11 +35,11 @@ class ControllerConfig:
 
     The paper gives no hyper-parameters; PAPER.md §2 takes them from NASNet (lr 3.5e-4,
     entropy weight 1e-5, EMA decay 0.95, 20 children per update, clip 0.2), kept here except:
-    lr 1e-3, advantages divided by the batch's reward spread, and logits squashed as in ENAS
-    (``tanh_constant`` 2.5, ``temperature`` 5). With the plain NASNet values the policy either
+    lr 1e-3, advantages divided by the batch's reward spread, logits squashed as in ENAS
+    (``tanh_constant`` 2.5, ``temperature`` 5), and a priority queue (below). With the plain NASNet values the policy either
     barely moves within a few thousand evaluations or collapses onto the first good plateau it
     finds (docs/search.md). ``tanh_constant=0, temperature=1, lr=3.5e-4,
-    normalize_advantages=False`` gives the paper's setting back. ``elite_fraction`` < 1 trains
+    normalize_advantages=False, top_k=0`` gives the paper's setting back. ``elite_fraction`` < 1 trains
     only on the best fraction of each batch against its quantile (risk-seeking policy
     gradient, Petersen et al. 2021) instead of the EMA baseline; off by default.
 
