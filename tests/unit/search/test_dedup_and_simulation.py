@@ -84,13 +84,13 @@ def test_summary_reports_evaluations_to_threshold_with_unreached_seeds_censored(
 
 
 def test_ppo_learns_on_a_small_fixed_seed_simulated_run() -> None:
-    """Mean reward of later batches beats earlier ones, and the policy's entropy falls."""
+    """Mean reward of later batches beats the first ones, and the policy's entropy falls."""
     space = SearchSpace(units=1)
     strategy = make_strategy("ppo", space, 0)
-    trace = simulate(strategy, SimilarityReward(parse(MAX_SIGMOID)), budget=600)
+    trace = simulate(strategy, SimilarityReward(parse(MAX_SIGMOID)), budget=400)
     updates = trace.updates
     assert len(updates) >= 15
-    k = len(updates) // 4
+    k = max(3, len(updates) // 10)  # first and last 10 % of the updates, as search-sim reports
     early, late = updates[:k], updates[-k:]
     assert np.mean([u.mean_reward for u in late]) > np.mean([u.mean_reward for u in early]) + 0.2
     assert np.mean([u.entropy for u in late]) < np.mean([u.entropy for u in early]) - 2.0

@@ -163,6 +163,8 @@ def test_failures_count_as_the_configured_failure_reward(small_space: SearchSpac
         ("ppo", {"clip": 1.5}, "option clip must be a number in (0, 1)"),
         ("evolution", {"population": 3, "sample_size": 5}, "sample_size (5) must not exceed population (3)"),
         ("exhaustive", {"top_k": 0}, "option top_k must be an integer >= 1"),
+        ("ppo", {"top_k": -1}, "option top_k must be an integer >= 0"),
+        ("ppo", {"rank_advantages": True, "elite_fraction": 0.5}, "exclude each other"),
     ],
 )
 def test_a_bad_spec_is_refused_with_a_message_naming_it(
@@ -181,3 +183,45 @@ def test_a_result_has_a_finite_reward_or_a_failure_reason(small_space: SearchSpa
     with pytest.raises(ValueError, match="either"):
         Result(c)
     assert Result.failed(c, "crashed").value(0.25) == 0.25
+
+
+def test_the_top_k_queue_keeps_the_best_distinct_successes_and_trains_on_them(
+    small_space: SearchSpace, token_reward: Reward
+) -> None:
+    strategy = make_strategy("ppo", small_space, 0, hidden=16, batch_size=8, top_k=3)
+    seen: dict[tuple[int, ...], float] = {}
+    for _ in range(4):
+        results = [token_reward(c) for c in strategy.propose(8)]
+        seen.update({r.candidate.tokens: r.reward for r in results if r.ok})  # type: ignore[misc]
+        strategy.observe(results)
+    best = sorted(seen.values(), reverse=True)[:3]
+    assert sorted(strategy.best.values(), reverse=True) == best
+    assert all(seen[t] == v for t, v in strategy.best.items())  # failures never enter
+
+    # The queue pulls the policy towards its sequences: fed the same results, the policy
+    # trained with the queue gives them more probability than the one trained without.
+    without = make_strategy("ppo", small_space, 0, hidden=16, batch_size=8, top_k=3,
+                            top_k_weight=0.0)
+    with_queue = make_strategy("ppo", small_space, 0, hidden=16, batch_size=8, top_k=3)
+    for _ in range(4):
+        results = [token_reward(c) for c in with_queue.propose(8)]
+        with_queue.observe(results)
+        without.observe(results)
+    assert with_queue.best == without.best
+    queued = np.array(list(with_queue.best), dtype=np.int64)
+    with torch.no_grad():
+        lp_with = float(with_queue.controller.score(queued)[0].sum())
+        lp_without = float(without.controller.score(queued)[0].sum())
+    assert lp_with > lp_without
+
+    off = make_strategy("ppo", small_space, 0, hidden=16, batch_size=8, top_k=0)
+    _run(off, token_reward, rounds=4, n=8)
+    assert off.best == {}
+
+
+def test_rank_advantages_are_centred_ranks_with_ties_sharing_their_mean() -> None:
+    from orchestrator.search.policy_gradient import rank_advantages
+
+    assert rank_advantages([0.0, 0.9, 0.91, 0.91, 0.5]).tolist() == [-0.5, 0.0, 0.375, 0.375, -0.25]
+    assert rank_advantages([0.3]).tolist() == [0.0]
+    assert rank_advantages([2.0, 2.0]).tolist() == [0.0, 0.0]
