@@ -23,6 +23,16 @@ NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 MAX_NAME = 40  # leaves room for "-t00000" and a hash in Job names (63 characters)
 
 
+def check_name(v: str) -> str:
+    """A search or benchmark name: it becomes part of trial ids, Job names and labels."""
+    if len(v) > MAX_NAME or not re.match(NAME_PATTERN, v):
+        raise ValueError(
+            f"must be lowercase letters, digits and '-', start and end alphanumeric, at "
+            f"most {MAX_NAME} characters; got {v!r}"
+        )
+    return v
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -199,12 +209,7 @@ class SearchSpec(_Model):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if len(v) > MAX_NAME or not re.match(NAME_PATTERN, v):
-            raise ValueError(
-                f"must be lowercase letters, digits and '-', start and end alphanumeric, at "
-                f"most {MAX_NAME} characters; got {v!r}"
-            )
-        return v
+        return check_name(v)
 
     @model_validator(mode="after")
     def _strategy_options(self) -> SearchSpec:

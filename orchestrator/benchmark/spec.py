@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from orchestrator.space import ParseError
 from orchestrator.space.activation import Builtin, activation_math, activation_text, parse_activation
-from orchestrator.spec import MAX_NAME, NAME_PATTERN, BackendSpec, StorageSpec, TrackingSpec
+from orchestrator.spec import BackendSpec, StorageSpec, TrackingSpec, check_name
 from orchestrator.trainer.config import DatasetName, ModelName, TrainConfig
 from orchestrator.validation import describe, read_yaml, validate
 
@@ -177,12 +177,7 @@ class BenchmarkSpec(_Model):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if len(v) > MAX_NAME or not re.match(NAME_PATTERN, v):
-            raise ValueError(
-                f"must be lowercase letters, digits and '-', start and end alphanumeric, at "
-                f"most {MAX_NAME} characters; got {v!r}"
-            )
-        return v
+        return check_name(v)
 
     @field_validator("seeds", mode="before")
     @classmethod
