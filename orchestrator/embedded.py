@@ -42,6 +42,25 @@ def layout(spec: SearchSpec | BenchmarkSpec, workdir: str | Path | None = None) 
     return Layout(root, uri, artifacts, spec.storage.uri or str(root / "checkpoints"))
 
 
+def open_checkpoints(lay: Layout, endpoint_url: str | None, key: str, resume: bool,
+                     subject: str) -> Store:
+    """The checkpoint store; refuses to start over an existing checkpoint unless resuming."""
+    lay.workdir.mkdir(parents=True, exist_ok=True)
+    store: Store = open_store(lay.storage_uri, endpoint_url)
+    if not resume and store.get(key) is not None:
+        raise ConfigError(
+            f"{subject} already has a checkpoint at {store.describe(key)}; "
+            "pass --resume to continue it, or rename it"
+        )
+    return store
+
+
+def local_backend(lay: Layout, gpus: list[int] | None, parallelism: int) -> LocalBackend:
+    """Children as local processes; on CPU the cores are shared out between them."""
+    return LocalBackend(lay.workdir, gpus=gpus,
+                        cpu_threads=max(1, (os.cpu_count() or 1) // parallelism))
+
+
 def build_controller(
     spec: SearchSpec, workdir: str | Path | None = None, resume: bool = False,
     poll_interval: float = 1.0,
@@ -53,16 +72,10 @@ def build_controller(
             "`actsearch-ctl submit`; `actsearch-ctl run` runs backend.kind 'local'"
         )
     lay = layout(spec, workdir)
-    lay.workdir.mkdir(parents=True, exist_ok=True)
-    store: Store = open_store(lay.storage_uri, spec.storage.endpoint_url)
-    if not resume and store.get(CHECKPOINT_KEY) is not None:
-        raise ConfigError(
-            f"search {spec.name!r} already has a checkpoint at "
-            f"{store.describe(CHECKPOINT_KEY)}; pass --resume to continue it, or rename the search"
-        )
+    store = open_checkpoints(lay, spec.storage.endpoint_url, CHECKPOINT_KEY, resume,
+                             f"search {spec.name!r}")
     tracker = MlflowTracker(lay.tracking_uri, spec.tracking.experiment, lay.artifact_location)
-    backend = LocalBackend(lay.workdir, gpus=spec.backend.local.gpus,
-                           cpu_threads=max(1, (os.cpu_count() or 1) // spec.parallelism))
+    backend = local_backend(lay, spec.backend.local.gpus, spec.parallelism)
     strategy = make_strategy(spec.strategy.name, spec.space.build(), spec.seed,
                              **spec.strategy.kwargs())
     return Controller(

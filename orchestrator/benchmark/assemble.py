@@ -18,10 +18,9 @@ from orchestrator.backends.base import Backend
 from orchestrator.benchmark.results import Results, plot, to_json, to_markdown
 from orchestrator.benchmark.runner import CHECKPOINT_KEY, BenchmarkRunner
 from orchestrator.benchmark.spec import BenchmarkSpec, TopSpec
-from orchestrator.embedded import layout
+from orchestrator.embedded import layout, local_backend, open_checkpoints
 from orchestrator.errors import ConfigError
 from orchestrator.leaderboard import Entry, rank
-from orchestrator.storage import Store, open_store
 from orchestrator.tracking import BENCHMARK, SEARCH, MlflowTracker
 
 REPORT_MD, REPORT_JSON, REPORT_PNG = "benchmark.md", "benchmark.json", "benchmark.png"
@@ -62,22 +61,14 @@ def build_runner(spec: BenchmarkSpec, workdir: str | Path | None = None, resume:
                               f"can reach (http://...); got {uri!r}")
         if kube is None:
             raise ConfigError("backend.kind is 'kubernetes' but no cluster connection was given")
-    lay.workdir.mkdir(parents=True, exist_ok=True)
-    store: Store = open_store(lay.storage_uri, spec.storage.endpoint_url)
-    if not resume and store.get(CHECKPOINT_KEY) is not None:
-        raise ConfigError(
-            f"benchmark {spec.name!r} already has a checkpoint at "
-            f"{store.describe(CHECKPOINT_KEY)}; pass --resume to continue it, or rename it"
-        )
+    store = open_checkpoints(lay, spec.storage.endpoint_url, CHECKPOINT_KEY, resume,
+                             f"benchmark {spec.name!r}")
     tracker = MlflowTracker(lay.tracking_uri, spec.tracking.experiment, lay.artifact_location,
                             scope=BENCHMARK)
     if spec.backend.kind == "kubernetes":
         backend = _kubernetes_backend(spec, kube)
     else:
-        from orchestrator.backends.local import LocalBackend
-
-        backend = LocalBackend(lay.workdir, gpus=spec.backend.local.gpus,
-                               cpu_threads=max(1, (os.cpu_count() or 1) // spec.parallelism))
+        backend = local_backend(lay, spec.backend.local.gpus, spec.parallelism)
     return BenchmarkRunner(
         spec=spec, tracker=tracker, store=store, backend=backend, tracking_uri=lay.tracking_uri,
         lookup_top=lambda top: top_functions(lay.tracking_uri, spec.tracking.experiment, top),

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.benchmark.stats import SignTest, Summary, sign_test, summarize
+from orchestrator.space.plot import save_figure
 
 Column = tuple[str, str]  # (model, dataset)
 Key = tuple[str, str, str]  # (label, model, dataset)
@@ -248,10 +249,5 @@ def plot(res: Results, path: str | Path) -> Path:
         ax.set_ylim(max(0.0, bottom - margin), min(100.0, top + margin))
     ax.legend(fontsize=8, ncol=min(n, 5))
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path)
 

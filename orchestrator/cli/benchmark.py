@@ -3,16 +3,17 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.live import Live
 from rich.table import Table
 
 from orchestrator.benchmark.runner import BenchmarkProgress
+from orchestrator.cli.options import run_with_progress
 from orchestrator.errors import ActsearchError, ConfigError
 
 
@@ -60,12 +61,8 @@ def benchmark(spec_path: str, resume: bool, workdir: str | None, quiet: bool,
     started = time.monotonic()
     lay = layout(spec, workdir)
     try:
-        if quiet:
-            runner.run(resume=resume)
-        else:
-            with Live(console=console, refresh_per_second=2, transient=False) as live:
-                runner.run(resume=resume,
-                           on_progress=lambda p: live.update(_progress_table(p, started, spec.name)))
+        run_with_progress(functools.partial(runner.run, resume=resume),
+                          lambda p: _progress_table(p, started, spec.name), quiet, console)
         _, text, png = publish(runner, lay.workdir)
     except ActsearchError as e:
         raise click.ClickException(str(e)) from e

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -26,6 +27,7 @@ class ExpressionType(click.ParamType):
 
 
 EXPRESSION = ExpressionType()
+P = TypeVar("P")
 
 
 def json_number(v: float) -> float | str:
@@ -35,3 +37,15 @@ def json_number(v: float) -> float | str:
 
 def echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+def run_with_progress(run: Callable[..., P], render: Callable[[P], Any], quiet: bool,
+                      console: Any) -> P:
+    """Call ``run(on_progress=...)`` with a live rich display of ``render(progress)``, or plainly
+    when ``quiet`` (logs, CI)."""
+    if quiet:
+        return run()
+    from rich.live import Live
+
+    with Live(console=console, refresh_per_second=2, transient=False) as live:
+        return run(on_progress=lambda p: live.update(render(p)))

@@ -3,15 +3,16 @@ search, local or in a cluster)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.live import Live
 from rich.table import Table
 
+from orchestrator.cli.options import run_with_progress
 from orchestrator.controller import Controller, Progress
 from orchestrator.errors import ActsearchError, ConfigError
 from orchestrator.leaderboard import Entry, rank
@@ -79,12 +80,8 @@ def run(spec_path: str, resume: bool, workdir: str | None, top: int, quiet: bool
     console = Console()
     started = time.monotonic()
     try:
-        if quiet:
-            ctl.run(resume=resume)
-        else:
-            with Live(console=console, refresh_per_second=2, transient=False) as live:
-                ctl.run(resume=resume,
-                        on_progress=lambda p: live.update(_progress_table(p, started, spec.name)))
+        run_with_progress(functools.partial(ctl.run, resume=resume),
+                          lambda p: _progress_table(p, started, spec.name), quiet, console)
         lay = layout(spec, workdir)
         _report(ctl, console, top, lay.workdir)
     except ActsearchError as e:
