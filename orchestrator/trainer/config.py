@@ -187,6 +187,10 @@ class TrialSpec(BaseModel):
     search: str | None = Field(None, description="Search name; tag actsearch.search.")
     trial: str | None = Field(None, description="Trial id; tag actsearch.trial.")
     experiment: str = Field("actsearch-children", description="MLflow experiment of a run this child creates itself.")
+    run_id: str | None = Field(
+        None, description="MLflow run to log into (pre-created by the controller); default: "
+        "$MLFLOW_RUN_ID or --run-id, else a new run. Packed members each name their own."
+    )
     child: TrainConfig = Field(default_factory=TrainConfig, description="How the child is trained.")
 
     @field_validator("expression")
@@ -208,3 +212,49 @@ class TrialSpec(BaseModel):
         if isinstance(a, Builtin):
             raise ValueError(f"{self.expression} is a built-in activation, not a grammar expression")
         return a
+
+
+PACK_KEY = "pack"
+MAX_PACK = 64
+PACK_FREE_FIELDS: frozenset[str] = frozenset({"seed"})
+"""TrainConfig fields members of one pack may set differently: each member has its own
+initialisation and batches; everything else (model, data, schedule, device) is shared."""
+
+
+class PackSpec(BaseModel):
+    """Several children trained side by side in one process on one device (docs/trainer.md,
+    "Packing"): ``{"pack": [trial spec, ...]}``, one MLflow run per member.
+
+    Members differ in activation and may differ in ``seed``; every other ``child`` setting must
+    be equal, because one fused network trains them all in lockstep.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pack: list[TrialSpec] = Field(
+        min_length=1, max_length=MAX_PACK,
+        description=f"The members, 1 to {MAX_PACK} trial specs.",
+    )
+
+    @model_validator(mode="after")
+    def _compatible(self) -> PackSpec:
+        first = self.pack[0].child.model_dump(exclude=set(PACK_FREE_FIELDS))
+        for i, member in enumerate(self.pack[1:], start=1):
+            other = member.child.model_dump(exclude=set(PACK_FREE_FIELDS))
+            diff = sorted(k for k in first if first[k] != other[k])
+            if diff:
+                raise ValueError(
+                    f"pack[{i}].child differs from pack[0].child in {', '.join(diff)}; members "
+                    f"of a pack may differ only in {', '.join(sorted(PACK_FREE_FIELDS))}"
+                )
+        for key in ("trial", "run_id"):
+            seen = [getattr(m, key) for m in self.pack if getattr(m, key) is not None]
+            dup = sorted({v for v in seen if seen.count(v) > 1})
+            if dup:
+                raise ValueError(f"pack: {key} {dup[0]!r} names more than one member")
+        return self
+
+    @property
+    def child(self) -> TrainConfig:
+        """The shared settings (the first member's; only ``seed`` may differ)."""
+        return self.pack[0].child
