@@ -1,4 +1,9 @@
-"""The training loop of one child: build, step, measure, evaluate. No I/O; results go to ``Hooks``.
+"""The training loop: build, step, measure, evaluate. No I/O; results go to ``Hooks``.
+
+One loop trains a pack of K children (``train_pack``; K = 1 is the plain child, ``train``): the
+network is the members fused side by side (packing.py), the step returns a loss and a count of
+correct predictions per member, and every member reports to its own hooks. A member whose loss
+turns non-finite fails alone at that exact step; the others train on and finish.
 
 Speed on CUDA: data resident on the GPU and augmented there (augment.py), bf16 autocast,
 channels_last, the model (and so the activation) fused by ``torch.compile``, and the whole step
@@ -30,7 +35,11 @@ from orchestrator.trainer.augment import Batches, normalize
 from orchestrator.trainer.config import TrainConfig
 from orchestrator.trainer.data import Data, ImageSet
 from orchestrator.trainer.errors import BadInput, NonFiniteLoss
-from orchestrator.trainer.models import build_model
+from orchestrator.trainer.models import MakeAct, build_model
+from orchestrator.trainer.packing import (
+    build_packed_network, optimizer_names, pack_optimizer_state, pack_state, packed_sites,
+    unpack_optimizer_state, unpack_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +48,9 @@ EVAL_BATCH = 1000
 GRAPH_WARMUP = 3
 
 StepFn = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
-"""(normalised images, labels) -> (loss, number correct), both 0-dim device tensors."""
+"""(normalised images, labels) -> (loss, number correct) of each member, both ``[K]`` device
+tensors. Images are ``[B, C, H, W]`` shared by the members or ``[B, K·C, H, W]`` (member k's in
+block k); labels ``[B]`` or ``[B, K]``."""
 
 
 class Hooks(Protocol):
@@ -81,11 +92,12 @@ def resolve(cfg: TrainConfig) -> Runtime:
 
 @dataclass
 class Child:
-    """A built child: the network, its optimizer and schedule, on its device."""
+    """A built pack of ``k`` children (k = 1: one plain network), its optimizer and schedule."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
     lr_at: Callable[[int], float]  # learning rate of 0-based step s: the schedule is a function of s
+    k: int = 1
 
     def set_lr(self, step: int) -> float:
         """Set the learning rate for ``step``; device-tensor lrs are filled in place (no sync)."""
@@ -97,31 +109,50 @@ class Child:
                 g["lr"] = lr
         return lr
 
-    def activations(self) -> list[Activation]:
-        return [m for m in self.model.modules() if isinstance(m, Activation)]
+    def activations(self, member: int = 0) -> list[Activation]:
+        """Member ``member``'s searched activation sites (none for a built-in)."""
+        if self.k == 1:
+            return [m for m in self.model.modules() if isinstance(m, Activation)]
+        return [s.sites[member] for s in packed_sites(self.model) if isinstance(s.sites[member], Activation)]
 
-    def beta_mean(self) -> float:
-        betas = [a.beta.detach().float().flatten() for a in self.activations()]
+    def beta_mean(self, member: int = 0) -> float:
+        betas = [a.beta.detach().float().flatten() for a in self.activations(member)]
         return float(torch.cat(betas).mean()) if betas else float("nan")
 
-    def state(self, step: int, elapsed_s: float) -> dict[str, Any]:
+    def weights(self, member: int = 0) -> dict[str, Tensor]:
+        """Member ``member``'s ``state_dict`` in the plain network's layout."""
+        state = self.model.state_dict()
+        return state if self.k == 1 else unpack_state(state, self.k, member)
+
+    def state(self, step: int, elapsed_s: float, member: int = 0) -> dict[str, Any]:
+        """Member ``member``'s checkpoint: a plain child's, whatever the pack (packing.py)."""
         rng = {"cpu": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
-        return {
-            "step": step, "elapsed_s": elapsed_s, "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(), "rng": rng,
-        }
+        optimizer = self.optimizer.state_dict()
+        if self.k > 1:
+            optimizer = unpack_optimizer_state(optimizer, optimizer_names(self.model, self.optimizer),
+                                               self.k, member)
+        return {"step": step, "elapsed_s": elapsed_s, "model": self.weights(member),
+                "optimizer": optimizer, "rng": rng}
 
-    def load(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
+    def load(self, states: list[dict[str, Any]]) -> None:
+        """Load one checkpoint per member (all at the same step)."""
+        if self.k == 1:
+            model, optimizer = states[0]["model"], states[0]["optimizer"]
+        else:
+            model = pack_state(list(self.model.state_dict()), [s["model"] for s in states])
+            optimizer = pack_optimizer_state(self.optimizer.state_dict(),
+                                             optimizer_names(self.model, self.optimizer),
+                                             [s["optimizer"] for s in states])
+        self.model.load_state_dict(model)
         live_lrs = [g["lr"] for g in self.optimizer.param_groups]  # device tensors in graph mode
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.load_state_dict(optimizer)
         for g, lr in zip(self.optimizer.param_groups, live_lrs, strict=True):
             g["lr"] = lr
-        torch.set_rng_state(state["rng"]["cpu"])
-        if "cuda" in state["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        torch.set_rng_state(states[0]["rng"]["cpu"])
+        if "cuda" in states[0]["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states[0]["rng"]["cuda"])
 
 
 def lr_factor(cfg: TrainConfig) -> Callable[[int], float]:
@@ -138,36 +169,54 @@ def lr_factor(cfg: TrainConfig) -> Callable[[int], float]:
     return factor
 
 
-def build(cfg: TrainConfig, activation: ActivationRef, data: Data, rt: Runtime) -> Child:
-    torch.manual_seed(cfg.seed)
-
+def _make_act(cfg: TrainConfig, activation: ActivationRef) -> MakeAct:
     def make_act(channels: int) -> nn.Module:
         return build_site(activation, channels, cfg.beta_mode, cfg.beta_init, cfg.numerics)
 
-    model = build_model(cfg.model, data.num_classes, data.image_shape, make_act).to(rt.device)
+    return make_act
+
+
+def build(cfg: TrainConfig | list[TrainConfig], activation: ActivationRef | list[ActivationRef],
+          data: Data, rt: Runtime) -> Child:
+    """One child, or (given lists) a pack whose member k starts from exactly the weights it
+    would start from alone: each member is initialised from its own seed, then packed."""
+    cfgs = cfg if isinstance(cfg, list) else [cfg]
+    acts = activation if isinstance(activation, list) else [activation]
+    first = cfgs[0]
+    solos = []
+    for c, a in zip(cfgs, acts, strict=True):
+        torch.manual_seed(c.seed)
+        solos.append(build_model(c.model, data.num_classes, data.image_shape, _make_act(c, a)))
+    if len(solos) == 1:
+        model = solos[0]
+    else:
+        model = build_packed_network(first.model, data.num_classes, data.image_shape,
+                                     [_make_act(c, a) for c, a in zip(cfgs, acts, strict=True)])
+        model.load_state_dict(pack_state(list(model.state_dict()), [m.state_dict() for m in solos]))
+    model = model.to(rt.device)
     if rt.channels_last:
         model = model.to(memory_format=torch.channels_last)
     # the activations' own parameters (β, PReLU's α) are not decayed
     own = {id(p) for m in model.modules() if is_activation_site(m) for p in m.parameters()}
     groups = [
-        {"params": [p for p in model.parameters() if id(p) not in own], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in model.parameters() if id(p) not in own], "weight_decay": first.weight_decay},
         {"params": [p for p in model.parameters() if id(p) in own], "weight_decay": 0.0},
     ]
     graph = rt.mode == "graph"
     # A CUDA graph replays the step with the lr it read at capture time unless lr is a device
     # tensor that set_lr fills in place; fused SGD and capturable AdamW read it from there.
-    lr: float | Tensor = torch.tensor(cfg.lr, device=rt.device) if graph else cfg.lr
+    lr: float | Tensor = torch.tensor(first.lr, device=rt.device) if graph else first.lr
     for g in groups:
         g["lr"] = lr.clone() if isinstance(lr, Tensor) else lr
     optimizer: torch.optim.Optimizer
-    if cfg.optimizer == "sgd":
-        optimizer = torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+    if first.optimizer == "sgd":
+        optimizer = torch.optim.SGD(groups, lr=lr, momentum=first.momentum, nesterov=first.nesterov,
                                     fused=True if graph else None)
     else:
-        optimizer = torch.optim.AdamW(groups, lr=lr, betas=(cfg.momentum, 0.999),
+        optimizer = torch.optim.AdamW(groups, lr=lr, betas=(first.momentum, 0.999),
                                       capturable=graph, fused=True if graph else None)
-    factor = lr_factor(cfg)
-    return Child(model, optimizer, lambda s: cfg.lr * factor(s))
+    factor = lr_factor(first)
+    return Child(model, optimizer, lambda s: first.lr * factor(s), len(solos))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,18 +230,28 @@ def _autocast(rt: Runtime, cache: bool = True) -> contextlib.AbstractContextMana
     return contextlib.nullcontext()
 
 
+def member_losses(out: Tensor, y: Tensor, k: int, reduction: str = "mean") -> tuple[Tensor, Tensor]:
+    """(cross-entropy, number correct) per member, ``[K]`` each, of logits ``[B, K·classes]``."""
+    logits = out.float().unflatten(1, (k, -1))
+    target = y if y.dim() == 2 else y.unsqueeze(1).expand(-1, k)
+    losses = F.cross_entropy(logits.transpose(1, 2), target, reduction="none")
+    losses = losses.mean(0) if reduction == "mean" else losses.sum(0)
+    return losses, (logits.argmax(2) == target).sum(0)
+
+
 def _eager_step(forward: Callable[[Tensor], Tensor], child: Child, rt: Runtime,
                 cache: bool = True) -> StepFn:
-    opt = child.optimizer
+    opt, k = child.optimizer, child.k
 
     def step(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         opt.zero_grad(set_to_none=True)
         with _autocast(rt, cache):
-            out = forward(x)
-            loss = F.cross_entropy(out.float(), y)
-        loss.backward()
+            losses, correct = member_losses(forward(x), y, k)
+        # each member's parameters get the gradient of its own loss alone: the sum's
+        # derivative by each term is 1, whatever the others' values (NaN included)
+        losses.sum().backward()
         opt.step()
-        return loss.detach(), (out.argmax(1) == y).sum()
+        return losses.detach(), correct
 
     return step
 
@@ -277,22 +336,29 @@ def make_step(child: Child, rt: Runtime, example: tuple[Tensor, Tensor]) -> tupl
 # ---------------------------------------------------------------------------------------------
 
 
-@torch.no_grad()
 def evaluate(model: nn.Module, data: ImageSet, mean: Tensor, std: Tensor, rt: Runtime) -> tuple[float, float]:
-    """(accuracy, mean loss) of ``model`` in eval mode over ``data``."""
+    """(accuracy, mean loss) of one network in eval mode over ``data``."""
+    (acc,), (loss,) = evaluate_members(model, data, mean, std, rt, 1)
+    return acc, loss
+
+
+@torch.no_grad()
+def evaluate_members(model: nn.Module, data: ImageSet, mean: Tensor, std: Tensor, rt: Runtime,
+                     k: int) -> tuple[list[float], list[float]]:
+    """(accuracy, mean loss) of each of the ``k`` members of ``model``, in eval mode, over ``data``."""
     was_training = model.training
     model.eval()
-    correct, loss_sum = torch.zeros((), device=rt.device), torch.zeros((), device=rt.device)
+    correct, loss_sum = torch.zeros(k, device=rt.device), torch.zeros(k, device=rt.device)
     for i in range(0, len(data), EVAL_BATCH):
         x = normalize(data.images[i : i + EVAL_BATCH], mean, std, rt.channels_last)
         y = data.labels[i : i + EVAL_BATCH]
         with _autocast(rt):
-            out = model(x).float()
-        loss_sum += F.cross_entropy(out, y, reduction="sum")
-        correct += (out.argmax(1) == y).sum()
+            losses, right = member_losses(model(x), y, k, reduction="sum")
+        loss_sum += losses
+        correct += right
     model.train(was_training)
     n = max(1, len(data))
-    return float(correct) / n, float(loss_sum) / n
+    return (correct / n).tolist(), (loss_sum / n).tolist()
 
 
 @dataclass(frozen=True)
@@ -304,10 +370,15 @@ class Outcome:
     steps: int
     start_step: int
     wall_time_s: float  # all attempts, including compilation and evaluation
-    steps_per_s: float  # this attempt, training steps only, after the first step
+    steps_per_s: float  # this attempt, training steps only, after the first step (of the pack)
     beta_mean: float
     mode: str
-    model: nn.Module = field(repr=False, compare=False)
+    weights: dict[str, Tensor] = field(repr=False, compare=False)  # the plain network's state_dict
+    pack_size: int = 1
+
+
+MemberResult = Outcome | NonFiniteLoss
+"""What ``train_pack`` returns per member: its outcome, or the divergence that stopped it."""
 
 
 def train(cfg: TrainConfig, activation: ActivationRef, data: Data, hooks: Hooks,
@@ -316,33 +387,75 @@ def train(cfg: TrainConfig, activation: ActivationRef, data: Data, hooks: Hooks,
 
     Raises NonFiniteLoss at the first step whose loss is NaN or infinite.
     """
+    result = train_pack([cfg], [activation], data, [hooks], [resume])[0]
+    if isinstance(result, NonFiniteLoss):
+        raise result
+    return result
+
+
+def _common_resume(resumes: list[dict[str, Any] | None]) -> list[dict[str, Any]] | None:
+    """Every member's checkpoint when all have one at the same step; else start afresh."""
+    if all(r is None for r in resumes):
+        return None
+    steps = {None if r is None else int(r["step"]) for r in resumes}
+    if len(steps) != 1:
+        log.warning("members' checkpoints are at different steps (%s); starting the pack from step 0",
+                    ", ".join("none" if s is None else str(s) for s in sorted(steps, key=lambda s: s or -1)))
+        return None
+    return [r for r in resumes if r is not None]
+
+
+def train_pack(cfgs: list[TrainConfig], activations: list[ActivationRef], data: Data,
+               hooks: list[Hooks], resumes: list[dict[str, Any] | None] | None = None,
+               ) -> list[MemberResult]:
+    """Train K children side by side to ``cfgs[0].steps``, one result per member, in order.
+
+    The members share every setting but the seed (``config.PackSpec`` checks it); each resumes
+    from its checkpoint in ``resumes`` when all have one at the same step.
+    """
     t0 = time.perf_counter()
+    k, cfg = len(cfgs), cfgs[0]
     rt = resolve(cfg)
-    child = build(cfg, activation, data, rt)
+    child = build(list(cfgs), list(activations), data, rt)
     start, elapsed_before = 0, 0.0
-    if resume is not None:
-        child.load(resume)
-        start, elapsed_before = int(resume["step"]), float(resume["elapsed_s"])
+    common = _common_resume(list(resumes or [None] * k))
+    if common is not None:
+        child.load(common)
+        start, elapsed_before = int(common[0]["step"]), float(common[0]["elapsed_s"])
         log.info("resuming at step %d of %d", start, cfg.steps)
     train_set, val_set, test_set = data.train.to(rt.device), data.val.to(rt.device), data.test.to(rt.device)
     mean = torch.tensor(data.mean, device=rt.device)
     std = torch.tensor(data.std, device=rt.device)
-    batches = Batches(train_set, cfg.batch_size, cfg.seed, cfg.crop_padding, cfg.flip)
+    seeds = [c.seed for c in cfgs]
+    # members with one seed draw the same batches: augment once, feed the images to all
+    streams = [Batches(train_set, cfg.batch_size, s, cfg.crop_padding, cfg.flip)
+               for s in (seeds[:1] if len(set(seeds)) == 1 else seeds)]
 
     def batch(step: int) -> tuple[Tensor, Tensor]:
-        images, labels = batches(step)
-        return normalize(images, mean, std, rt.channels_last), labels
+        drawn = [b(step) for b in streams]
+        if len(drawn) == 1:
+            return normalize(drawn[0][0], mean, std, rt.channels_last), drawn[0][1]
+        x = torch.cat([normalize(images, mean, std, rt.channels_last) for images, _ in drawn], 1)
+        if rt.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, torch.stack([labels for _, labels in drawn], 1)
 
     step_fn, mode = make_step(child, rt, batch(start))
-    log.info("training %s on %s, %s, mode %s, steps %d..%d", cfg.model, rt.device,
-             "bf16" if rt.bf16 else "fp32", mode, start, cfg.steps)
+    log.info("training %s%s on %s, %s, mode %s, steps %d..%d", cfg.model,
+             f" x{k} (packed)" if k > 1 else "", rt.device, "bf16" if rt.bf16 else "fp32", mode,
+             start, cfg.steps)
 
     sync_every = SYNC_EVERY_CUDA if rt.device.type == "cuda" else 1
-    losses = torch.zeros(sync_every, device=rt.device)
-    corrects = torch.zeros(sync_every, device=rt.device)
+    losses = torch.zeros(sync_every, k, device=rt.device)
+    corrects = torch.zeros(sync_every, k, device=rt.device)
     pending = 0  # steps in the buffers not yet read by the host
-    window_loss, window_correct, window_steps = 0.0, 0.0, 0
+    window_loss, window_correct, window_steps = [0.0] * k, [0.0] * k, 0
     eval_time, warm_at, warm_step = 0.0, None, start
+    failed: dict[int, NonFiniteLoss] = {}
+    done = start
+
+    def alive() -> list[int]:
+        return [m for m in range(k) if m not in failed]
 
     child.model.train()
     for step in range(start, cfg.steps):
@@ -357,44 +470,59 @@ def train(cfg: TrainConfig, activation: ActivationRef, data: Data, hooks: Hooks,
         eval_now = cfg.eval_every > 0 and done % cfg.eval_every == 0 and not last
         ckpt_now = cfg.checkpoint_every > 0 and done % cfg.checkpoint_every == 0 and not last
         if pending == sync_every or log_now or eval_now or ckpt_now:
-            values = losses[:pending].tolist()
-            for i, v in enumerate(values):
-                if not math.isfinite(v):
-                    failed = done - pending + i + 1
-                    hooks.on_metrics(failed, {"train_loss": v})
-                    raise NonFiniteLoss(failed, v)
-            window_loss += sum(values)
-            window_correct += float(corrects[:pending].sum())
+            rows, right = losses[:pending].tolist(), corrects[:pending].sum(0).tolist()
+            for m in alive():
+                bad = next((i for i, row in enumerate(rows) if not math.isfinite(row[m])), None)
+                if bad is not None:
+                    at, value = done - pending + bad + 1, rows[bad][m]
+                    hooks[m].on_metrics(at, {"train_loss": value})
+                    failed[m] = NonFiniteLoss(at, value)
+                    log.warning("member %d of %d diverged at step %d (loss %s)%s", m, k, at, value,
+                                "; the others train on" if len(failed) < k else "")
+                    continue
+                window_loss[m] += sum(row[m] for row in rows)
+                window_correct[m] += right[m]
             window_steps += pending
             pending = 0
+            if not alive():
+                break
         if warm_at is None:
             warm_at, warm_step = time.perf_counter(), done
         if log_now:
-            hooks.on_metrics(done, {
-                "train_loss": window_loss / window_steps,
-                "train_accuracy": window_correct / (window_steps * cfg.batch_size),
-                "lr": lr,
-            })
-            window_loss, window_correct, window_steps = 0.0, 0.0, 0
+            for m in alive():
+                hooks[m].on_metrics(done, {
+                    "train_loss": window_loss[m] / window_steps,
+                    "train_accuracy": window_correct[m] / (window_steps * cfg.batch_size),
+                    "lr": lr,
+                })
+            window_loss, window_correct, window_steps = [0.0] * k, [0.0] * k, 0
         if eval_now:
             te = time.perf_counter()
-            acc, vloss = evaluate(child.model, val_set, mean, std, rt)
-            hooks.on_metrics(done, {"val_accuracy": acc, "val_loss": vloss})
+            accs, vlosses = evaluate_members(child.model, val_set, mean, std, rt, k)
+            for m in alive():
+                hooks[m].on_metrics(done, {"val_accuracy": accs[m], "val_loss": vlosses[m]})
             eval_time += time.perf_counter() - te
         if ckpt_now:
-            hooks.on_checkpoint(done, child.state(done, elapsed_before + time.perf_counter() - t0))
+            elapsed = elapsed_before + time.perf_counter() - t0
+            for m in alive():
+                hooks[m].on_checkpoint(done, child.state(done, elapsed, m))
 
     if rt.device.type == "cuda":
         torch.cuda.synchronize()
     t_end = time.perf_counter()
-    timed = cfg.steps - warm_step
+    timed = done - warm_step
     steps_per_s = timed / max(1e-9, t_end - (warm_at or t_end) - eval_time) if timed > 0 else float("nan")
-    val_acc, val_loss = evaluate(child.model, val_set, mean, std, rt)
-    test_acc, test_loss = evaluate(child.model, test_set, mean, std, rt)
-    outcome = Outcome(
-        val_accuracy=val_acc, val_loss=val_loss, test_accuracy=test_acc, test_loss=test_loss,
-        steps=cfg.steps, start_step=start,
-        wall_time_s=elapsed_before + time.perf_counter() - t0, steps_per_s=steps_per_s,
-        beta_mean=child.beta_mean(), mode=mode, model=child.model,
-    )
-    return outcome
+    if not alive():
+        return [failed[m] for m in range(k)]
+    val_acc, val_loss = evaluate_members(child.model, val_set, mean, std, rt, k)
+    test_acc, test_loss = evaluate_members(child.model, test_set, mean, std, rt, k)
+    wall = elapsed_before + time.perf_counter() - t0
+    return [
+        failed[m] if m in failed else Outcome(
+            val_accuracy=val_acc[m], val_loss=val_loss[m], test_accuracy=test_acc[m],
+            test_loss=test_loss[m], steps=cfg.steps, start_step=start, wall_time_s=wall,
+            steps_per_s=steps_per_s, beta_mean=child.beta_mean(m), mode=mode,
+            weights=child.weights(m), pack_size=k,
+        )
+        for m in range(k)
+    ]

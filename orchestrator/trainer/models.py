@@ -1,7 +1,13 @@
 """Child networks: pure model code, the activation injected through one factory.
 
-Every activation site calls ``make_act(channels)`` exactly once, so each site owns its own
+Every activation site calls ``layers.act(channels)`` exactly once, so each site owns its own
 module (and its own per-channel β). Nothing here does I/O or knows about the search space.
+
+Architectures are written once against ``Layers``: ``SoloLayers`` gives the plain network of one
+child; ``packing.PackedLayers`` gives K children fused side by side (packing.py), where every
+tensor carries the K members' channels in K consecutive blocks of dim 1. ``self.k`` is that K;
+the two channel operations that are not per-channel (the zero padding of option-A shortcuts,
+DenseNet's concatenation) go through ``pad_channels``/``cat_channels``, which act per block.
 
 - CIFAR ResNet-20/32/56 (He et al. 2016, §4.2): 3 stages of 16/32/64 channels, basic blocks,
   identity shortcuts with zero-padded channels (option A), activation after the residual add.
@@ -15,6 +21,7 @@ module (and its own per-channel β). Nothing here does I/O or knows about the se
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -24,8 +31,62 @@ MakeAct = Callable[[int], nn.Module]
 """Builds the activation of one site from that site's channel count."""
 
 
-def _conv3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+class Layers(Protocol):
+    """The layer factory an architecture is written against; channel counts are per member."""
+
+    k: int
+
+    def conv(self, cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0) -> nn.Module: ...
+
+    def bn(self, channels: int) -> nn.Module: ...
+
+    def bn1d(self, features: int) -> nn.Module: ...
+
+    def act(self, channels: int) -> nn.Module: ...
+
+    def linear(self, fin: int, fout: int, bias: bool = True) -> nn.Module: ...
+
+
+class SoloLayers:
+    """The plain layers of one network (k = 1)."""
+
+    k = 1
+
+    def __init__(self, make_act: MakeAct) -> None:
+        self.make_act = make_act
+
+    def conv(self, cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0) -> nn.Module:
+        return nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, bias=False)
+
+    def bn(self, channels: int) -> nn.Module:
+        return nn.BatchNorm2d(channels)
+
+    def bn1d(self, features: int) -> nn.Module:
+        return nn.BatchNorm1d(features)
+
+    def act(self, channels: int) -> nn.Module:
+        return self.make_act(channels)
+
+    def linear(self, fin: int, fout: int, bias: bool = True) -> nn.Module:
+        return nn.Linear(fin, fout, bias=bias)
+
+
+def _conv3(L: Layers, cin: int, cout: int, stride: int = 1) -> nn.Module:
+    return L.conv(cin, cout, 3, stride=stride, padding=1)
+
+
+def pad_channels(x: Tensor, before: int, after: int, k: int) -> Tensor:
+    """Zero channels added before and after each member's block of dim 1."""
+    if k == 1:
+        return F.pad(x, (0, 0, 0, 0, before, after))
+    return F.pad(x.unflatten(1, (k, -1)), (0, 0, 0, 0, before, after)).flatten(1, 2)
+
+
+def cat_channels(xs: list[Tensor], k: int) -> Tensor:
+    """Concatenation along channels, member by member."""
+    if k == 1:
+        return torch.cat(xs, 1)
+    return torch.cat([x.unflatten(1, (k, -1)) for x in xs], 2).flatten(1, 2)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -34,17 +95,17 @@ def _conv3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
 
 
 class BasicBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int, make_act: MakeAct) -> None:
+    def __init__(self, cin: int, cout: int, stride: int, L: Layers) -> None:
         super().__init__()
-        self.conv1, self.bn1, self.act1 = _conv3(cin, cout, stride), nn.BatchNorm2d(cout), make_act(cout)
-        self.conv2, self.bn2, self.act2 = _conv3(cout, cout), nn.BatchNorm2d(cout), make_act(cout)
-        self.stride, self.pad = stride, cout - cin
+        self.conv1, self.bn1, self.act1 = _conv3(L, cin, cout, stride), L.bn(cout), L.act(cout)
+        self.conv2, self.bn2, self.act2 = _conv3(L, cout, cout), L.bn(cout), L.act(cout)
+        self.stride, self.pad, self.k = stride, cout - cin, L.k
 
     def shortcut(self, x: Tensor) -> Tensor:
         if self.stride == 1 and self.pad == 0:
             return x
         x = x[:, :, :: self.stride, :: self.stride]
-        return F.pad(x, (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))
+        return pad_channels(x, self.pad // 2, self.pad - self.pad // 2, self.k)
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.act1(self.bn1(self.conv1(x)))
@@ -52,20 +113,20 @@ class BasicBlock(nn.Module):
 
 
 class CifarResNet(nn.Module):
-    def __init__(self, depth: int, num_classes: int, in_channels: int, make_act: MakeAct) -> None:
+    def __init__(self, depth: int, num_classes: int, in_channels: int, L: Layers) -> None:
         super().__init__()
         if (depth - 2) % 6:
             raise ValueError(f"CIFAR ResNet depth must be 6n+2; got {depth}")
         n = (depth - 2) // 6
-        self.stem = nn.Sequential(_conv3(in_channels, 16), nn.BatchNorm2d(16), make_act(16))
+        self.stem = nn.Sequential(_conv3(L, in_channels, 16), L.bn(16), L.act(16))
         blocks: list[nn.Module] = []
         cin = 16
         for i, width in enumerate((16, 32, 64)):
             for j in range(n):
-                blocks.append(BasicBlock(cin, width, 2 if i > 0 and j == 0 else 1, make_act))
+                blocks.append(BasicBlock(cin, width, 2 if i > 0 and j == 0 else 1, L))
                 cin = width
         self.blocks = nn.Sequential(*blocks)
-        self.head = nn.Linear(64, num_classes)
+        self.head = L.linear(64, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.blocks(self.stem(x))
@@ -80,18 +141,16 @@ class CifarResNet(nn.Module):
 class PreActBottleneck(nn.Module):
     expansion = 4
 
-    def __init__(self, cin: int, planes: int, stride: int, make_act: MakeAct) -> None:
+    def __init__(self, cin: int, planes: int, stride: int, L: Layers) -> None:
         super().__init__()
         cout = planes * self.expansion
-        self.bn1, self.act1 = nn.BatchNorm2d(cin), make_act(cin)
-        self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
-        self.bn2, self.act2 = nn.BatchNorm2d(planes), make_act(planes)
-        self.conv2 = _conv3(planes, planes, stride)
-        self.bn3, self.act3 = nn.BatchNorm2d(planes), make_act(planes)
-        self.conv3 = nn.Conv2d(planes, cout, 1, bias=False)
-        self.proj = (
-            nn.Conv2d(cin, cout, 1, stride=stride, bias=False) if stride != 1 or cin != cout else None
-        )
+        self.bn1, self.act1 = L.bn(cin), L.act(cin)
+        self.conv1 = L.conv(cin, planes, 1)
+        self.bn2, self.act2 = L.bn(planes), L.act(planes)
+        self.conv2 = _conv3(L, planes, planes, stride)
+        self.bn3, self.act3 = L.bn(planes), L.act(planes)
+        self.conv3 = L.conv(planes, cout, 1)
+        self.proj = L.conv(cin, cout, 1, stride=stride) if stride != 1 or cin != cout else None
 
     def forward(self, x: Tensor) -> Tensor:
         pre = self.act1(self.bn1(x))
@@ -103,14 +162,12 @@ class PreActBottleneck(nn.Module):
 
 
 class PreActBasic(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int, make_act: MakeAct, dropout: float) -> None:
+    def __init__(self, cin: int, cout: int, stride: int, L: Layers, dropout: float) -> None:
         super().__init__()
-        self.bn1, self.act1, self.conv1 = nn.BatchNorm2d(cin), make_act(cin), _conv3(cin, cout, stride)
-        self.bn2, self.act2, self.conv2 = nn.BatchNorm2d(cout), make_act(cout), _conv3(cout, cout)
+        self.bn1, self.act1, self.conv1 = L.bn(cin), L.act(cin), _conv3(L, cin, cout, stride)
+        self.bn2, self.act2, self.conv2 = L.bn(cout), L.act(cout), _conv3(L, cout, cout)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.proj = (
-            nn.Conv2d(cin, cout, 1, stride=stride, bias=False) if stride != 1 or cin != cout else None
-        )
+        self.proj = L.conv(cin, cout, 1, stride=stride) if stride != 1 or cin != cout else None
 
     def forward(self, x: Tensor) -> Tensor:
         pre = self.act1(self.bn1(x))
@@ -124,19 +181,19 @@ class PreActNet(nn.Module):
     """Pre-activation trunk shared by ResNet-164 (bottleneck) and WRN (wide basic blocks)."""
 
     def __init__(self, stages: list[list[nn.Module]], width_in: int, width_out: int,
-                 num_classes: int, in_channels: int, make_act: MakeAct) -> None:
+                 num_classes: int, in_channels: int, L: Layers) -> None:
         super().__init__()
-        self.stem = _conv3(in_channels, width_in)
+        self.stem = _conv3(L, in_channels, width_in)
         self.blocks = nn.Sequential(*[b for stage in stages for b in stage])
-        self.bn, self.act = nn.BatchNorm2d(width_out), make_act(width_out)
-        self.head = nn.Linear(width_out, num_classes)
+        self.bn, self.act = L.bn(width_out), L.act(width_out)
+        self.head = L.linear(width_out, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.act(self.bn(self.blocks(self.stem(x))))
         return self.head(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-def preact_resnet(depth: int, num_classes: int, in_channels: int, make_act: MakeAct) -> PreActNet:
+def preact_resnet(depth: int, num_classes: int, in_channels: int, L: Layers) -> PreActNet:
     if (depth - 2) % 9:
         raise ValueError(f"pre-activation bottleneck ResNet depth must be 9n+2; got {depth}")
     n = (depth - 2) // 9
@@ -144,13 +201,13 @@ def preact_resnet(depth: int, num_classes: int, in_channels: int, make_act: Make
     for i, planes in enumerate((16, 32, 64)):
         stage = []
         for j in range(n):
-            stage.append(PreActBottleneck(cin, planes, 2 if i > 0 and j == 0 else 1, make_act))
+            stage.append(PreActBottleneck(cin, planes, 2 if i > 0 and j == 0 else 1, L))
             cin = planes * PreActBottleneck.expansion
         stages.append(stage)
-    return PreActNet(stages, 16, cin, num_classes, in_channels, make_act)
+    return PreActNet(stages, 16, cin, num_classes, in_channels, L)
 
 
-def wide_resnet(depth: int, widen: int, num_classes: int, in_channels: int, make_act: MakeAct,
+def wide_resnet(depth: int, widen: int, num_classes: int, in_channels: int, L: Layers,
                 dropout: float = 0.0) -> PreActNet:
     if (depth - 4) % 6:
         raise ValueError(f"Wide ResNet depth must be 6n+4; got {depth}")
@@ -159,10 +216,10 @@ def wide_resnet(depth: int, widen: int, num_classes: int, in_channels: int, make
     for i, width in enumerate((16 * widen, 32 * widen, 64 * widen)):
         stage = []
         for j in range(n):
-            stage.append(PreActBasic(cin, width, 2 if i > 0 and j == 0 else 1, make_act, dropout))
+            stage.append(PreActBasic(cin, width, 2 if i > 0 and j == 0 else 1, L, dropout))
             cin = width
         stages.append(stage)
-    return PreActNet(stages, 16, cin, num_classes, in_channels, make_act)
+    return PreActNet(stages, 16, cin, num_classes, in_channels, L)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,23 +228,24 @@ def wide_resnet(depth: int, widen: int, num_classes: int, in_channels: int, make
 
 
 class DenseLayer(nn.Module):
-    def __init__(self, cin: int, growth: int, make_act: MakeAct) -> None:
+    def __init__(self, cin: int, growth: int, L: Layers) -> None:
         super().__init__()
-        self.bn1, self.act1 = nn.BatchNorm2d(cin), make_act(cin)
-        self.conv1 = nn.Conv2d(cin, 4 * growth, 1, bias=False)
-        self.bn2, self.act2 = nn.BatchNorm2d(4 * growth), make_act(4 * growth)
-        self.conv2 = _conv3(4 * growth, growth)
+        self.bn1, self.act1 = L.bn(cin), L.act(cin)
+        self.conv1 = L.conv(cin, 4 * growth, 1)
+        self.bn2, self.act2 = L.bn(4 * growth), L.act(4 * growth)
+        self.conv2 = _conv3(L, 4 * growth, growth)
+        self.k = L.k
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.conv1(self.act1(self.bn1(x)))
-        return torch.cat([x, self.conv2(self.act2(self.bn2(out)))], 1)
+        return cat_channels([x, self.conv2(self.act2(self.bn2(out)))], self.k)
 
 
 class Transition(nn.Module):
-    def __init__(self, cin: int, cout: int, make_act: MakeAct) -> None:
+    def __init__(self, cin: int, cout: int, L: Layers) -> None:
         super().__init__()
-        self.bn, self.act = nn.BatchNorm2d(cin), make_act(cin)
-        self.conv = nn.Conv2d(cin, cout, 1, bias=False)
+        self.bn, self.act = L.bn(cin), L.act(cin)
+        self.conv = L.conv(cin, cout, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.avg_pool2d(self.conv(self.act(self.bn(x))), 2)
@@ -195,24 +253,24 @@ class Transition(nn.Module):
 
 class DenseNet(nn.Module):
     def __init__(self, depth: int, growth: int, num_classes: int, in_channels: int,
-                 make_act: MakeAct, compression: float = 0.5) -> None:
+                 L: Layers, compression: float = 0.5) -> None:
         super().__init__()
         if (depth - 4) % 6:
             raise ValueError(f"DenseNet-BC depth must be 6n+4; got {depth}")
         n = (depth - 4) // 6
         c = 2 * growth
-        layers: list[nn.Module] = [_conv3(in_channels, c)]
+        layers: list[nn.Module] = [_conv3(L, in_channels, c)]
         for stage in range(3):
             for _ in range(n):
-                layers.append(DenseLayer(c, growth, make_act))
+                layers.append(DenseLayer(c, growth, L))
                 c += growth
             if stage < 2:
                 cout = int(c * compression)
-                layers.append(Transition(c, cout, make_act))
+                layers.append(Transition(c, cout, L))
                 c = cout
         self.features = nn.Sequential(*layers)
-        self.bn, self.act = nn.BatchNorm2d(c), make_act(c)
-        self.head = nn.Linear(c, num_classes)
+        self.bn, self.act = L.bn(c), L.act(c)
+        self.head = L.linear(c, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.act(self.bn(self.features(x)))
@@ -227,13 +285,13 @@ class DenseNet(nn.Module):
 class TinyCNN(nn.Module):
     """Two conv layers (32, 64 channels), BN, global pooling: trains on digits in seconds."""
 
-    def __init__(self, num_classes: int, in_channels: int, make_act: MakeAct) -> None:
+    def __init__(self, num_classes: int, in_channels: int, L: Layers) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            _conv3(in_channels, 32), nn.BatchNorm2d(32), make_act(32),
-            _conv3(32, 64, stride=2), nn.BatchNorm2d(64), make_act(64),
+            _conv3(L, in_channels, 32), L.bn(32), L.act(32),
+            _conv3(L, 32, 64, stride=2), L.bn(64), L.act(64),
         )
-        self.head = nn.Linear(64, num_classes)
+        self.head = L.linear(64, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(torch.flatten(F.adaptive_avg_pool2d(self.body(x), 1), 1))
@@ -242,14 +300,14 @@ class TinyCNN(nn.Module):
 class MLP(nn.Module):
     """Two hidden layers of 128 units with BN: the cheapest child there is."""
 
-    def __init__(self, num_classes: int, in_features: int, make_act: MakeAct, hidden: int = 128) -> None:
+    def __init__(self, num_classes: int, in_features: int, L: Layers, hidden: int = 128) -> None:
         super().__init__()
         self.body = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(in_features, hidden, bias=False), nn.BatchNorm1d(hidden), make_act(hidden),
-            nn.Linear(hidden, hidden, bias=False), nn.BatchNorm1d(hidden), make_act(hidden),
+            L.linear(in_features, hidden, bias=False), L.bn1d(hidden), L.act(hidden),
+            L.linear(hidden, hidden, bias=False), L.bn1d(hidden), L.act(hidden),
         )
-        self.head = nn.Linear(hidden, num_classes)
+        self.head = L.linear(hidden, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.body(x))
@@ -265,21 +323,28 @@ def _init(model: nn.Module) -> nn.Module:
     return model
 
 
+def build_network(
+    name: str, num_classes: int, image_shape: tuple[int, int, int], L: Layers
+) -> nn.Module:
+    """The named architecture built from ``L``, with PyTorch's default initialisation."""
+    c, h, w = image_shape
+    builders: dict[str, Callable[[], nn.Module]] = {
+        "resnet20": lambda: CifarResNet(20, num_classes, c, L),
+        "resnet32": lambda: CifarResNet(32, num_classes, c, L),
+        "resnet56": lambda: CifarResNet(56, num_classes, c, L),
+        "preact_resnet164": lambda: preact_resnet(164, num_classes, c, L),
+        "wrn_28_10": lambda: wide_resnet(28, 10, num_classes, c, L),
+        "densenet100_12": lambda: DenseNet(100, 12, num_classes, c, L),
+        "tiny_cnn": lambda: TinyCNN(num_classes, c, L),
+        "mlp": lambda: MLP(num_classes, c * h * w, L),
+    }
+    if name not in builders:
+        raise ValueError(f"model must be one of {', '.join(builders)}; got {name!r}")
+    return builders[name]()
+
+
 def build_model(
     name: str, num_classes: int, image_shape: tuple[int, int, int], make_act: MakeAct
 ) -> nn.Module:
     """The named network for images of ``image_shape`` (C, H, W), every site from ``make_act``."""
-    c, h, w = image_shape
-    builders: dict[str, Callable[[], nn.Module]] = {
-        "resnet20": lambda: CifarResNet(20, num_classes, c, make_act),
-        "resnet32": lambda: CifarResNet(32, num_classes, c, make_act),
-        "resnet56": lambda: CifarResNet(56, num_classes, c, make_act),
-        "preact_resnet164": lambda: preact_resnet(164, num_classes, c, make_act),
-        "wrn_28_10": lambda: wide_resnet(28, 10, num_classes, c, make_act),
-        "densenet100_12": lambda: DenseNet(100, 12, num_classes, c, make_act),
-        "tiny_cnn": lambda: TinyCNN(num_classes, c, make_act),
-        "mlp": lambda: MLP(num_classes, c * h * w, make_act),
-    }
-    if name not in builders:
-        raise ValueError(f"model must be one of {', '.join(builders)}; got {name!r}")
-    return _init(builders[name]())
+    return _init(build_network(name, num_classes, image_shape, SoloLayers(make_act)))

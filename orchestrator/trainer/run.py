@@ -147,7 +147,7 @@ def _train_logged(spec: TrialSpec, tracker: RunTracker, data: data_mod.Data, rt:
             import torch
 
             weights = Path(tmp) / "model.pt"
-            torch.save(outcome.model.state_dict(), weights)
+            torch.save(outcome.weights, weights)
             tracker.log_file(weights, WEIGHTS_DIR)
     tracker.finish("FINISHED")
     log.info("run %s finished: val_accuracy %.4f, test_accuracy %.4f", tracker.run_id,

@@ -82,7 +82,7 @@ def test_resuming_from_a_checkpoint_gives_the_same_weights_as_an_unbroken_run(di
     resumed = loop.train(cfg, parse(SWISH), digits, resumed_rec, resume=state)
     assert resumed.start_step == 15
     assert min(s for s, _ in resumed_rec.metrics) > 15
-    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values(), strict=True):
+    for a, b in zip(straight.weights.values(), resumed.weights.values(), strict=True):
         torch.testing.assert_close(a, b)
 
 
@@ -92,7 +92,7 @@ def test_the_compile_warm_up_step_is_undone(digits: D.Data, monkeypatch: pytest.
     monkeypatch.setattr(torch, "compile", lambda model: model)  # compile's cost without its wait
     warmed = loop.train(quick(steps=30, model="mlp", compile="compile"), parse(SWISH), digits, Recorder())
     assert warmed.mode == "compile"
-    for a, b in zip(eager.model.state_dict().values(), warmed.model.state_dict().values(), strict=True):
+    for a, b in zip(eager.weights.values(), warmed.weights.values(), strict=True):
         torch.testing.assert_close(a, b)
 
 
@@ -121,5 +121,6 @@ def test_a_builtin_prelu_child_learns_digits_and_its_alphas_train_without_weight
     assert {id(p) for p in no_decay["params"]} == alphas
     out = loop.train(cfg, Builtin("prelu"), digits, Recorder())
     assert out.val_accuracy > 0.5 and out.beta_mean != out.beta_mean  # no β: NaN
-    trained = [m.alpha for m in out.model.modules() if isinstance(m, BuiltinActivation)]
+    trained = [v for k, v in out.weights.items() if k.endswith(".alpha")]
+    assert len(trained) == 2
     assert any(not torch.all(a == 0.25) for a in trained)
