@@ -1,4 +1,5 @@
-"""``actsearch-train``: one child from a JSON trial spec and/or options; exit codes in errors.py.
+"""``actsearch-train``: one child from a JSON trial spec and/or options, or a pack of children
+from a JSON pack spec (``{"pack": [trial spec, ...]}``); exit codes in errors.py.
 
 Options override the spec file field by field. Choices are validated by the ``TrialSpec`` model,
 not by click, so a bad value gets the same message (field name, allowed values) from either
@@ -18,7 +19,7 @@ import click
 from pydantic import ValidationError
 
 from orchestrator.oneshot.config import ONESHOT_KEY
-from orchestrator.trainer.config import TRIAL_SPEC_ENV, TrialSpec
+from orchestrator.trainer.config import PACK_KEY, TRIAL_SPEC_ENV, PackSpec, TrialSpec
 from orchestrator.validation import describe
 from orchestrator.trainer.errors import BadInput, ExitCode, TrainerError
 
@@ -82,6 +83,22 @@ def build_spec(spec_file: Path | None, top: dict[str, Any], child: dict[str, Any
         return TrialSpec.model_validate(raw)
     except ValidationError as e:
         raise BadInput(describe(e, "trial spec")) from e
+
+
+def build_pack(raw: dict[str, Any], top: dict[str, Any], child: dict[str, Any]) -> PackSpec:
+    """A pack spec; training options given on the command line apply to every member."""
+    given = sorted(k for k, v in top.items() if v is not None)
+    if given:
+        raise BadInput(f"{', '.join(given)}: not allowed with a pack spec; each member names its own")
+    members = raw.get(PACK_KEY)
+    overrides = {k: v for k, v in child.items() if v is not None}
+    if overrides and isinstance(members, list):
+        members = [{**m, "child": {**(m.get("child") or {}), **overrides}} if isinstance(m, dict) else m
+                   for m in members]
+    try:
+        return PackSpec.model_validate({**raw, PACK_KEY: members})
+    except ValidationError as e:
+        raise BadInput(describe(e, "pack spec")) from e
 
 
 def read_spec(spec_file: Path | None, top: dict[str, Any], child: dict[str, Any],
@@ -154,7 +171,11 @@ def main(spec_file: Path | None, expression: str | None, search: str | None, tri
              experiment: str | None, tracking_uri: str | None, run_id: str | None,
              cache_dir: Path | None, as_json: bool, json_logs: bool, verbose: int,
              **child: Any) -> None:
-    """Train one child network with one activation function and log it to MLflow."""
+    """Train one child network with one activation function and log it to MLflow.
+
+    A pack spec ({"pack": [trial spec, ...]}) trains its members side by side on one device,
+    each logged to its own run; training options given here apply to every member.
+    """
     _configure_logging(verbose, json_logs)
     from orchestrator.trainer.run import run
 
@@ -165,17 +186,40 @@ def main(spec_file: Path | None, expression: str | None, search: str | None, tri
             from orchestrator.oneshot.entry import run_oneshot
 
             run_oneshot(raw, tracking_uri, run_id or None, cache_dir, as_json)
+        if PACK_KEY in raw:  # several children side by side (docs/trainer.md, "Packing")
+            _run_pack(build_pack(raw, top, child), tracking_uri, cache_dir, as_json)
         spec = build_spec(spec_file, top, child, os.environ.get(TRIAL_SPEC_ENV))
         run_id_used, outcome = run(spec, tracking_uri=tracking_uri, run_id=run_id or None, cache_dir=cache_dir)
     except TrainerError as e:
         click.echo(f"actsearch-train: {e}", err=True)
         sys.exit(int(e.exit_code))
     if as_json:
-        click.echo(json.dumps({
-            "run_id": run_id_used, "val_accuracy": outcome.val_accuracy,
-            "test_accuracy": outcome.test_accuracy, "steps": outcome.steps,
-            "start_step": outcome.start_step, "wall_time_s": outcome.wall_time_s,
-            "steps_per_s": outcome.steps_per_s, "beta_mean": outcome.beta_mean, "mode": outcome.mode,
-        }))
+        click.echo(json.dumps(_summary(run_id_used, outcome)))
+    sys.exit(int(ExitCode.OK))
+
+
+def _summary(run_id: str, outcome: Any) -> dict[str, Any]:
+    return {
+        "run_id": run_id, "val_accuracy": outcome.val_accuracy,
+        "test_accuracy": outcome.test_accuracy, "steps": outcome.steps,
+        "start_step": outcome.start_step, "wall_time_s": outcome.wall_time_s,
+        "steps_per_s": outcome.steps_per_s, "beta_mean": outcome.beta_mean, "mode": outcome.mode,
+    }
+
+
+def _run_pack(spec: PackSpec, tracking_uri: str | None, cache_dir: Path | None, as_json: bool) -> None:
+    """Train a pack and exit: 0 when any member finished, 3 when every member diverged."""
+    from orchestrator.trainer.errors import NonFiniteLoss
+    from orchestrator.trainer.run import run_pack
+
+    results = run_pack(spec, tracking_uri=tracking_uri, cache_dir=cache_dir)
+    if as_json:
+        click.echo(json.dumps([
+            {"run_id": run_id, "failure": "nan", "failure_step": r.step} if isinstance(r, NonFiniteLoss)
+            else _summary(run_id, r) for run_id, r in results
+        ]))
+    if all(isinstance(r, NonFiniteLoss) for _, r in results):
+        click.echo(f"actsearch-train: every member of the pack diverged ({len(results)})", err=True)
+        sys.exit(int(ExitCode.NON_FINITE_LOSS))
     sys.exit(int(ExitCode.OK))
 

@@ -1,11 +1,13 @@
-"""One child from spec to finished MLflow run: the importable entry point behind ``actsearch-train``.
+"""One child, or one pack of children, from spec to finished MLflow runs: the importable entry
+point behind ``actsearch-train``.
 
 Order matters for "nothing half-written": the spec is validated (pydantic), the runtime resolved
 and the data loaded before any run is created or touched, so a bad input exits 2 with no run
 state changed. Once the run is open every ending is recorded: FINISHED, or FAILED with
 ``actsearch.failure`` (``nan`` with ``actsearch.failure_step`` for a diverged loss, ``error``
 otherwise). A killed process leaves its run RUNNING, and the next attempt with the same run id
-resumes from the run's last checkpoint.
+resumes from the run's last checkpoint. A pack (``PackSpec``) does all of this once per member,
+each in its own run.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from orchestrator.space.activation import activation_fingerprint, activation_mat
 from orchestrator.space.plot import plot_functions
 from orchestrator.trainer import data as data_mod
 from orchestrator.trainer import loop
-from orchestrator.trainer.config import TrialSpec
+from orchestrator.trainer.config import PackSpec, TrialSpec
 from orchestrator.trainer.errors import Infrastructure, NonFiniteLoss
 from orchestrator.trainer.tracking import RunTracker
 
@@ -86,32 +88,61 @@ def run(spec: TrialSpec, *, tracking_uri: str | None = None, run_id: str | None 
 
     Raises BadInput, NonFiniteLoss or Infrastructure (see errors.py for the exit codes).
     """
+    member = spec.model_copy(update={"run_id": run_id or spec.run_id})
+    ((used, result),) = run_pack(PackSpec(pack=[member]), tracking_uri=tracking_uri, cache_dir=cache_dir)
+    if isinstance(result, NonFiniteLoss):
+        raise result
+    return used, result
+
+
+def run_pack(spec: PackSpec, *, tracking_uri: str | None = None, cache_dir: Path | None = None,
+             ) -> list[tuple[str, loop.MemberResult]]:
+    """Train a pack's members side by side, each logged to its own MLflow run.
+
+    Every member's run ends on its own: FINISHED, or FAILED with ``actsearch.failure=nan`` for a
+    member that diverged while the others trained on. Raises BadInput before any run is touched,
+    Infrastructure leaving the unfinished runs RUNNING (a retry resumes them), and any other error
+    after marking the unfinished runs FAILED.
+    """
     cfg = spec.child
     rt = loop.resolve(cfg)
     data = data_mod.load(cfg, cache_dir or default_cache_dir())
-    name = spec.trial or f"{spec.expression}"[:100]
-    tracker = RunTracker.open(tracking_uri, run_id, spec.experiment, run_name=name)
+    trackers = [RunTracker.open(tracking_uri, m.run_id, m.experiment, run_name=m.trial or m.expression[:100])
+                for m in spec.pack]
+    open_ = set(range(len(trackers)))
     try:
-        return tracker.run_id, _train_logged(spec, tracker, data, rt)
-    except NonFiniteLoss as e:
-        log.error("trial %s (%s) failed permanently: %s", spec.trial or tracker.run_id, spec.expression, e)
-        tracker.set_tags({"actsearch.failure": "nan", "actsearch.failure_step": e.step})
-        tracker.finish("FAILED")
-        raise
+        resumes = [_prepare(m, t, data, rt, len(spec.pack)) for m, t in zip(spec.pack, trackers, strict=True)]
+        results = loop.train_pack([m.child for m in spec.pack], [m.activation for m in spec.pack], data,
+                                  list(trackers), resumes)
+        for i, (member, tracker, result) in enumerate(zip(spec.pack, trackers, results, strict=True)):
+            if isinstance(result, NonFiniteLoss):
+                log.error("trial %s (%s) failed permanently: %s", member.trial or tracker.run_id,
+                          member.expression, result)
+                tracker.set_tags({"actsearch.failure": "nan", "actsearch.failure_step": result.step})
+                tracker.finish("FAILED")
+            else:
+                _finish(member, tracker, result)
+            open_.discard(i)
+        return [(t.run_id, r) for t, r in zip(trackers, results, strict=True)]
     except Infrastructure:
-        raise  # leave the run RUNNING: the retry attaches to it and resumes
+        raise  # leave the runs RUNNING: the retry attaches to them and resumes
     except Exception as e:
-        tracker.set_tags({"actsearch.failure": "error", "actsearch.error": f"{type(e).__name__}: {e}"[:5000]})
-        tracker.finish("FAILED")
+        for i in sorted(open_):
+            trackers[i].set_tags({"actsearch.failure": "error",
+                                  "actsearch.error": f"{type(e).__name__}: {e}"[:5000]})
+            trackers[i].finish("FAILED")
         raise
 
 
-def _train_logged(spec: TrialSpec, tracker: RunTracker, data: data_mod.Data, rt: loop.Runtime) -> loop.Outcome:
+def _prepare(spec: TrialSpec, tracker: RunTracker, data: data_mod.Data, rt: loop.Runtime,
+             pack_size: int) -> dict[str, Any] | None:
+    """Params, tags and the resolved config of one member's run; its checkpoint, if any."""
     cfg = spec.child
     tracker.log_params(params_of(spec))
     tags = tags_of(spec)
     if data.sha256:
         tags["actsearch.data_sha256"] = data.sha256
+    tags["actsearch.pack_size"] = str(pack_size)
     tracker.set_tags(tags)
     resume = tracker.load_checkpoint() if cfg.checkpoint_every else None
     with tempfile.TemporaryDirectory() as tmp:
@@ -119,15 +150,19 @@ def _train_logged(spec: TrialSpec, tracker: RunTracker, data: data_mod.Data, rt:
             **spec.model_dump(mode="json"), "config_hash": cfg.config_hash(),
             "fingerprint": tags["actsearch.fingerprint"], "device": rt.device.type,
             "precision": "bf16" if rt.bf16 else "fp32", "compile": rt.mode, "code_version": code_version(),
+            "pack_size": pack_size,
         }
         path = Path(tmp) / CONFIG_ARTIFACT
         path.write_text(json.dumps(resolved, indent=2))
         tracker.log_file(path)
     if resume is not None:
         tracker.set_tags({"actsearch.resumed_from_step": resume["step"]})
+    return resume
 
-    outcome = loop.train(cfg, spec.activation, data, tracker, resume)
 
+def _finish(spec: TrialSpec, tracker: RunTracker, outcome: loop.Outcome) -> None:
+    """Final metrics, the plot and the weights of one member; its run ends FINISHED."""
+    cfg = spec.child
     final = {
         "val_accuracy": outcome.val_accuracy, "val_loss": outcome.val_loss,
         "test_accuracy": outcome.test_accuracy, "test_loss": outcome.test_loss,
@@ -152,4 +187,3 @@ def _train_logged(spec: TrialSpec, tracker: RunTracker, data: data_mod.Data, rt:
     tracker.finish("FINISHED")
     log.info("run %s finished: val_accuracy %.4f, test_accuracy %.4f", tracker.run_id,
              outcome.val_accuracy, outcome.test_accuracy)
-    return outcome
