@@ -247,7 +247,7 @@ class Controller:
         now = self.clock()
         spans: dict[str, tuple[float, float]] = {}
         for t in self._trained():
-            if not t.started:
+            if t.started is None:
                 continue
             end = t.finished or now
             lo, hi = spans.get(t.launch, (t.started, end))
@@ -374,7 +374,8 @@ class Controller:
         trial.state = LAUNCHED
         trial.launch_id = launch_id
         trial.launches += 1
-        trial.started = trial.started or self.clock()
+        if trial.started is None:
+            trial.started = self.clock()
         self._dirty = True
 
     def _start_child(self, trial: Trial) -> None:
