@@ -241,3 +241,18 @@ def test_a_ledger_from_before_packing_loads_and_its_trials_re_attach_by_trial_id
 def test_a_launch_without_members_is_not_a_pack() -> None:
     assert not Launch("s-t00000", "r", {"expression": "x"}).is_pack
     assert Launch("s-p00000", None, {"pack": []}, members=("s-t00000",)).is_pack
+
+
+def test_progress_shows_running_children_and_the_packs_carrying_them(tmp_path: Path) -> None:
+    from orchestrator.cli.run import _progress_table
+    from orchestrator.incluster import progress_message
+
+    ctl, _, _ = make_controller(tmp_path, packing=4, parallelism=3, generation=7,
+                                budget={"trials": 40})
+    ctl.start(resume=False)
+    ctl.tick()
+    p = ctl.progress()
+    assert p.packs == 2 and p.running > 4
+    assert f"{p.running} running in 2 pack Jobs" in progress_message(ctl)
+    cells = [c for col in _progress_table(p, 0.0, "s1").columns for c in col._cells]
+    assert f"{p.running} (in 2 packs) / 0" in cells
