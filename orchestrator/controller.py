@@ -332,14 +332,24 @@ class Controller:
         return f"{self.name}-p{first_index:05d}"
 
     def _launch(self) -> None:
-        for group in self._groups():
-            if (self._running_launches() >= self.spec.parallelism
-                    or not self._launch_budget_left()):
-                return
-            if self.spec.packing == 1:
+        if self.spec.packing == 1:
+            for group in self._groups():
+                if (self._running_launches() >= self.spec.parallelism
+                        or not self._launch_budget_left()):
+                    return
                 self._start_child(group[0])
-            else:
-                self._start_pack(group)
+            return
+        if not self._launch_budget_left():
+            return
+        packs = self._groups()[:max(self.spec.parallelism - self._running_launches(), 0)]
+        fresh = [g for g in packs if g[0].launch_id is None]
+        for group in fresh:  # a pack's members are durable before its process starts, so a
+            for t in group:  # controller killed in between launches the same pack again
+                t.launch_id = self.pack_id(group[0].index)
+        if fresh:
+            self.checkpoint()
+        for group in packs:
+            self._start_pack(group)
 
     def _groups(self) -> list[list[Trial]]:
         """Queued trials as launches, lowest index first: the undone members of a lost pack go
@@ -388,7 +398,7 @@ class Controller:
 
     def _start_pack(self, members: list[Trial]) -> None:
         """One process for several children; each member names its own pre-created run."""
-        pack_id = members[0].launch_id or self.pack_id(members[0].index)
+        pack_id = members[0].launch
         specs = [{**self._trial_spec(t), "run_id": t.run_id} for t in members]
         env = {"MLFLOW_TRACKING_URI": self.tracking_uri}
         self.backend.launch(Launch(pack_id, None, {PACK_KEY: specs}, env,

@@ -7,8 +7,9 @@ labelled ``actsearch.io/pack: <pack id>`` and annotated ``actsearch.io/trials: <
 (Job and pod alike, so ``actsearch-ctl logs`` finds the pod of a packed trial). Every Job is
 labelled ``app.kubernetes.io/*`` plus ``actsearch.io/search``, owned by its ActivationSearch
 (deleting the search garbage-collects its Jobs), and carries a ``podFailurePolicy`` that fails
-fast on the trainer's permanent exit codes and ignores node disruptions. ``job_manifest`` is a pure function
-over plain data, so tests assert on the dict; ``KubernetesBackend`` is the thin I/O around it.
+fast on the trainer's permanent exit codes and ignores node disruptions. ``job_manifest`` is a
+pure function over plain data, so tests assert on the dict; ``KubernetesBackend`` is the thin I/O
+around it.
 """
 
 from __future__ import annotations

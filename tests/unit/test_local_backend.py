@@ -98,7 +98,8 @@ def test_gpus_are_handed_out_round_robin(tmp_path: Path) -> None:
 def test_a_pack_is_one_process_on_one_gpu_in_the_packs_directory(tmp_path: Path) -> None:
     env = script(tmp_path, "env.sh", 'echo "gpu=$CUDA_VISIBLE_DEVICES run=${MLFLOW_RUN_ID:-none}"')
     backend = LocalBackend(tmp_path, gpus=[2, 5], python=env)
-    members = [{"expression": "relu(x)", "trial": f"s-t0000{i}", "run_id": f"r{i}"} for i in range(3)]
+    members = [{"expression": "relu(x)", "trial": f"s-t0000{i}", "run_id": f"r{i}"}
+               for i in range(3)]
     backend.launch(Launch("s-p00000", None, {"pack": members}, {},
                           tuple(m["trial"] for m in members)))
     wait_for(backend, "s-p00000", "succeeded")

@@ -100,8 +100,9 @@ def test_a_diverged_member_fails_alone_and_its_pack_mates_succeed(tmp_path: Path
     ctl.run()
     trained = [t for t in ctl.trials if t.source == "trained" and t.run_id is not None]
     assert len(trained) == 16
+    reward = {t.trial_id: t.reward for t in trained}
     mixed = [launch for launch in backend.launches
-             if {ctl.trials[int(m.rsplit("-t", 1)[1])].reward for m in launch.members} == {None, 0.9}]
+             if {reward[m] for m in launch.members} == {None, 0.9}]
     assert mixed, "the test needs a pack with a diverged member and a successful one"
     for t in trained:
         assert t.state == DONE and t.launches == 1
@@ -256,3 +257,32 @@ def test_progress_shows_running_children_and_the_packs_carrying_them(tmp_path: P
     assert f"{p.running} running in 2 pack Jobs" in progress_message(ctl)
     cells = [c for col in _progress_table(p, 0.0, "s1").columns for c in col._cells]
     assert f"{p.running} (in 2 packs) / 0" in cells
+
+
+def test_packs_are_durable_before_their_process_starts(tmp_path: Path) -> None:
+    """A controller killed between forming packs and starting them starts the same packs after
+    a restart: a pack id always names the same members (its Job may exist already)."""
+
+    class Killed(Exception):
+        pass
+
+    part, tracker, backend = make_controller(tmp_path, packing=3, parallelism=2, generation=9)
+
+    def killed(launch: Launch) -> None:
+        raise Killed
+
+    backend.launch = killed  # type: ignore[method-assign]
+    part.start(resume=False)
+    try:
+        part.tick()
+    except Killed:
+        pass
+    formed = {t.trial_id: t.launch_id for t in part.trials if t.launch_id is not None}
+    assert len(set(formed.values())) == 2
+
+    again, _, backend2 = make_controller(tmp_path, tracker=tracker, packing=3, parallelism=2,
+                                         generation=9)
+    again.start(resume=True)
+    again.tick()
+    started = {m: launch.trial_id for launch in backend2.launches for m in launch.members}
+    assert started == formed
