@@ -8,12 +8,15 @@ One ``tick``:
    candidate, reuse the result of a known function (same fingerprint, in this search or, by
    fingerprint + child-config hash, in any search of the experiment), pre-create an MLflow run for
    the rest and queue them.
-3. **launch** queued trials while fewer than ``parallelism`` run and the budget allows.
+3. **launch** queued trials while fewer than ``parallelism`` launches run and the budget allows.
+   With ``packing`` > 1 a launch is a pack: up to ``packing`` queued trials (in index order, a
+   partial pack when fewer are queued) trained side by side by one process, each into its own
+   MLflow run, under the pack id ``<search>-p<first member's index>``.
 4. **checkpoint** strategy state and trial ledger whenever anything changed.
 
-Resume: the ledger says which trials exist and in which state. Trials launched before the
-restart are re-attached (the backend finds them by trial id; a finished one is read from MLflow);
-trials queued are launched once; nothing finished is trained again.
+Resume: the ledger says which trials exist, in which state, and under which launch id. Trials
+launched before the restart are re-attached (the backend finds them by launch id; a finished one
+is read from MLflow); trials queued are launched once; nothing finished is trained again.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from orchestrator.space.fingerprint import fingerprint
 from orchestrator.space.screen import screen
 from orchestrator.spec import SearchSpec
 from orchestrator.storage import Store, dump_state, load_state
+from orchestrator.trainer.config import PACK_KEY
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +100,12 @@ class Trial:
     started: float | None = None
     finished: float | None = None
     launches: int = 0
+    launch_id: str | None = None  # the trial id, or its pack's id; None until first launched
+
+    @property
+    def launch(self) -> str:
+        """What the backend knows this trial's process by (ledgers from before packing: its id)."""
+        return self.launch_id or self.trial_id
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -119,7 +129,8 @@ class Progress:
 
     done: int = 0
     trained: int = 0
-    running: int = 0
+    running: int = 0  # children
+    packs: int = 0  # processes/Jobs running them (equal to running without packing)
     queued: int = 0
     failed: int = 0
     cache_hits: int = 0
@@ -226,9 +237,22 @@ class Controller:
     def _launched(self) -> list[Trial]:
         return [t for t in self.trials if t.state == LAUNCHED]
 
+    def _running_launches(self) -> int:
+        """Processes/Jobs in flight: what ``parallelism`` bounds (members of a pack share one)."""
+        return len({t.launch for t in self._launched()})
+
     def gpu_hours(self) -> float:
+        """Wall time × GPUs of every launch: a pack holds its device from its first start until
+        its last member settles, and is counted once however many children it carries."""
         now = self.clock()
-        seconds = sum((t.finished or now) - t.started for t in self._trained() if t.started)
+        spans: dict[str, tuple[float, float]] = {}
+        for t in self._trained():
+            if t.started is None:
+                continue
+            end = t.finished or now
+            lo, hi = spans.get(t.launch, (t.started, end))
+            spans[t.launch] = (min(lo, t.started), max(hi, end))
+        seconds = sum(hi - lo for lo, hi in spans.values())
         return seconds * self.backend.gpus_per_child / 3600.0
 
     def _launch_budget_left(self) -> bool:
@@ -304,29 +328,85 @@ class Controller:
 
     # -- launch -------------------------------------------------------------------------------
 
-    def _launch(self) -> None:
-        for trial in self._queued():
-            if len(self._launched()) >= self.spec.parallelism or not self._launch_budget_left():
-                return
-            self._start_child(trial)
+    def pack_id(self, first_index: int) -> str:
+        return f"{self.name}-p{first_index:05d}"
 
-    def _start_child(self, trial: Trial) -> None:
+    def _launch(self) -> None:
+        if self.spec.packing == 1:
+            for group in self._groups():
+                if (self._running_launches() >= self.spec.parallelism
+                        or not self._launch_budget_left()):
+                    return
+                self._start_child(group[0])
+            return
+        if not self._launch_budget_left():
+            return
+        packs = self._groups()[:max(self.spec.parallelism - self._running_launches(), 0)]
+        fresh = [g for g in packs if g[0].launch_id is None]
+        for group in fresh:  # a pack's members are durable before its process starts, so a
+            for t in group:  # controller killed in between launches the same pack again
+                t.launch_id = self.pack_id(group[0].index)
+        if fresh:
+            self.checkpoint()
+        for group in packs:
+            self._start_pack(group)
+
+    def _groups(self) -> list[list[Trial]]:
+        """Queued trials as launches, lowest index first: the undone members of a lost pack go
+        again together under their pack id; fresh trials fill packs of up to ``packing`` (fewer
+        when the queue or the trial budget runs short: waiting for more buys nothing)."""
+        queued = self._queued()
+        again: dict[str, list[Trial]] = {}
+        for t in queued:
+            if t.launch_id is not None and self.spec.packing > 1:
+                again.setdefault(t.launch_id, []).append(t)
+        groups = list(again.values())
+        fresh = [t for t in queued if t.launch_id is None or self.spec.packing == 1]
+        room = self.spec.budget.trials - len(self._trained()) - sum(map(len, groups))
+        while fresh and room > 0:
+            size = min(self.spec.packing, room)
+            groups.append(fresh[:size])
+            fresh, room = fresh[size:], room - size
+        return sorted(groups, key=lambda g: g[0].index)
+
+    def _trial_spec(self, trial: Trial) -> dict[str, Any]:
         if trial.run_id is None:  # pre-created here, so a queued trial never left has no run
             trial.run_id = self._create_run(trial)
-        trial_spec = {
+        return {
             "expression": trial.candidate.expression,
             "search": self.name,
             "trial": trial.trial_id,
             "experiment": self.spec.tracking.experiment,
             "child": self.spec.child.model_dump(mode="json"),
         }
+
+    def _launched_now(self, trial: Trial, launch_id: str) -> None:
+        trial.state = LAUNCHED
+        trial.launch_id = launch_id
+        trial.launches += 1
+        if trial.started is None:
+            trial.started = self.clock()
+        self._dirty = True
+
+    def _start_child(self, trial: Trial) -> None:
+        trial_spec = self._trial_spec(trial)
+        assert trial.run_id is not None
         env = {"MLFLOW_RUN_ID": trial.run_id, "MLFLOW_TRACKING_URI": self.tracking_uri}
         self.backend.launch(Launch(trial.trial_id, trial.run_id, trial_spec, env))
-        trial.state = LAUNCHED
-        trial.launches += 1
-        trial.started = trial.started or self.clock()
-        self._dirty = True
+        self._launched_now(trial, trial.trial_id)
         log.info("trial %s launched: %s", trial.trial_id, trial.candidate.expression)
+
+    def _start_pack(self, members: list[Trial]) -> None:
+        """One process for several children; each member names its own pre-created run."""
+        pack_id = members[0].launch
+        specs = [{**self._trial_spec(t), "run_id": t.run_id} for t in members]
+        env = {"MLFLOW_TRACKING_URI": self.tracking_uri}
+        self.backend.launch(Launch(pack_id, None, {PACK_KEY: specs}, env,
+                                   tuple(t.trial_id for t in members)))
+        for t in members:
+            self._launched_now(t, pack_id)
+            log.info("trial %s launched in pack %s: %s", t.trial_id, pack_id,
+                     t.candidate.expression)
 
     # -- settle -------------------------------------------------------------------------------
 
@@ -337,17 +417,23 @@ class Controller:
         runs = self.tracker.trial_runs(self.name)
         results: list[Result] = []
         ended: list[tuple[Trial, ChildState]] = []
+        states: dict[str, ChildState] = {}  # one look per launch: members of a pack share it
         for trial in launched:
             run = runs.get(trial.trial_id)
-            if run is not None and run.done:
+            if run is not None and run.done:  # results are per member, a pack's included
                 results += self._from_run(trial, run)
                 continue
-            state = self.backend.state(trial.trial_id)
+            if trial.launch not in states:
+                states[trial.launch] = self.backend.state(trial.launch)
+            state = states[trial.launch]
             if state.phase in ("queued", "running"):
                 continue
             if state.phase == "missing" and trial.launches < self.max_launches:
-                log.warning("trial %s: child not found; launching it again (same run, "
-                            "it resumes from its last checkpoint)", trial.trial_id)
+                # members of a lost pack whose runs have not ended go again together, under
+                # the same pack id; one that ended (say, diverged) is not trained again
+                log.warning("trial %s: child not found; launching it again%s (same run, "
+                            "it resumes from its last checkpoint)", trial.trial_id,
+                            f" in pack {trial.launch}" if trial.launch != trial.trial_id else "")
                 trial.state = QUEUED
                 self._dirty = True
                 continue
@@ -439,6 +525,7 @@ class Controller:
             done=len(done),
             trained=len(self._trained()),
             running=len(self._launched()),
+            packs=self._running_launches(),
             queued=len(self._queued()),
             failed=sum(t.failure is not None and t.source == "trained" for t in done),
             cache_hits=sum(t.source == "cache" for t in self.trials),

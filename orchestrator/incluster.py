@@ -179,7 +179,8 @@ def progress_message(ctl: Controller, finished: bool = False) -> str:
     done = p.trained - p.running
     text = f"{done} of {p.budget} children trained, "
     if not finished:  # a finished search may hold queued trials it will never launch
-        text += f"{p.running} running, {p.queued} queued, "
+        packed = f" in {p.packs} pack Jobs" if p.packs != p.running else ""
+        text += f"{p.running} running{packed}, {p.queued} queued, "
     text += f"{p.failed} failed"
     if p.best is not None and p.best.reward is not None:
         text += f"; best validation accuracy {p.best.reward:.4f} by {to_math(p.best.candidate.expr)}"

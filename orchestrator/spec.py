@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from orchestrator.search.registry import STRATEGY_NAMES, make_strategy
 from orchestrator.space import BINARY_NAMES, UNARY_NAMES, SearchSpace, SpaceError
 from orchestrator.space.screen import ScreenConfig
-from orchestrator.trainer.config import TrainConfig
+from orchestrator.trainer.config import MAX_PACK, TrainConfig
 from orchestrator.validation import read_yaml, validate
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -195,7 +195,15 @@ class SearchSpec(_Model):
     space: SpaceSpec = Field(default_factory=SpaceSpec)
     strategy: StrategySpec = Field(default_factory=StrategySpec)
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
-    parallelism: int = Field(1, ge=1, description="Children training at once.")
+    parallelism: int = Field(
+        1, ge=1, description="Child processes (local) or Jobs (Kubernetes) training at once, "
+        "about the GPUs in use; each carries up to `packing` children.",
+    )
+    packing: int = Field(
+        1, ge=1, le=MAX_PACK,
+        description=f"Children trained together in one process/Job on one device (1–{MAX_PACK}), "
+        "side by side with one MLflow run each; 1 trains each child alone.",
+    )
     generation: int = Field(
         20, ge=1, description="Candidates proposed at a time (PPO: the children per update)."
     )

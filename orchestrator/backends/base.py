@@ -1,8 +1,10 @@
 """What the search loop needs from a place where children run: launch, look, cancel.
 
-Backends are idempotent by trial id: launching a trial that is already running is a no-op, and a
+Backends are idempotent by launch id: launching what is already running is a no-op, and a
 backend built fresh after a controller restart finds the children its predecessor started (local
-processes by their pid files, Kubernetes Jobs by name and label).
+processes by their pid files, Kubernetes Jobs by name and label). A launch id is the trial id of
+a child trained alone, or the pack id of several children trained side by side in one process
+(``SearchSpec.packing``); ``state`` and ``cancel`` take the same id.
 """
 
 from __future__ import annotations
@@ -17,12 +19,22 @@ Phase = Literal["queued", "running", "succeeded", "failed", "missing"]
 
 @dataclass(frozen=True)
 class Launch:
-    """One child to start: its MLflow run and the trial spec the trainer reads."""
+    """One process to start: the trial spec the trainer reads and its environment.
+
+    ``trial_id`` is the launch id: the trial's own id for one child, the pack id for a pack. A
+    pack (``members`` non-empty: its trial ids) has a ``{"pack": [...]}`` trial spec whose members
+    name their own MLflow runs, so ``run_id`` is None; a single child's run is ``run_id``.
+    """
 
     trial_id: str
-    run_id: str
+    run_id: str | None
     trial_spec: dict[str, Any]
     env: dict[str, str] = field(default_factory=dict)
+    members: tuple[str, ...] = ()
+
+    @property
+    def is_pack(self) -> bool:
+        return bool(self.members)
 
 
 @dataclass(frozen=True)
@@ -39,7 +51,9 @@ class Backend(Protocol):
         """Start the child, or do nothing if it already runs."""
         ...
 
-    def state(self, trial_id: str) -> ChildState: ...
+    def state(self, trial_id: str) -> ChildState:
+        """The phase of a launch, by its launch id."""
+        ...
 
     def cancel(self, trial_id: str) -> None:
         """Stop the child if it runs; a no-op otherwise."""

@@ -1,11 +1,15 @@
 """Children as ``batch/v1`` Jobs (official ``kubernetes`` client); the only module that talks to
 the API server about Jobs.
 
-A Job is named after its trial (deterministic), labelled ``app.kubernetes.io/*`` plus
-``actsearch.io/search`` and ``actsearch.io/trial``, owned by its ActivationSearch (deleting the
-search garbage-collects its Jobs), and carries a ``podFailurePolicy`` that fails fast on the
-trainer's permanent exit codes and ignores node disruptions. ``job_manifest`` is a pure function
-over plain data, so tests assert on the dict; ``KubernetesBackend`` is the thin I/O around it.
+A Job is named after its launch id (deterministic): a child trained alone is labelled
+``actsearch.io/trial: <trial id>``; a pack of children trained side by side (``packing``) is
+labelled ``actsearch.io/pack: <pack id>`` and annotated ``actsearch.io/trials: <id>,<id>,...``
+(Job and pod alike, so ``actsearch-ctl logs`` finds the pod of a packed trial). Every Job is
+labelled ``app.kubernetes.io/*`` plus ``actsearch.io/search``, owned by its ActivationSearch
+(deleting the search garbage-collects its Jobs), and carries a ``podFailurePolicy`` that fails
+fast on the trainer's permanent exit codes and ignores node disruptions. ``job_manifest`` is a
+pure function over plain data, so tests assert on the dict; ``KubernetesBackend`` is the thin I/O
+around it.
 """
 
 from __future__ import annotations
@@ -24,29 +28,40 @@ from orchestrator.trainer.config import TRIAL_SPEC_ENV
 log = logging.getLogger(__name__)
 
 __all__ = ["GROUP", "KIND", "PLURAL", "VERSION", "TRIAL_SPEC_ENV", "KubernetesBackend",
-           "job_manifest", "job_state", "child_labels"]
+           "job_manifest", "job_state", "child_labels", "pack_members"]
 
 CONTAINER = "trainer"
 PERMANENT_EXIT_CODES = (2, 3)  # bad input, non-finite loss: see docs/trainer.md
 SEARCH_LABEL = f"{GROUP}/search"
 TRIAL_LABEL = f"{GROUP}/trial"
+PACK_LABEL = f"{GROUP}/pack"
+TRIALS_ANNOTATION = f"{GROUP}/trials"
 TRAINER_ARGS = ["--json-logs"]
 """The image's default command is ``--help``: a Job must name its arguments. The trial spec comes
-from ``$ACTSEARCH_TRIAL_SPEC`` and the MLflow run from ``$MLFLOW_RUN_ID``."""
+from ``$ACTSEARCH_TRIAL_SPEC`` and the MLflow run from ``$MLFLOW_RUN_ID`` (a pack's members name
+their own runs in the spec)."""
 WRITABLE_ENV = {"HOME": "/tmp", "ACTSEARCH_CACHE_DIR": "/tmp/actsearch-cache"}
 """The root filesystem is read-only: caches (data, torch.compile, Triton, matplotlib) go to the
 ``/tmp`` emptyDir."""
 
 
-def child_labels(search: str, trial_id: str) -> dict[str, str]:
+def child_labels(search: str, trial_id: str, pack: bool = False) -> dict[str, str]:
+    """Labels of a launch's Job and pod: ``trial_id`` is the trial's id, or with ``pack`` the
+    pack's id."""
     return {
         "app.kubernetes.io/name": "actsearch",
         "app.kubernetes.io/component": "child",
         "app.kubernetes.io/part-of": "actsearch",
         "app.kubernetes.io/managed-by": "actsearch-controller",
         SEARCH_LABEL: search,
-        TRIAL_LABEL: trial_id,
+        PACK_LABEL if pack else TRIAL_LABEL: trial_id,
     }
+
+
+def pack_members(annotations: dict[str, str] | None) -> list[str]:
+    """The trial ids a pack's Job or pod trains (its ``actsearch.io/trials`` annotation)."""
+    value = (annotations or {}).get(TRIALS_ANNOTATION, "")
+    return [t for t in value.split(",") if t]
 
 
 def job_manifest(
@@ -57,8 +72,9 @@ def job_manifest(
     owner_uid: str | None = None,
     s3_endpoint: str | None = None,
 ) -> dict[str, Any]:
-    """The Job of one trial, as the API server expects it."""
-    labels = child_labels(search, launch.trial_id)
+    """The Job of one launch (a trial, or a pack of trials), as the API server expects it."""
+    labels = child_labels(search, launch.trial_id, launch.is_pack)
+    annotations = {TRIALS_ANNOTATION: ",".join(launch.members)} if launch.is_pack else {}
     if settings.queue_name:
         labels["kueue.x-k8s.io/queue-name"] = settings.queue_name
     env = [{"name": k, "value": v} for k, v in sorted({**WRITABLE_ENV, **launch.env}.items())]
@@ -119,17 +135,23 @@ def job_manifest(
                 {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
             ]
         },
-        "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        "template": {"metadata": {"labels": labels, **_maybe("annotations", annotations)},
+                     "spec": pod_spec},
     }
     if settings.active_deadline_seconds:
         job_spec["activeDeadlineSeconds"] = settings.active_deadline_seconds
-    metadata: dict[str, Any] = {"name": launch.trial_id, "namespace": namespace, "labels": labels}
+    metadata: dict[str, Any] = {"name": launch.trial_id, "namespace": namespace, "labels": labels,
+                                **_maybe("annotations", annotations)}
     if owner_uid:
         metadata["ownerReferences"] = [{
             "apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "name": search, "uid": owner_uid,
             "controller": True, "blockOwnerDeletion": True,
         }]
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": job_spec}
+
+
+def _maybe(key: str, value: dict[str, str]) -> dict[str, Any]:
+    return {key: dict(value)} if value else {}
 
 
 def job_state(job: dict[str, Any] | None) -> ChildState:
@@ -208,7 +230,7 @@ class KubernetesBackend:
         return job_state(self.api.api_client.sanitize_for_serialization(job))
 
     def list_trials(self) -> list[str]:
-        """Trial ids of this search's Jobs, by label (re-attaching after a restart)."""
+        """Launch ids (trial or pack ids) of this search's Jobs, by label."""
         from kubernetes.client.exceptions import ApiException
 
         try:

@@ -1,9 +1,11 @@
 """Children as local processes (``actsearch-train``), the embedded default.
 
-Each trial gets a directory ``<workdir>/trials/<trial-id>/`` holding its trial spec, its log and
+Each launch gets a directory ``<workdir>/trials/<launch-id>/`` holding its trial spec, its log and
 a pid file, so a restarted controller finds children that outlived it (by pid, checked against
-the process's command line) instead of starting them twice. GPUs, when there are any, are handed
-out round-robin through ``CUDA_VISIBLE_DEVICES``.
+the process's command line) instead of starting them twice. The launch id is the trial id, or for
+a pack (several children in one process, ``packing``) the pack id: its members share the pack's
+directory and log. GPUs, when there are any, are handed out round-robin, one per process,
+through ``CUDA_VISIBLE_DEVICES``.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def visible_gpus() -> list[int]:
 
 
 class LocalBackend:
-    """Runs ``python -m orchestrator.trainer --spec <trial.json>`` per trial."""
+    """Runs ``python -m orchestrator.trainer --spec <trial.json>`` per launch (trial or pack)."""
 
     def __init__(
         self,
@@ -59,7 +61,8 @@ class LocalBackend:
 
     def launch(self, launch: Launch) -> None:
         if self.state(launch.trial_id).phase in ("running", "queued"):
-            log.info("trial %s already running; not starting it twice", launch.trial_id)
+            log.info("%s %s already running; not starting it twice",
+                     "pack" if launch.is_pack else "trial", launch.trial_id)
             return
         d = self._dir(launch.trial_id)
         d.mkdir(parents=True, exist_ok=True)

@@ -194,18 +194,37 @@ def status(name: str, namespace: str | None, kubeconfig: str | None, context: st
 
 
 def trial_id(search: str, trial: str) -> str:
-    """A trial named in full (``s-t00003``), by suffix (``t00003``) or by number (``3``)."""
+    """A trial named in full (``s-t00003``), by suffix (``t00003``) or by number (``3``); a
+    pack by its id (``s-p00000``) or suffix (``p00000``)."""
     if trial.startswith(f"{search}-"):
         return trial
     if re.fullmatch(r"t?\d+", trial):
         return f"{search}-t{int(trial.lstrip('t')):05d}"
+    if re.fullmatch(r"p\d+", trial):
+        return f"{search}-p{int(trial[1:]):05d}"
     raise ConfigError(f"trial {trial!r} is neither a trial id of search {search!r} "
-                      f"({search}-t00003), its suffix (t00003) nor a number (3)")
+                      f"({search}-t00003), its suffix (t00003), a number (3) nor a pack id "
+                      f"({search}-p00000 or p00000)")
 
 
 def mentions(line: str, search: str) -> bool:
-    """Whether a controller log line is about ``search`` (its name or one of its trial ids)."""
-    return re.search(rf"(?<![\w-]){re.escape(search)}(-t\d+)?(?![\w-])", line) is not None
+    """Whether a controller log line is about ``search`` (its name, one of its trial or pack
+    ids)."""
+    return re.search(rf"(?<![\w-]){re.escape(search)}(-[tp]\d+)?(?![\w-])", line) is not None
+
+
+def trial_pods(cluster: Any, namespace: str, search: str, tid: str) -> list[Any]:
+    """The pods that train trial (or pack) ``tid``: a trial trained alone by its label, a packed
+    one through its pack's ``actsearch.io/trials`` annotation, a pack by its label."""
+    from orchestrator.backends.kubernetes import PACK_LABEL, SEARCH_LABEL, TRIAL_LABEL, pack_members
+
+    pods = cluster.pods(namespace, f"{TRIAL_LABEL}={tid}")
+    if pods:
+        return pods
+    if re.fullmatch(rf"{re.escape(search)}-p\d+", tid):
+        return cluster.pods(namespace, f"{PACK_LABEL}={tid}")
+    packed = cluster.pods(namespace, f"{SEARCH_LABEL}={search},{PACK_LABEL}")
+    return [p for p in packed if tid in pack_members(p.metadata.annotations)]
 
 
 @click.command()
@@ -218,14 +237,19 @@ def mentions(line: str, search: str) -> bool:
 @expected_errors
 def logs(name: str, trial: str | None, namespace: str | None, kubeconfig: str | None,
          context: str | None, tail: int | None, controller_namespace: str | None) -> None:
-    """The log of a trial's pod (TRIAL: id, suffix or number), or without TRIAL the
-    controller's log lines about this search."""
-    from orchestrator.backends.kubernetes import TRIAL_LABEL
+    """The log of a trial's pod (TRIAL: id, suffix or number; or a pack id), or without TRIAL
+    the controller's log lines about this search. A packed trial's log is its pack's: one
+    process trains all of the pack's children."""
+    from orchestrator.backends.kubernetes import PACK_LABEL
 
     cluster, ns = connect(kubeconfig, context, namespace)
     if trial is not None:
         tid = trial_id(name, trial)
-        pods = cluster.pods(ns, f"{TRIAL_LABEL}={tid}")
+        pods = trial_pods(cluster, ns, name, tid)
+        packs = sorted({(p.metadata.labels or {}).get(PACK_LABEL) for p in pods} - {None, tid})
+        if packs:
+            click.echo(f"trial {tid} trains in pack {', '.join(packs)}: its log is the pack's",
+                       err=True)
         if not pods:
             raise ConfigError(
                 f"no pods of trial {tid} in namespace {ns}: it has not started yet, or its Job "

@@ -29,7 +29,8 @@ def _progress_table(p: Progress, started: float, name: str) -> Table:
         remaining = max(p.budget - p.trained, 0) + p.running
         eta = f"{per_trial * remaining:.0f} s"
     t.add_row("trials trained", f"{p.trained}/{p.budget}")
-    t.add_row("running / queued", f"{p.running} / {p.queued}")
+    packed = f" (in {p.packs} packs)" if p.packs != p.running else ""
+    t.add_row("running / queued", f"{p.running}{packed} / {p.queued}")
     t.add_row("failed", str(p.failed))
     t.add_row("screened / duplicates / cache hits", f"{p.screened} / {p.duplicates} / {p.cache_hits}")
     if p.best is not None:

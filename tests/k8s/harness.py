@@ -74,7 +74,7 @@ def defaults(tracker: FakeTracker, store_root: str | None = None,
 class Children:
     """The Job controller and the children, simulated: a Job that is not held finishes after
     ``delay`` seconds, its child's result written to the tracker first (MLflow is the results
-    bus) and then the Job's Complete condition."""
+    bus) and then the Job's Complete condition; a pack's Job writes each member's result."""
 
     apiserver: FakeApiServer
     tracker: FakeTracker
@@ -104,12 +104,14 @@ class Children:
             env = {e["name"]: e.get("value") for e in
                    job["spec"]["template"]["spec"]["containers"][0]["env"]}
             spec = json.loads(env["ACTSEARCH_TRIAL_SPEC"])
-            reward = self.reward(spec["expression"])
-            if self.record is not None:
-                self.record(env["MLFLOW_RUN_ID"], reward)
-            else:
-                self.tracker.record_outcome(env["MLFLOW_RUN_ID"], reward, None)
-            self.expressions.append(spec["expression"])
+            members = spec["pack"] if "pack" in spec else [{**spec, "run_id": env["MLFLOW_RUN_ID"]}]
+            for member in members:  # a pack's process logs each member into its own run
+                reward = self.reward(member["expression"])
+                if self.record is not None:
+                    self.record(member["run_id"], reward)
+                else:
+                    self.tracker.record_outcome(member["run_id"], reward, None)
+                self.expressions.append(member["expression"])
             self.apiserver.set_status("jobs", ns, name, {
                 "succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]})
             self.finished.append(name)

@@ -134,6 +134,57 @@ def test_launching_a_trial_twice_is_a_no_op_answered_by_409(
     assert apiserver.get("jobs", NAMESPACE, "s1-t00000") == first  # untouched
 
 
+def pack_launch_of(pack: str = "s1-p00004", first: int = 4, size: int = 3) -> Launch:
+    members = [{**launch_of(f"s1-t{i:05d}").trial_spec, "run_id": f"run-{i}"}
+               for i in range(first, first + size)]
+    return Launch(pack, None, {"pack": members}, {"MLFLOW_TRACKING_URI": "http://mlflow:5000"},
+                  tuple(m["trial"] for m in members))
+
+
+@pytest.mark.controller_traffic
+def test_a_pack_is_one_job_named_labelled_and_annotated_after_its_pack_and_members(
+        apiserver: FakeApiServer, api_client: Any) -> None:
+    owner = make_search(apiserver)
+    backend = make_backend(api_client, owner)
+    backend.launch(pack_launch_of())
+    (job,) = apiserver.items("jobs", NAMESPACE)
+    meta, template = job["metadata"], job["spec"]["template"]
+    assert meta["name"] == "s1-p00004"
+    assert meta["labels"]["actsearch.io/pack"] == "s1-p00004"
+    assert "actsearch.io/trial" not in meta["labels"]  # a pack is not a trial
+    assert meta["labels"]["actsearch.io/search"] == "s1"
+    assert meta["labels"]["app.kubernetes.io/component"] == "child"
+    trials = "s1-t00004,s1-t00005,s1-t00006"
+    assert meta["annotations"] == {"actsearch.io/trials": trials}
+    assert meta["labels"].items() <= template["metadata"]["labels"].items()
+    assert template["metadata"]["annotations"] == {"actsearch.io/trials": trials}
+    (c,) = template["spec"]["containers"]
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == "2"  # per process, not per member
+    env = {e["name"]: e["value"] for e in c["env"]}
+    assert "MLFLOW_RUN_ID" not in env  # each member names its own run in the spec
+    assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    spec = json.loads(env["ACTSEARCH_TRIAL_SPEC"])
+    assert [(m["trial"], m["run_id"]) for m in spec["pack"]] == [
+        ("s1-t00004", "run-4"), ("s1-t00005", "run-5"), ("s1-t00006", "run-6")]
+    assert backend.state("s1-p00004").phase == "queued"
+    backend.launch(pack_launch_of())  # a restarted controller: 409, re-attached
+    assert len(apiserver.items("jobs")) == 1
+
+
+def test_a_single_trials_job_has_no_pack_label_or_annotation() -> None:
+    manifest = job_manifest(launch_of(), "s1", NAMESPACE, FULL)
+    for meta in (manifest["metadata"], manifest["spec"]["template"]["metadata"]):
+        assert "annotations" not in meta and "actsearch.io/pack" not in meta["labels"]
+
+
+def test_a_pack_job_passes_the_upstream_kubernetes_schema() -> None:
+    import kubernetes_validate
+    from tests.chart.test_crd import K8S_VERSION
+
+    kubernetes_validate.validate(job_manifest(pack_launch_of(), "s1", NAMESPACE, FULL, "uid-1"),
+                                 K8S_VERSION, strict=True)
+
+
 CONDITION_CASES = [
     ({"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1},
      None, ("succeeded", None, 0)),

@@ -175,6 +175,34 @@ def test_logs_of_a_trial_come_from_its_pod_found_by_label(
     assert gone.exit_code == 1 and "no pods of trial s1-t00007" in gone.output
 
 
+def test_logs_of_a_packed_trial_come_from_its_packs_pod_found_by_annotation(
+        apiserver: FakeApiServer, kubeconfig: Path) -> None:
+    from orchestrator.backends.base import Launch
+    from orchestrator.backends.kubernetes import job_manifest
+    from orchestrator.spec import KubernetesBackendSpec
+
+    def pack_pod(search: str, first: int, size: int, log: str) -> None:
+        trials = tuple(f"{search}-t{i:05d}" for i in range(first, first + size))
+        pack = f"{search}-p{first:05d}"
+        manifest = job_manifest(Launch(pack, None, {"pack": []}, {}, trials), search, NAMESPACE,
+                                KubernetesBackendSpec())
+        apiserver.put_object("pods", NAMESPACE, {
+            "metadata": {"name": f"{pack}-x7k2p", **manifest["spec"]["template"]["metadata"]}})
+        apiserver.logs[(NAMESPACE, f"{pack}-x7k2p")] = log
+
+    pack_pod("s1", 0, 4, "pack 0: members t0-t3\n")
+    pack_pod("s1", 4, 4, "pack 4: members t4-t7\n")
+    pack_pod("s10", 5, 2, "another search\n")
+    for trial in ("5", "t00005", "s1-t00005", "p00004", "s1-p00004"):
+        result = ctl("logs", "s1", trial, "--kubeconfig", str(kubeconfig))
+        assert result.exit_code == 0, result.output
+        assert result.stdout == "pack 4: members t4-t7\n"
+        if "p" not in trial:
+            assert "trial s1-t00005 trains in pack s1-p00004" in result.stderr
+    gone = ctl("logs", "s1", "8", "--kubeconfig", str(kubeconfig))
+    assert gone.exit_code == 1 and "no pods of trial s1-t00008" in gone.output
+
+
 def test_logs_without_a_trial_are_the_controller_lines_about_that_search(
         apiserver: FakeApiServer, kubeconfig: Path) -> None:
     labels = dict(kv.split("=") for kv in CONTROLLER_SELECTOR.split(","))
@@ -183,12 +211,15 @@ def test_logs_without_a_trial_are_the_controller_lines_about_that_search(
     apiserver.logs[(NAMESPACE, "actsearch-controller-0")] = "\n".join([
         "INFO trial s1-t00001 launched: relu(x)",
         "INFO trial s10-t00001 launched: sin(x)",
+        "INFO trial s1-t00002 launched in pack s1-p00002: relu(x)",
+        "WARNING trial s10-t00003: child not found; launching it again in pack s10-p00002",
         "INFO [research/s1] search research/s1 started",
         "INFO watching ActivationSearches in research",
     ])
     result = ctl("logs", "s1", "--kubeconfig", str(kubeconfig))
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == ["INFO trial s1-t00001 launched: relu(x)",
+                                          "INFO trial s1-t00002 launched in pack s1-p00002: relu(x)",
                                           "INFO [research/s1] search research/s1 started"]
 
 

@@ -83,6 +83,37 @@ def test_a_submitted_search_runs_its_trials_as_jobs_and_its_status_progresses_to
 
 
 @pytest.mark.controller_traffic
+def test_a_packed_search_runs_its_trials_as_pack_jobs_each_member_in_its_own_run(
+        apiserver: FakeApiServer, api_client: Any, tmp_path: Path) -> None:
+    """packing: 3 with parallelism 2 on 6 trials (fake API server: no real one runs here):
+    two pack Jobs at a time, each annotated with its members, each member's result in its run."""
+    tracker = LockedTracker()
+    apiserver.put_object("activationsearches", NAMESPACE, search_object(
+        budget={"trials": 6}, generation=6, packing=3, parallelism=2))
+    seen: list[dict[str, Any]] = []
+    children = Children(apiserver, tracker, delay=0.3)
+    with children.running(), operator_running(api_client, defaults(tracker, str(tmp_path))):
+        def done() -> dict[str, Any]:
+            seen.append(status_of(apiserver))
+            return phase(apiserver, "Succeeded")
+        final = wait_for(done, 30, "phase Succeeded")
+    trained = {r.trial_id: r for r in tracker.runs.values()
+               if r.tags.get("actsearch.source") == "trained"}
+    assert final["trialsDone"] == len(trained) == 6 and final["trialsFailed"] == 0
+    assert all(r.status == "FINISHED" for r in trained.values())
+    assert max(s.get("trialsRunning", 0) for s in seen) > 2  # children, in two Jobs
+    jobs = apiserver.items("jobs", NAMESPACE)
+    assert 2 <= len(jobs) < 6
+    members: list[str] = []
+    for job in jobs:
+        meta = job["metadata"]
+        trials = meta["annotations"]["actsearch.io/trials"].split(",")
+        assert meta["name"] == meta["labels"]["actsearch.io/pack"] == "s1-p" + trials[0][-5:]
+        members += trials
+    assert sorted(members) == sorted(trained)
+
+
+@pytest.mark.controller_traffic
 @pytest.mark.parametrize(("spec", "needles"), [
     # rules the CRD's schema cannot express (the API server would refuse schema errors itself)
     ({"space": {"units": 1, "unary": ["relu", "nosuchop"], "binary": ["add"]},

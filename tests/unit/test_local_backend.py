@@ -3,6 +3,7 @@ launching, exit codes, re-attaching to children that outlived their controller, 
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import time
@@ -92,3 +93,20 @@ def test_gpus_are_handed_out_round_robin(tmp_path: Path) -> None:
     for t, gpu in (("a", 2), ("b", 5), ("c", 2)):
         wait_for(backend, t, "succeeded")
         assert f"gpu={gpu}" in (tmp_path / "trials" / t / "log.txt").read_text()
+
+
+def test_a_pack_is_one_process_on_one_gpu_in_the_packs_directory(tmp_path: Path) -> None:
+    env = script(tmp_path, "env.sh", 'echo "gpu=$CUDA_VISIBLE_DEVICES run=${MLFLOW_RUN_ID:-none}"')
+    backend = LocalBackend(tmp_path, gpus=[2, 5], python=env)
+    members = [{"expression": "relu(x)", "trial": f"s-t0000{i}", "run_id": f"r{i}"}
+               for i in range(3)]
+    backend.launch(Launch("s-p00000", None, {"pack": members}, {},
+                          tuple(m["trial"] for m in members)))
+    wait_for(backend, "s-p00000", "succeeded")
+    d = tmp_path / "trials" / "s-p00000"
+    assert "gpu=2 run=none" in (d / "log.txt").read_text()
+    assert json.loads((d / "trial.json").read_text()) == {"pack": members}
+    assert sorted(p.name for p in (tmp_path / "trials").iterdir()) == ["s-p00000"]
+    backend.launch(Launch("s-t00009", "r9", {}, {"MLFLOW_RUN_ID": "r9"}))
+    wait_for(backend, "s-t00009", "succeeded")
+    assert "gpu=5 run=r9" in (tmp_path / "trials" / "s-t00009" / "log.txt").read_text()

@@ -39,6 +39,9 @@ def test_the_quickstart_example_is_a_valid_spec() -> None:
         ({"name": "s", "space": {"unary": ["id", "tan"]}}, "space: unary has unknown function(s) 'tan'"),
         ({"name": "s", "child": {"model": "vgg"}}, "child.model: Input should be 'resnet20'"),
         ({"name": "s", "parallelism": 0}, "parallelism: Input should be greater than or equal to 1"),
+        ({"name": "s", "packing": 0}, "packing: Input should be greater than or equal to 1"),
+        ({"name": "s", "packing": 65}, "packing: Input should be less than or equal to 64"),
+        ({"name": "s", "packing": 2.5}, "packing: Input should be a valid integer"),
         ({"name": "s", "backend": {"kind": "slurm"}}, "backend.kind: Input should be 'local' or 'kubernetes'"),
         ({"name": "s", "budgett": {}}, "budgett: unknown field"),
         ({"name": "s", "storage": {"uri": "s3://"}}, "storage.uri"),
@@ -49,6 +52,14 @@ def test_errors_name_the_field_and_what_is_allowed(data: dict, expected: str) ->
         parse_spec(data, "spec.yaml")
     assert expected in str(info.value)
     assert str(info.value).startswith("spec.yaml is not a valid search spec")
+
+
+def test_packing_defaults_to_one_child_per_process_and_accepts_up_to_the_trainers_limit() -> None:
+    from orchestrator.trainer.config import MAX_PACK
+
+    assert parse_spec({"name": "s"}).packing == 1
+    spec = parse_spec({"name": "s", "packing": MAX_PACK, "parallelism": 2})
+    assert (spec.packing, spec.parallelism) == (MAX_PACK, 2)
 
 
 def test_a_spec_that_is_not_a_mapping_or_not_yaml_is_refused(tmp_path: Path) -> None:

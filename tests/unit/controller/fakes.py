@@ -1,7 +1,10 @@
 """In-memory stand-ins for the tracker and the backend, implementing the controller's protocols.
 
 The fake backend "trains" a child by writing its outcome into the fake tracker after a few
-ticks; the reward is a deterministic function of the expression, so runs can be compared.
+ticks; the reward is a deterministic function of the expression, so runs can be compared. A pack
+(``{"pack": [trial spec, ...]}``) is one launch whose members each get their own outcome, as the
+trainer's packed mode does: a diverged member fails alone, and the process exits 3 only when
+every member diverged.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.backends.base import ChildState, Launch
+from orchestrator.trainer.config import PACK_KEY
 
 
 @dataclass
@@ -95,7 +99,9 @@ def hashed_reward(expression: str) -> float:
 
 @dataclass
 class FakeBackend:
-    """Children finish ``ticks`` state queries after launch, logging ``reward(expression)``."""
+    """Children finish ``ticks`` state queries after launch, logging ``reward(expression)``
+    (None: the loss diverged). ``crash``/``vanish`` act on the whole process: a pack crashes or
+    vanishes when any of its members' expressions says so."""
 
     tracker: FakeTracker
     ticks: int = 2
@@ -104,6 +110,7 @@ class FakeBackend:
     vanish: Callable[[str], bool] = lambda expr: False
     gpus_per_child: int = 1
     launched: list[str] = field(default_factory=list)
+    launches: list[Launch] = field(default_factory=list)
     running: dict[str, int] = field(default_factory=dict)
     max_running: int = 0
     _launch: dict[str, Launch] = field(default_factory=dict)
@@ -113,6 +120,7 @@ class FakeBackend:
         if launch.trial_id in self.running:
             return
         self.launched.append(launch.trial_id)
+        self.launches.append(launch)
         self._launch[launch.trial_id] = launch
         self.running[launch.trial_id] = self.ticks
         self.max_running = max(self.max_running, len(self.running))
@@ -122,21 +130,27 @@ class FakeBackend:
             return ChildState("missing")
         left = self.running[trial_id] - 1
         launch = self._launch[trial_id]
-        expr = launch.trial_spec["expression"]
         if left > 0:
             self.running[trial_id] = left
             return ChildState("running")
         del self.running[trial_id]
-        if self.vanish(expr):
+        members = launch.trial_spec[PACK_KEY] if PACK_KEY in launch.trial_spec else [
+            {**launch.trial_spec, "run_id": launch.env["MLFLOW_RUN_ID"]}]
+        exprs = [m["expression"] for m in members]
+        if any(map(self.vanish, exprs)):
             return ChildState("missing")
-        if self.crash(expr):
+        if any(map(self.crash, exprs)):
             return ChildState("failed", reason="OOMKilled", exit_code=137)
-        reward = self.reward(expr)
-        run_id = launch.env["MLFLOW_RUN_ID"]
-        if reward is None:
-            self.tracker.mark_failed(run_id, "nan")
+        diverged = 0
+        for m in members:
+            reward = self.reward(m["expression"])
+            if reward is None:
+                self.tracker.mark_failed(m["run_id"], "nan")
+                diverged += 1
+            else:
+                self.tracker.record_outcome(m["run_id"], reward, None)
+        if diverged == len(members):
             return ChildState("failed", exit_code=3)
-        self.tracker.record_outcome(run_id, reward, None)
         return ChildState("succeeded", exit_code=0)
 
     def cancel(self, trial_id: str) -> None:
