@@ -31,9 +31,12 @@ def parse_oneshot_spec(raw: dict[str, Any]) -> OneShotSpec:
 def run_oneshot(raw: dict[str, Any], tracking_uri: str | None, run_id: str | None,
                 cache_dir: Path | None, as_json: bool) -> NoReturn:
     from orchestrator.oneshot.run import run
+    from orchestrator.trainer.cli import stdout_kept_for_json
 
     try:
-        result = run(parse_oneshot_spec(raw), tracking_uri=tracking_uri, run_id=run_id, cache_dir=cache_dir)
+        with stdout_kept_for_json():
+            result = run(parse_oneshot_spec(raw), tracking_uri=tracking_uri, run_id=run_id,
+                         cache_dir=cache_dir)
     except TrainerError as e:
         click.echo(f"actsearch-train: {e}", err=True)
         sys.exit(int(e.exit_code))

@@ -8,10 +8,12 @@ source; every expected failure ends in one stderr line per problem and its exit 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +85,14 @@ def build_spec(spec_file: Path | None, top: dict[str, Any], child: dict[str, Any
         return TrialSpec.model_validate(raw)
     except ValidationError as e:
         raise BadInput(describe(e, "trial spec")) from e
+
+
+@contextlib.contextmanager
+def stdout_kept_for_json() -> Iterator[None]:
+    """While training, stdout goes to stderr: MLflow prints its "View run" links on stdout, and
+    ``--json`` promises stdout holds the summary and nothing else."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
 
 
 def build_pack(raw: dict[str, Any], top: dict[str, Any], child: dict[str, Any]) -> PackSpec:
@@ -189,7 +199,9 @@ def main(spec_file: Path | None, expression: str | None, search: str | None, tri
         if PACK_KEY in raw:  # several children side by side (docs/trainer.md, "Packing")
             _run_pack(build_pack(raw, top, child), tracking_uri, cache_dir, as_json)
         spec = build_spec(spec_file, top, child, os.environ.get(TRIAL_SPEC_ENV))
-        run_id_used, outcome = run(spec, tracking_uri=tracking_uri, run_id=run_id or None, cache_dir=cache_dir)
+        with stdout_kept_for_json():
+            run_id_used, outcome = run(spec, tracking_uri=tracking_uri, run_id=run_id or None,
+                                       cache_dir=cache_dir)
     except TrainerError as e:
         click.echo(f"actsearch-train: {e}", err=True)
         sys.exit(int(e.exit_code))
@@ -212,7 +224,8 @@ def _run_pack(spec: PackSpec, tracking_uri: str | None, cache_dir: Path | None, 
     from orchestrator.trainer.errors import NonFiniteLoss
     from orchestrator.trainer.run import run_pack
 
-    results = run_pack(spec, tracking_uri=tracking_uri, cache_dir=cache_dir)
+    with stdout_kept_for_json():
+        results = run_pack(spec, tracking_uri=tracking_uri, cache_dir=cache_dir)
     if as_json:
         click.echo(json.dumps([
             {"run_id": run_id, "failure": "nan", "failure_step": r.step} if isinstance(r, NonFiniteLoss)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import torch
 
 from mlflow.tracking import MlflowClient
 
@@ -103,3 +106,57 @@ def test_bad_input_leaves_a_precreated_run_untouched(
     assert "child.steps" in done.stderr
     run = client.get_run(run_id)
     assert run.data.params == {} and client.list_artifacts(run_id) == []
+
+
+def test_a_pack_logs_each_member_to_its_own_run_and_a_diverging_member_fails_alone(
+    mlflow_env: dict[str, str], mlflow_server: Server, tmp_path: Path,
+) -> None:
+    client = MlflowClient(mlflow_server.url)
+    exprs = [SWISH, "add(exp(mul(exp(x), exp(x))), id(x))", "max(id(x), relu(x))"]
+    run_ids = [_precreated_run(client, "pack", {"actsearch.trial": f"t-{i}"}) for i in range(3)]
+    child = {"model": "mlp", "dataset": "digits", "batch_size": 64, "crop_padding": 0, "flip": False,
+             "device": "cpu", "numerics": "paper", "steps": 60, "log_every": 20, "save_weights": True}
+    spec = {"pack": [{"expression": e, "trial": f"t-{i}", "run_id": r, "child": child}
+                     for i, (e, r) in enumerate(zip(exprs, run_ids, strict=True))]}
+    path = tmp_path / "pack.json"
+    path.write_text(json.dumps(spec))
+    done = run_child(["--spec", str(path), "--json"], child_env(mlflow_env, str(tmp_path)))
+    assert done.returncode == ExitCode.OK, done.stderr[-3000:]
+    summary = json.loads(done.stdout)  # stdout holds the summary alone (MLflow's links go to stderr)
+    assert [s["run_id"] for s in summary] == run_ids
+    assert summary[1] == {"run_id": run_ids[1], "failure": "nan", "failure_step": 1}
+
+    diverged = client.get_run(run_ids[1])
+    assert diverged.info.status == "FAILED" and diverged.data.tags["actsearch.failure"] == "nan"
+    assert "val_accuracy" not in diverged.data.metrics
+    for i in (0, 2):
+        run = client.get_run(run_ids[i])
+        assert run.info.status == "FINISHED", i
+        assert run.data.metrics["val_accuracy"] == summary[i]["val_accuracy"] > 0.5
+        assert run.data.tags["actsearch.pack_size"] == "3"
+        assert run.data.params["expression"] == exprs[i]
+        assert [x.step for x in client.get_metric_history(run_ids[i], "train_loss")] == [20, 40, 60]
+        # the weights are the plain network's: loadable without knowing about packing
+        local = client.download_artifacts(run_ids[i], "weights/model.pt", str(tmp_path))
+        state = torch.load(local, weights_only=True)
+        assert state["body.1.weight"].shape == (128, 64)
+
+
+def test_a_pack_whose_members_all_diverge_exits_3(mlflow_env: dict[str, str], tmp_path: Path) -> None:
+    child = {"model": "mlp", "dataset": "digits", "batch_size": 64, "device": "cpu", "numerics": "paper",
+             "steps": 20}
+    bad = "add(exp(mul(exp(x), exp(x))), id(x))"
+    path = tmp_path / "pack.json"
+    path.write_text(json.dumps({"pack": [{"expression": bad, "child": child}] * 2}))
+    done = run_child(["--spec", str(path)], child_env(mlflow_env, str(tmp_path)))
+    assert done.returncode == ExitCode.NON_FINITE_LOSS, done.stderr[-3000:]
+    assert "every member of the pack diverged" in done.stderr
+
+
+def test_a_pack_whose_members_disagree_on_training_is_bad_input(mlflow_env: dict[str, str], tmp_path: Path) -> None:
+    path = tmp_path / "pack.json"
+    path.write_text(json.dumps({"pack": [{"expression": SWISH, "child": {"lr": 0.1}},
+                                         {"expression": SWISH, "child": {"lr": 0.2}}]}))
+    done = run_child(["--spec", str(path)], child_env(mlflow_env, str(tmp_path)))
+    assert done.returncode == ExitCode.BAD_INPUT
+    assert "pack[1].child differs from pack[0].child in lr" in done.stderr

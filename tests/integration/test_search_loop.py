@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -236,3 +237,30 @@ def test_s3_unreachable_for_a_while_is_retried_and_the_checkpoint_lands(
                and "EndpointConnectionError" in r.message for r in caplog.records)
     landed = s3_client.get_object(Bucket=s3_bucket, Key="outage/controller.pt")["Body"].read()
     assert landed == b"state"
+
+
+def test_a_packed_search_trains_its_children_side_by_side_each_in_its_own_run(
+    mlflow_env: dict[str, str], mlflow_server: Server, s3_server: Server, s3_bucket: str,
+    s3_client: Any, tmp_path: Path,
+) -> None:
+    """``packing: 3``: each generation goes out in packs of up to 3, through the real trainer in
+    local processes; every member reports to its own pre-created run."""
+    experiment = f"pack-{uuid.uuid4().hex[:8]}"
+    spec = parse_spec(spec_data("packed", experiment, s3_server, s3_bucket, packing=3, parallelism=1))
+    final = build_controller(spec, tmp_path, poll_interval=0.3).run()
+    assert final.finished and final.trained == 4
+
+    client = MlflowClient(mlflow_server.url)
+    trained = [r for r in runs_of(client, experiment, "packed")
+               if r.data.tags.get("actsearch.source") == "trained"]
+    assert len(trained) == 4
+    assert all(r.info.status == "FINISHED" and 0 <= r.data.metrics["val_accuracy"] <= 1 for r in trained)
+    state = checkpoint(s3_client, s3_bucket, experiment, "packed")
+    launches = {t["trial_id"]: t["launch_id"] for t in state["trials"] if t["source"] == "trained"}
+    assert all(re.fullmatch(r"packed-p\d{5}", lid) for lid in launches.values()), launches
+    assert max(list(launches.values()).count(lid) for lid in launches.values()) > 1, launches
+    for r in trained:  # the ledger's reward is the member's own accuracy
+        tid = r.data.tags["actsearch.trial"]
+        ledger = next(t for t in state["trials"] if t["trial_id"] == tid)
+        assert ledger["reward"] == r.data.metrics["val_accuracy"]
+        assert r.data.tags["actsearch.pack_size"] == str(list(launches.values()).count(launches[tid]))
