@@ -41,7 +41,7 @@ from orchestrator.trainer.config import PackSpec, TrainConfig, TrialSpec
 ACTIVATIONS = {
     "relu": "max(id(x), relu(x))",
     "swish": "sigmul(mul_beta(x), id(x))",
-    "two_units": "add(cos(sigmul(mul_beta(x), id(x))), sub(id(x), sin(x)))",
+    "two_units": "add(cos(sigmul(mul_beta(x), id(x))), sin(x))",
 }
 
 
