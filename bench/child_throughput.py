@@ -120,7 +120,7 @@ def main() -> None:
     p.add_argument("--model", action="append", help="repeatable; default resnet20")
     p.add_argument("--activation", action="append",
                    help=f"repeatable; a name ({', '.join(ACTIVATIONS)}) or an expression; default relu, swish")
-    p.add_argument("--mode", choices=["eager", "compile", "graph"], default=None,
+    p.add_argument("--mode", choices=["eager", "compile", "graph", "eager_graph"], default=None,
                    help="default: graph on cuda, eager on cpu")
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--warmup", type=int, default=5)

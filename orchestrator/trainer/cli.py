@@ -52,7 +52,7 @@ CHILD_OPTIONS: dict[str, tuple[type, str]] = {
     "beta_init": (float, "Initial β."),
     "precision": (str, "auto, fp32 or bf16."),
     "device": (str, "auto, cpu or cuda."),
-    "compile": (str, "auto, eager, compile or graph."),
+    "compile": (str, "auto, eager, compile, graph or eager_graph."),
     "log_every": (int, "Training metrics every N steps."),
     "eval_every": (int, "Validation accuracy every N steps (0 = end only)."),
     "checkpoint_every": (int, "Resumable checkpoint every N steps (0 = never)."),

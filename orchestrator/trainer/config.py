@@ -28,7 +28,7 @@ OptimizerName = Literal["sgd", "adamw"]
 ScheduleName = Literal["cosine", "constant"]
 Precision = Literal["auto", "fp32", "bf16"]
 DeviceName = Literal["auto", "cpu", "cuda"]
-CompileMode = Literal["auto", "eager", "compile", "graph"]
+CompileMode = Literal["auto", "eager", "compile", "graph", "eager_graph"]
 
 OPERATIONAL_FIELDS: frozenset[str] = frozenset({
     "data_source", "data_sha256", "device", "compile", "log_every", "eval_every",
@@ -97,7 +97,8 @@ class TrainConfig(BaseModel):
     compile: CompileMode = Field(
         "auto",
         description=f"One of {_allowed(CompileMode)}: eager; compile (torch.compile); graph "
-        "(compiled, and the whole step captured in a CUDA graph, CUDA only). auto: graph on "
+        "(compiled, and the whole step captured in a CUDA graph, CUDA only); eager_graph (the "
+        "eager step captured in a CUDA graph: no compile time, no kernel fusion; CUDA only). auto: graph on "
         "CUDA, eager on CPU.",
     )
     log_every: int = Field(100, description="Log training loss and accuracy every this many steps.")
@@ -151,8 +152,8 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
-        if self.device == "cpu" and self.compile == "graph":
-            raise ValueError("compile='graph' needs device 'cuda' or 'auto'; CUDA graphs do not exist on CPU")
+        if self.device == "cpu" and self.compile in ("graph", "eager_graph"):
+            raise ValueError(f"compile={self.compile!r} needs device 'cuda' or 'auto'; CUDA graphs do not exist on CPU")
         if self.device == "cpu" and self.precision == "bf16":
             raise ValueError("precision='bf16' needs device 'cuda' or 'auto'; use 'fp32' or 'auto' on CPU")
         if self.warmup_steps >= self.steps:

@@ -68,7 +68,12 @@ class Runtime:
 
     device: torch.device
     bf16: bool
-    mode: str  # eager | compile | graph
+    mode: str  # eager | compile | graph | eager_graph
+
+    @property
+    def graph(self) -> bool:
+        """Whether the step is captured in a CUDA graph (device-tensor lrs, fused optimizers)."""
+        return self.mode in ("graph", "eager_graph")
 
     @property
     def channels_last(self) -> bool:
@@ -83,8 +88,8 @@ def resolve(cfg: TrainConfig) -> Runtime:
     on_cuda = device.type == "cuda"
     if cfg.precision == "bf16" and not on_cuda:
         raise BadInput("precision 'bf16' needs CUDA; this child runs on CPU (use 'fp32' or 'auto')")
-    if cfg.compile == "graph" and not on_cuda:
-        raise BadInput("compile 'graph' needs CUDA; this child runs on CPU (use 'eager' or 'compile')")
+    if cfg.compile in ("graph", "eager_graph") and not on_cuda:
+        raise BadInput(f"compile {cfg.compile!r} needs CUDA; this child runs on CPU (use 'eager' or 'compile')")
     bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and on_cuda)
     mode = cfg.compile if cfg.compile != "auto" else ("graph" if on_cuda else "eager")
     return Runtime(device, bf16, mode)
@@ -202,7 +207,7 @@ def build(cfg: TrainConfig | list[TrainConfig], activation: ActivationRef | list
         {"params": [p for p in model.parameters() if id(p) not in own], "weight_decay": first.weight_decay},
         {"params": [p for p in model.parameters() if id(p) in own], "weight_decay": 0.0},
     ]
-    graph = rt.mode == "graph"
+    graph = rt.graph
     # A CUDA graph replays the step with the lr it read at capture time unless lr is a device
     # tensor that set_lr fills in place; fused SGD and capturable AdamW read it from there.
     lr: float | Tensor = torch.tensor(first.lr, device=rt.device) if graph else first.lr
@@ -314,6 +319,13 @@ def make_step(child: Child, rt: Runtime, example: tuple[Tensor, Tensor]) -> tupl
     """
     if rt.mode == "eager":
         return _eager_step(child.model, child, rt), "eager"
+    if rt.mode == "eager_graph":  # no compile: nothing to wait for, nothing fused
+        try:
+            return _graph_step(child.model, child, rt, example), "eager_graph"
+        except Exception as e:  # capture is best effort, as below
+            log.warning("CUDA graph capture failed (%s: %s); using the eager step", type(e).__name__, e)
+            torch.cuda.synchronize()
+            return _eager_step(child.model, child, rt), "eager"
     compiled = torch.compile(child.model)
     if rt.mode == "graph":
         try:

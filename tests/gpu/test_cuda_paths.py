@@ -120,3 +120,10 @@ def test_the_bench_packs_on_cuda() -> None:
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert [r["pack"] for r in rows] == [1, 8]
     assert all(r["mode"] == "graph" for r in rows)
+
+
+def test_the_eager_step_captured_in_a_graph_learns_without_compiling(synthetic: D.Data) -> None:
+    rec = Losses()
+    out = loop.train(_cfg("eager_graph"), SWISH, synthetic, rec)
+    assert out.mode == "eager_graph"
+    assert rec.values[-1] < rec.values[0]

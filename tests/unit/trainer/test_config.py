@@ -78,5 +78,7 @@ def test_every_field_is_documented() -> None:
 def test_contradictory_settings_are_refused() -> None:
     with pytest.raises(ValidationError, match="CUDA graphs"):
         TrainConfig(device="cpu", compile="graph")
+    with pytest.raises(ValidationError, match="compile='eager_graph' needs device 'cuda'"):
+        TrainConfig(device="cpu", compile="eager_graph")
     with pytest.raises(ValidationError, match="warmup_steps"):
         TrainConfig(steps=10, warmup_steps=10)
