@@ -28,8 +28,10 @@ EXAMPLE = Path(__file__).parents[2] / "examples" / "benchmark-quick.yaml"
 
 
 def trimmed_example(experiment: str) -> dict[str, Any]:
-    """The quick example cut to 3 activations × mlp × digits × 3 seeds = 9 short cells."""
+    """The quick example cut to 3 activations × mlp × digits × 3 seeds = 9 short cells, each
+    in its own process (the example packs them)."""
     data = yaml.safe_load(EXAMPLE.read_text())
+    data.pop("packing", None)
     data["activations"] = ["ReLU", "Swish", "PReLU"]
     data["models"] = ["mlp"]
     data["child"].update(steps=30, log_every=10)
