@@ -5,17 +5,22 @@ A cell's id is ``<benchmark>-<10 hex>``, a hash of its activation and its full c
 rows or seeds are added or reordered, and new when anything that changes the training changes.
 It names the cell's MLflow run (tag ``actsearch.cell``), its local process directory and its
 Job (at most 40 + 11 characters).
+
+With ``packing`` > 1, cells whose child configs are equal but for the seed (same model and data
+set) train side by side in one process: a pack, named ``<benchmark>-p<10 hex of its first
+cell>`` (at most 40 + 12 characters; never a cell id, as ``p`` is no hex digit).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from orchestrator.benchmark.spec import BenchmarkSpec, TopSpec, label_of
-from orchestrator.trainer.config import TrainConfig
+from orchestrator.trainer.config import PACK_FREE_FIELDS, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -96,3 +101,14 @@ def expand(spec: BenchmarkSpec, rows: list[Row]) -> list[Cell]:
                     cells.append(Cell(cell_id(spec.name, row.expression, config), i, row.label,
                                       row.expression, model.name, dataset.name, seed, config))
     return cells
+
+
+def pack_key(config: TrainConfig) -> str:
+    """What cells sharing a pack must have in common: the child config but for the seed."""
+    return json.dumps(config.model_dump(mode="json", exclude=set(PACK_FREE_FIELDS)),
+                      sort_keys=True)
+
+
+def pack_id(benchmark: str, first: Cell) -> str:
+    """The launch id of a pack: the benchmark's name and its first cell's hash."""
+    return f"{benchmark}-p{first.cell_id[len(benchmark) + 1:]}"

@@ -2,15 +2,23 @@
 store), so cells run as local processes or Kubernetes Jobs exactly as trials do.
 
 One ``tick``: settle launched cells (their MLflow run ended, or their child died), launch queued
-cells while fewer than ``parallelism`` run, checkpoint the ledger when anything changed. The
-settle rules are the search loop's: MLflow first; a child that vanished is launched again under
-the same run (up to ``max_launches``); one that ended without a finished run is marked FAILED
-with the reason.
+cells while fewer than ``parallelism`` processes (Jobs) run, checkpoint the ledger when anything
+changed. The settle rules are the search loop's: MLflow first; a child that vanished is launched
+again under the same run (up to ``max_launches``); one that ended without a finished run is
+marked FAILED with the reason.
+
+Packing (``packing`` > 1): a launch is a pack of up to ``packing`` queued cells whose child
+configs are equal but for the seed (same model and data set), trained side by side by one
+process, each into its own pre-created MLflow run. Queued cells are grouped by that key in cell
+order (seed by seed), so packs are the same whenever the same cells are queued; a key's last pack
+may be partial. Each cell's launch id (its pack's id) is checkpointed before the pack starts, so
+a pack id always names the same cells: a lost pack is launched again, under its id, with its
+members whose runs have not ended.
 
 Resume: the ledger (cell states, launch counts and the top-k lists the rows were built from)
 is reloaded from the store, and every cell whose MLflow run already ended takes that result:
 a finished cell is never trained again, even one that finished after the last checkpoint.
-Children still running are re-attached by the backend (pid file or Job name).
+Children still running are re-attached by the backend (pid file or Job name), by launch id.
 """
 
 from __future__ import annotations
@@ -22,13 +30,22 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from orchestrator.backends.base import Backend, Launch
-from orchestrator.benchmark.cells import Cell, Row, TopLookup, expand, resolve_rows
+from orchestrator.backends.base import Backend, ChildState, Launch
+from orchestrator.benchmark.cells import (
+    Cell,
+    Row,
+    TopLookup,
+    expand,
+    pack_id,
+    pack_key,
+    resolve_rows,
+)
 from orchestrator.benchmark.results import Results, build, records_from_runs
 from orchestrator.benchmark.spec import BenchmarkSpec
 from orchestrator.controller import Tracker
 from orchestrator.polling import drive
 from orchestrator.storage import Store
+from orchestrator.trainer.config import PACK_KEY
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +62,15 @@ class CellState:
     failure: str | None = None
     started: float | None = None
     finished: float | None = None
+    launch_id: str | None = None  # the cell id, or its pack's id; None until first launched
 
 
 @dataclass
 class BenchmarkProgress:
     total: int = 0
     done: int = 0
-    running: int = 0
+    running: int = 0  # cells
+    packs: int = 0  # processes/Jobs running them (equal to running without packing)
     failed: int = 0
     finished: bool = False
 
@@ -142,31 +161,100 @@ class BenchmarkRunner:
     def _in(self, state: str) -> list[Cell]:
         return [c for c in self.cells if self.ledger[c.cell_id].state == state]
 
-    def _launch(self) -> None:
-        running = len(self._in(LAUNCHED))
-        for c in self._in(QUEUED):
-            if running >= self.spec.parallelism:
-                return
-            self._start_child(c)
-            running += 1
+    def _launch_of(self, c: Cell) -> str:
+        """What the backend knows this cell's process by: its own id, or its pack's."""
+        return self.ledger[c.cell_id].launch_id or c.cell_id
 
-    def _start_child(self, c: Cell) -> None:
+    def _pack_of(self, c: Cell) -> str | None:
+        """The pack a cell was launched in; None if never launched or launched alone (also by
+        an earlier run of the benchmark with ``packing`` 1)."""
+        launch_id = self.ledger[c.cell_id].launch_id
+        return None if launch_id in (None, c.cell_id) else launch_id
+
+    def _running_launches(self) -> int:
+        """Processes/Jobs in flight: what ``parallelism`` bounds (members of a pack share one)."""
+        return len({self._launch_of(c) for c in self._in(LAUNCHED)})
+
+    def _launch(self) -> None:
+        if self.spec.packing == 1:
+            running = self._running_launches()
+            for c in self._in(QUEUED):
+                if running >= self.spec.parallelism:
+                    return
+                self._start_child(c)
+                running += 1
+            return
+        packs = self._groups()[:max(self.spec.parallelism - self._running_launches(), 0)]
+        fresh = [g for g in packs if self._pack_of(g[0]) is None]
+        for group in fresh:  # a pack's members are durable before its process starts, so a
+            pid = pack_id(self.name, group[0])  # runner killed in between starts the same pack
+            for c in group:
+                self.ledger[c.cell_id].launch_id = pid
+        if fresh:
+            self.checkpoint()
+        for group in packs:
+            self._start_pack(group)
+
+    def _groups(self) -> list[list[Cell]]:
+        """Queued cells as packs, in cell order of their first member: the undone members of a
+        lost pack go again together under its id; the others, grouped by ``pack_key`` in cell
+        order, fill packs of up to ``packing`` (a key's last pack may be partial)."""
+        again: dict[str, list[Cell]] = {}
+        by_key: dict[str, list[Cell]] = {}
+        for c in self._in(QUEUED):
+            pack = self._pack_of(c)
+            if pack is not None:
+                again.setdefault(pack, []).append(c)
+            else:
+                by_key.setdefault(pack_key(c.config), []).append(c)
+        groups = list(again.values())
+        k = self.spec.packing
+        for cells in by_key.values():
+            groups += [cells[i:i + k] for i in range(0, len(cells), k)]
+        order = {c.cell_id: i for i, c in enumerate(self.cells)}
+        return sorted(groups, key=lambda g: order[g[0].cell_id])
+
+    def _trial_spec(self, c: Cell) -> dict[str, Any]:
+        """The cell's trial spec, its run pre-created (find-or-create by cell id)."""
         st = self.ledger[c.cell_id]
         assert self.parent_run_id is not None
         st.run_id = self.tracker.create_trial_run(self.name, self.parent_run_id, c.cell_id, c.tags())
-        trial_spec = {
+        return {
             "expression": c.expression,
             "trial": c.cell_id,
             "experiment": self.spec.tracking.experiment,
             "child": c.config.model_dump(mode="json"),
         }
-        env = {"MLFLOW_RUN_ID": st.run_id, "MLFLOW_TRACKING_URI": self.tracking_uri}
-        self.backend.launch(Launch(c.cell_id, st.run_id, trial_spec, env))
-        st.state, st.launches = LAUNCHED, st.launches + 1
+
+    def _launched_now(self, c: Cell, launch_id: str) -> None:
+        st = self.ledger[c.cell_id]
+        st.state, st.launches, st.launch_id = LAUNCHED, st.launches + 1, launch_id
         st.started = st.started or self.clock()
         self._dirty = True
+
+    def _start_child(self, c: Cell) -> None:
+        trial_spec = self._trial_spec(c)
+        run_id = self.ledger[c.cell_id].run_id
+        assert run_id is not None
+        env = {"MLFLOW_RUN_ID": run_id, "MLFLOW_TRACKING_URI": self.tracking_uri}
+        self.backend.launch(Launch(c.cell_id, run_id, trial_spec, env))
+        self._launched_now(c, c.cell_id)
         log.info("cell %s launched: %s on %s/%s seed %d", c.cell_id, c.label, c.model, c.dataset,
                  c.seed)
+
+    def _start_pack(self, members: list[Cell]) -> None:
+        """One process for several cells; each member names its own pre-created run."""
+        launch_id = self._launch_of(members[0])
+        specs = [{**self._trial_spec(c), "run_id": self.ledger[c.cell_id].run_id}
+                 for c in members]
+        env = {"MLFLOW_TRACKING_URI": self.tracking_uri}
+        self.backend.launch(Launch(launch_id, None, {PACK_KEY: specs}, env,
+                                   tuple(c.cell_id for c in members)))
+        for c in members:
+            self._launched_now(c, launch_id)
+        log.info("pack %s launched: %d cells of %s/%s (%s)", launch_id, len(members),
+                 members[0].model, members[0].dataset,
+                 ", ".join(f"{c.label} seed {c.seed}" for c in members))
 
     def _settle(self) -> None:
         launched = self._in(LAUNCHED)
@@ -174,16 +262,22 @@ class BenchmarkRunner:
             return
         runs = self.tracker.trial_runs(self.name)
         ended = []
+        states: dict[str, ChildState] = {}  # one look per launch: members of a pack share it
         for c in launched:
             st, run = self.ledger[c.cell_id], runs.get(c.cell_id)
-            if run is not None and run.done:
+            if run is not None and run.done:  # results are per cell, a pack's members included
                 self._from_run(c, st, run)
                 continue
-            child = self.backend.state(c.cell_id)
+            launch_id = self._launch_of(c)
+            if launch_id not in states:
+                states[launch_id] = self.backend.state(launch_id)
+            child = states[launch_id]
             if child.phase in ("queued", "running"):
                 continue
             if child.phase == "missing" and st.launches < self.max_launches:
-                log.warning("cell %s: child not found; launching it again (same run)", c.cell_id)
+                # the undone members of a lost pack go again together, under the same pack id
+                log.warning("cell %s: child not found; launching it again%s (same run)",
+                            c.cell_id, f" in pack {launch_id}" if launch_id != c.cell_id else "")
                 st.state, self._dirty = QUEUED, True
                 continue
             ended.append((c, st, child))
@@ -224,6 +318,7 @@ class BenchmarkRunner:
             total=len(states),
             done=sum(s.state == DONE for s in states),
             running=sum(s.state == LAUNCHED for s in states),
+            packs=self._running_launches(),
             failed=sum(s.state == DONE and s.failure is not None for s in states),
         )
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from orchestrator.space import ParseError
 from orchestrator.space.activation import Builtin, activation_math, activation_text, parse_activation
 from orchestrator.spec import BackendSpec, StorageSpec, TrackingSpec, check_name
-from orchestrator.trainer.config import DatasetName, ModelName, TrainConfig
+from orchestrator.trainer.config import MAX_PACK, DatasetName, ModelName, TrainConfig
 from orchestrator.validation import describe, read_yaml, validate
 
 BASELINES: dict[str, str] = {
@@ -167,7 +167,16 @@ class BenchmarkSpec(_Model):
         "test_accuracy", description="What the table reports (the paper: test accuracy)."
     )
     sign_test: SignTestSpec = Field(default_factory=SignTestSpec)
-    parallelism: int = Field(1, ge=1, description="Cells training at once.")
+    parallelism: int = Field(
+        1, ge=1, description="Child processes (local) or Jobs (Kubernetes) training at once; "
+        "each carries up to `packing` cells.",
+    )
+    packing: int = Field(
+        1, ge=1, le=MAX_PACK,
+        description=f"Cells trained together in one process/Job on one device (1–{MAX_PACK}), "
+        "side by side with one MLflow run each; only cells of the same model and data set "
+        "(configs equal but for the seed) share a pack. 1 trains each cell alone.",
+    )
     child: TrainConfig = Field(default_factory=TrainConfig, description="Shared child settings; "
                                "model, dataset and seed come from the axes.")
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)

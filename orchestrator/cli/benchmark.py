@@ -21,7 +21,8 @@ def _progress_table(p: BenchmarkProgress, started: float, name: str) -> Table:
     t = Table(title=f"benchmark {name}", show_header=False, box=None)
     elapsed = time.monotonic() - started
     t.add_row("cells done", f"{p.done}/{p.total}")
-    t.add_row("running", str(p.running))
+    packed = f" (in {p.packs} packs)" if p.packs != p.running else ""
+    t.add_row("running", f"{p.running}{packed}")
     t.add_row("failed", str(p.failed))
     t.add_row("elapsed", f"{elapsed:.0f} s")
     return t

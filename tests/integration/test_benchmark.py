@@ -2,13 +2,15 @@
 against the real MLflow server (artifacts proxied to the real S3-compatible server), with real
 children: every cell is a child run under one parent run, and the table's medians and
 win/tie/loss counts equal a hand computation on the values logged in MLflow. A second
-``--resume`` trains nothing."""
+``--resume`` trains nothing. The same benchmark with ``packing`` trains its cells side by side,
+each still into its own run."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+import statistics
 import time
 import uuid
 from pathlib import Path
@@ -26,8 +28,10 @@ EXAMPLE = Path(__file__).parents[2] / "examples" / "benchmark-quick.yaml"
 
 
 def trimmed_example(experiment: str) -> dict[str, Any]:
-    """The quick example cut to 3 activations × mlp × digits × 3 seeds = 9 short cells."""
+    """The quick example cut to 3 activations × mlp × digits × 3 seeds = 9 short cells, each
+    in its own process (the example packs them)."""
     data = yaml.safe_load(EXAMPLE.read_text())
+    data.pop("packing", None)
     data["activations"] = ["ReLU", "Swish", "PReLU"]
     data["models"] = ["mlp"]
     data["child"].update(steps=30, log_every=10)
@@ -139,3 +143,67 @@ def test_the_quick_benchmark_runs_end_to_end_and_its_table_matches_the_logged_va
         n = w + l_
         p = 1.0 if n == 0 else min(1.0, 2 * sum(math.comb(n, k) for k in range(min(w, l_) + 1)) / 2**n)
         assert test["p_value"] == pytest.approx(p)
+
+
+def test_a_packed_benchmark_trains_each_cell_into_its_own_run_and_assembles_its_table(
+    mlflow_env: dict[str, str], mlflow_server: Server, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        p for p in (os.getcwd(), os.environ.get("PYTHONPATH", "")) if p))
+    experiment = f"bench-packed-{uuid.uuid4().hex[:8]}"
+    data = trimmed_example(experiment)
+    # 3 activations × mlp × digits × 2 seeds = 6 cells: one pack of 4 and one of 2, at once
+    data.update(name="bench-packed", seeds=2, packing=4, parallelism=2)
+    spec_file = tmp_path / "bench.yaml"
+    spec_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    argv = ["benchmark", str(spec_file), "--quiet", "--workdir", str(tmp_path / "work")]
+
+    t0 = time.monotonic()
+    result = CliRunner().invoke(main, argv)
+    wall = time.monotonic() - t0
+    assert result.exit_code == 0, result.output
+    print(f"\n6 cells in 2 packs in {wall:.0f} s\n{result.output}")
+
+    client = MlflowClient(mlflow_server.url)
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id],
+                              "tags.`actsearch.benchmark` = 'bench-packed'", max_results=100)
+    parent = next(r for r in runs if r.data.tags["actsearch.role"] == "benchmark")
+    cells = [r for r in runs if r.data.tags["actsearch.role"] == "cell"]
+    assert len(cells) == 6 and parent.info.status == "FINISHED"
+    for r in cells:
+        assert r.info.status == "FINISHED"
+        assert "val_accuracy" in r.data.metrics and "test_accuracy" in r.data.metrics
+        assert r.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert r.data.tags["actsearch.trial"] == r.data.tags["actsearch.cell"]
+        assert r.data.params["seed"] == r.data.tags["actsearch.seed"]
+    assert sorted(int(r.data.tags["actsearch.pack_size"]) for r in cells) == [2, 2, 4, 4, 4, 4]
+
+    # two processes, one per pack, each directory named by its pack id
+    trials = tmp_path / "work" / "bench-packed" / "trials"
+    pack_dirs = sorted(p.parent for p in trials.glob("*/pid"))
+    assert len(pack_dirs) == 2 and all(d.name.startswith("bench-packed-p") for d in pack_dirs)
+    members = [json.loads((d / "trial.json").read_text())["pack"] for d in pack_dirs]
+    assert sorted(len(m) for m in members) == [2, 4]
+    assert sorted(m["run_id"] for pack in members for m in pack) == sorted(
+        r.info.run_id for r in cells)
+
+    # the table, per cell from each cell's run
+    logged: dict[str, list[float]] = {}
+    for r in cells:
+        logged.setdefault(r.data.tags["actsearch.activation"], []).append(
+            r.data.metrics["test_accuracy"])
+    report = json.loads(Path(client.download_artifacts(
+        parent.info.run_id, "benchmark.json", str(tmp_path))).read_text())
+    table = {row["activation"]: row for row in report["table"]}
+    assert list(table) == ["ReLU", "Swish", "PReLU"]
+    for label, row in table.items():
+        assert row["median"] == pytest.approx(statistics.median(logged[label]))
+        assert sorted(row["values"].values()) == sorted(logged[label])
+
+    # resumed: every cell is finished, so no pack is started again
+    pids = {p: p.stat().st_mtime_ns for p in trials.glob("*/pid")}
+    again = CliRunner().invoke(main, [*argv, "--resume"])
+    assert again.exit_code == 0, again.output
+    assert {p: p.stat().st_mtime_ns for p in trials.glob("*/pid")} == pids

@@ -70,7 +70,10 @@ def accuracy(expression: str, seed: int) -> float:
 
 @dataclass
 class Backend:
-    """A child finishes on its second state query, logging ``accuracy`` into its run."""
+    """A child finishes on its second state query, logging ``accuracy`` into its run; a pack
+    (``{"pack": [...]}``) ends each member's run on its own, the ``nan`` one FAILED. Launch ids in
+    ``lose`` vanish at their first look (once); cells in ``abandon`` are left RUNNING when their
+    process exits."""
 
     tracker: Tracker
     nan: str = "builtin:selu"
@@ -79,9 +82,13 @@ class Backend:
     polls: dict[str, int] = field(default_factory=dict)
     specs: dict[str, Launch] = field(default_factory=dict)
     max_running: int = 0
+    lose: set[str] = field(default_factory=set)
+    abandon: set[str] = field(default_factory=set)
+    history: list[Launch] = field(default_factory=list)
 
     def launch(self, launch: Launch) -> None:
         self.launched.append(launch.trial_id)
+        self.history.append(launch)
         self.specs[launch.trial_id] = launch
         self.polls[launch.trial_id] = 0
         self.max_running = max(self.max_running, len(self.polls))
@@ -89,19 +96,32 @@ class Backend:
     def state(self, trial_id: str) -> ChildState:
         if trial_id not in self.polls:
             return ChildState("missing")
+        if trial_id in self.lose:
+            self.lose.discard(trial_id)
+            del self.polls[trial_id]
+            return ChildState("missing")
         self.polls[trial_id] += 1
         if self.polls[trial_id] < 2:
             return ChildState("running")
         del self.polls[trial_id]
         launch = self.specs[trial_id]
-        run = self.tracker.runs[launch.run_id]
-        if launch.trial_spec["expression"] == self.nan:
-            run.status, run.failure = "FAILED", "nan"
+        if launch.is_pack:
+            members = [(m, self.tracker.runs[m["run_id"]]) for m in launch.trial_spec["pack"]]
+        else:
+            members = [(launch.trial_spec, self.tracker.runs[launch.run_id])]
+        diverged = 0
+        for spec, run in members:
+            if spec["trial"] in self.abandon:
+                continue
+            if spec["expression"] == self.nan:
+                run.status, run.failure = "FAILED", "nan"
+                diverged += 1
+                continue
+            run.metrics = {"test_accuracy": accuracy(spec["expression"], spec["child"]["seed"]),
+                           "val_accuracy": 0.5}
+            run.status = "FINISHED"
+        if diverged == len(members):
             return ChildState("failed", exit_code=3)
-        seed = launch.trial_spec["child"]["seed"]
-        run.metrics = {"test_accuracy": accuracy(launch.trial_spec["expression"], seed),
-                       "val_accuracy": 0.5}
-        run.status = "FINISHED"
         return ChildState("succeeded", exit_code=0)
 
     def cancel(self, trial_id: str) -> None:
