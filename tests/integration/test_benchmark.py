@@ -39,6 +39,26 @@ def trimmed_example(experiment: str) -> dict[str, Any]:
     return data
 
 
+def run_benchmark(data: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                  server: Server) -> tuple[list[str], str, list[Any]]:
+    """``actsearch-ctl benchmark`` on ``data`` with real children: (argv, output, MLflow runs)."""
+    # children are `python -m orchestrator.trainer` processes: they import this checkout
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        p for p in (os.getcwd(), os.environ.get("PYTHONPATH", "")) if p))
+    spec_file = tmp_path / "bench.yaml"
+    spec_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    argv = ["benchmark", str(spec_file), "--quiet", "--workdir", str(tmp_path / "work")]
+    t0 = time.monotonic()
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 0, result.output
+    print(f"\n{data['name']} in {time.monotonic() - t0:.0f} s\n{result.output}")
+    client = MlflowClient(server.url)
+    exp = client.get_experiment_by_name(data["tracking"]["experiment"])
+    runs = client.search_runs([exp.experiment_id],
+                              f"tags.`actsearch.benchmark` = '{data['name']}'", max_results=100)
+    return argv, result.output, runs
+
+
 def hand_median(values: list[float]) -> float:
     s = sorted(values)
     assert len(s) == 3
@@ -49,25 +69,9 @@ def test_the_quick_benchmark_runs_end_to_end_and_its_table_matches_the_logged_va
     mlflow_env: dict[str, str], mlflow_server: Server, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # children are `python -m orchestrator.trainer` processes: they import this checkout
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        p for p in (os.getcwd(), os.environ.get("PYTHONPATH", "")) if p))
     experiment = f"bench-{uuid.uuid4().hex[:8]}"
-    data = trimmed_example(experiment)
-    spec_file = tmp_path / "bench.yaml"
-    spec_file.write_text(yaml.safe_dump(data, sort_keys=False))
-    argv = ["benchmark", str(spec_file), "--quiet", "--workdir", str(tmp_path / "work")]
-
-    t0 = time.monotonic()
-    result = CliRunner().invoke(main, argv)
-    wall = time.monotonic() - t0
-    assert result.exit_code == 0, result.output
-    print(f"\n9 cells in {wall:.0f} s\n{result.output}")
-
+    argv, output, runs = run_benchmark(trimmed_example(experiment), tmp_path, monkeypatch, mlflow_server)
     client = MlflowClient(mlflow_server.url)
-    exp = client.get_experiment_by_name(experiment)
-    runs = client.search_runs([exp.experiment_id],
-                              "tags.`actsearch.benchmark` = 'benchmark-quick'", max_results=100)
     parents = [r for r in runs if r.data.tags["actsearch.role"] == "benchmark"]
     cells = [r for r in runs if r.data.tags["actsearch.role"] == "cell"]
     assert len(parents) == 1 and len(cells) == 9
@@ -107,12 +111,12 @@ def test_the_quick_benchmark_runs_end_to_end_and_its_table_matches_the_logged_va
         assert test["p_value"] == 1.0  # one pair: never significant
     # the terminal shows the same Markdown that was logged
     markdown = Path(client.download_artifacts(parent.info.run_id, "benchmark.md", str(tmp_path)))
-    assert markdown.read_text() in result.output
-    relu_row = next(line for line in result.output.splitlines() if line.startswith("| ReLU |"))
+    assert markdown.read_text() in output
+    relu_row = next(line for line in output.splitlines() if line.startswith("| ReLU |"))
     assert f"{100 * medians['ReLU']:.2f}" in relu_row  # bold when it is the best median
     assert f"[{100 * min(logged['ReLU']):.2f}–{100 * max(logged['ReLU']):.2f}]" in relu_row
     w, t, l_ = expected_tests["Swish"]
-    assert f"| {w} | {t} | {l_} | 1.000 |" in result.output
+    assert f"| {w} | {t} | {l_} | 1.000 |" in output
 
     # resumed: every cell is finished, so nothing is launched and the table is the same
     trials = tmp_path / "work" / "benchmark-quick" / "trials"
@@ -121,11 +125,13 @@ def test_the_quick_benchmark_runs_end_to_end_and_its_table_matches_the_logged_va
     again = CliRunner().invoke(main, [*argv, "--resume"])
     assert again.exit_code == 0, again.output
     assert {p: p.stat().st_mtime_ns for p in trials.glob("*/pid")} == pids
-    assert len(client.search_runs([exp.experiment_id], "tags.`actsearch.role` = 'cell'")) == 9
+    exp_id = parent.info.experiment_id
+    assert len(client.search_runs([exp_id], "tags.`actsearch.role` = 'cell'")) == 9
     assert markdown.read_text() in again.output
 
     # and the table again, from MLflow alone
-    report_cli = CliRunner().invoke(main, ["benchmark-report", str(spec_file), "--workdir",
+    spec_file = argv[1]
+    report_cli = CliRunner().invoke(main, ["benchmark-report", spec_file, "--workdir",
                                            str(tmp_path / "work"), "--json"])
     assert report_cli.exit_code == 0, report_cli.output
     assert json.loads(report_cli.output)["table"] == report["table"]
@@ -133,7 +139,7 @@ def test_the_quick_benchmark_runs_end_to_end_and_its_table_matches_the_logged_va
     # paired by seed: three pairs per candidate, counted and tested by hand
     by_seed = {(r.data.tags["actsearch.activation"], int(r.data.tags["actsearch.seed"])):
                r.data.metrics["test_accuracy"] for r in cells}
-    seeds_cli = CliRunner().invoke(main, ["benchmark-report", str(spec_file), "--workdir",
+    seeds_cli = CliRunner().invoke(main, ["benchmark-report", spec_file, "--workdir",
                                           str(tmp_path / "work"), "--pairs", "seeds", "--json"])
     assert seeds_cli.exit_code == 0, seeds_cli.output
     for test in json.loads(seeds_cli.output)["sign_test"]:
@@ -149,26 +155,12 @@ def test_a_packed_benchmark_trains_each_cell_into_its_own_run_and_assembles_its_
     mlflow_env: dict[str, str], mlflow_server: Server, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        p for p in (os.getcwd(), os.environ.get("PYTHONPATH", "")) if p))
     experiment = f"bench-packed-{uuid.uuid4().hex[:8]}"
     data = trimmed_example(experiment)
     # 3 activations × mlp × digits × 2 seeds = 6 cells: one pack of 4 and one of 2, at once
     data.update(name="bench-packed", seeds=2, packing=4, parallelism=2)
-    spec_file = tmp_path / "bench.yaml"
-    spec_file.write_text(yaml.safe_dump(data, sort_keys=False))
-    argv = ["benchmark", str(spec_file), "--quiet", "--workdir", str(tmp_path / "work")]
-
-    t0 = time.monotonic()
-    result = CliRunner().invoke(main, argv)
-    wall = time.monotonic() - t0
-    assert result.exit_code == 0, result.output
-    print(f"\n6 cells in 2 packs in {wall:.0f} s\n{result.output}")
-
+    argv, _, runs = run_benchmark(data, tmp_path, monkeypatch, mlflow_server)
     client = MlflowClient(mlflow_server.url)
-    exp = client.get_experiment_by_name(experiment)
-    runs = client.search_runs([exp.experiment_id],
-                              "tags.`actsearch.benchmark` = 'bench-packed'", max_results=100)
     parent = next(r for r in runs if r.data.tags["actsearch.role"] == "benchmark")
     cells = [r for r in runs if r.data.tags["actsearch.role"] == "cell"]
     assert len(cells) == 6 and parent.info.status == "FINISHED"
