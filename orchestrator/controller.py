@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from orchestrator.backends.base import Backend, ChildState, Launch
 from orchestrator.leaderboard import Entry, rank
+from orchestrator.packs import plan_packs
 from orchestrator.polling import drive
 from orchestrator.search.base import Candidate, Learner, Result, Strategy
 from orchestrator.search.dedup import Dedup
@@ -352,22 +353,13 @@ class Controller:
             self._start_pack(group)
 
     def _groups(self) -> list[list[Trial]]:
-        """Queued trials as launches, lowest index first: the undone members of a lost pack go
-        again together under their pack id; fresh trials fill packs of up to ``packing`` (fewer
-        when the queue or the trial budget runs short: waiting for more buys nothing)."""
-        queued = self._queued()
-        again: dict[str, list[Trial]] = {}
-        for t in queued:
-            if t.launch_id is not None and self.spec.packing > 1:
-                again.setdefault(t.launch_id, []).append(t)
-        groups = list(again.values())
-        fresh = [t for t in queued if t.launch_id is None or self.spec.packing == 1]
-        room = self.spec.budget.trials - len(self._trained()) - sum(map(len, groups))
-        while fresh and room > 0:
-            size = min(self.spec.packing, room)
-            groups.append(fresh[:size])
-            fresh, room = fresh[size:], room - size
-        return sorted(groups, key=lambda g: g[0].index)
+        """Queued trials as launches, lowest index first (``packs.plan_packs``): the undone
+        members of a lost pack go again together under their pack id; fresh trials fill packs of
+        up to ``packing``, never more than the trial budget has left."""
+        packed = self.spec.packing > 1
+        return plan_packs(self._queued(), self.spec.packing,
+                          pack_of=lambda t: t.launch_id if packed else None,
+                          room=self.spec.budget.trials - len(self._trained()))
 
     def _trial_spec(self, trial: Trial) -> dict[str, Any]:
         if trial.run_id is None:  # pre-created here, so a queued trial never left has no run

@@ -43,6 +43,7 @@ from orchestrator.benchmark.cells import (
 from orchestrator.benchmark.results import Results, build, records_from_runs
 from orchestrator.benchmark.spec import BenchmarkSpec
 from orchestrator.controller import Tracker
+from orchestrator.packs import plan_packs
 from orchestrator.polling import drive
 from orchestrator.storage import Store
 from orchestrator.trainer.config import PACK_KEY
@@ -196,23 +197,11 @@ class BenchmarkRunner:
             self._start_pack(group)
 
     def _groups(self) -> list[list[Cell]]:
-        """Queued cells as packs, in cell order of their first member: the undone members of a
-        lost pack go again together under its id; the others, grouped by ``pack_key`` in cell
-        order, fill packs of up to ``packing`` (a key's last pack may be partial)."""
-        again: dict[str, list[Cell]] = {}
-        by_key: dict[str, list[Cell]] = {}
-        for c in self._in(QUEUED):
-            pack = self._pack_of(c)
-            if pack is not None:
-                again.setdefault(pack, []).append(c)
-            else:
-                by_key.setdefault(pack_key(c.config), []).append(c)
-        groups = list(again.values())
-        k = self.spec.packing
-        for cells in by_key.values():
-            groups += [cells[i:i + k] for i in range(0, len(cells), k)]
-        order = {c.cell_id: i for i, c in enumerate(self.cells)}
-        return sorted(groups, key=lambda g: order[g[0].cell_id])
+        """Queued cells as packs, in cell order of their first member (``packs.plan_packs``):
+        the undone members of a lost pack go again together under its id; the others, grouped
+        by ``pack_key`` in cell order, fill packs of up to ``packing``."""
+        return plan_packs(self._in(QUEUED), self.spec.packing, pack_of=self._pack_of,
+                          key=lambda c: pack_key(c.config))
 
     def _trial_spec(self, c: Cell) -> dict[str, Any]:
         """The cell's trial spec, its run pre-created (find-or-create by cell id)."""
