@@ -166,9 +166,9 @@ class SearchRunner:
         message = f"Finished: {progress_message(ctl, finished=True)}"
         if rows:
             message += " Leaderboard and plot are on the search's MLflow run."
-        self.write(search_status(ctl, SUCCEEDED, message, generation))
         self.logger.info("search %s succeeded: %s", search_ref(self.obj), message)
         self.event("Normal", "Succeeded", message)
+        self.write(search_status(ctl, SUCCEEDED, message, generation))
 
 
 # -- kopf ---------------------------------------------------------------------------------------
