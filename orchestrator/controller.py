@@ -21,6 +21,7 @@ is read from MLflow); trials queued are launched once; nothing finished is train
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -28,7 +29,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from orchestrator.amend import Change, amend, describe, rejection
 from orchestrator.backends.base import Backend, ChildState, Launch
+from orchestrator.errors import ConfigError
 from orchestrator.leaderboard import Entry, rank
 from orchestrator.packs import plan_packs
 from orchestrator.polling import drive
@@ -161,6 +164,7 @@ class Controller:
     _dedup: Dedup = field(default_factory=Dedup)
     _dirty: bool = False
     _exhausted: bool = False  # the strategy has nothing left to propose (exhaustive)
+    amended: tuple[Change, ...] = ()  # the edit applied when the search was resumed
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -178,16 +182,24 @@ class Controller:
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self, resume: bool) -> None:
-        """Open the search's parent run and, when resuming, reload the last checkpoint."""
+        """Open the search's parent run and, when resuming, reload the last checkpoint.
+
+        A resumed search may have been edited since it started: an edit of live fields
+        (``orchestrator.amend``) is applied and recorded; any other edit raises ``ConfigError``
+        before anything is written."""
+        data = self.store.get(CHECKPOINT_KEY) if resume else None
+        state = load_state(data) if data is not None else None
+        amendment = amend(spec_in(state, self.name), self.spec)
+        if amendment.rejected:
+            raise ConfigError(rejection(f"search {self.name!r} was edited since it started",
+                                        amendment.rejected))
         self.parent_run_id = self.tracker.start_search(
             self.name, self.spec.model_dump(mode="json")
         )
-        data = self.store.get(CHECKPOINT_KEY) if resume else None
-        if data is None:
+        if state is None:
             if resume:
                 log.info("search %s: no checkpoint yet; starting from scratch", self.name)
             return
-        state = load_state(data)
         self.strategy.load_state_dict(state["strategy"])
         self.trials = [Trial.from_dict(t) for t in state["trials"]]
         self.generations_logged = int(state.get("generations_logged", 0))
@@ -197,11 +209,18 @@ class Controller:
             self.name, self.store.describe(CHECKPOINT_KEY), len(self.trials),
             sum(t.state == DONE for t in self.trials),
         )
+        if amendment.applied:
+            self.amended = amendment.applied
+            log.info("search %s: edit applied: %s", self.name, describe(amendment.applied))
+            self.tracker.log_text(self.parent_run_id, json.dumps(
+                self.spec.model_dump(mode="json"), indent=2), "search_spec.json")
+            self.checkpoint()  # the stored spec is the one in force from now on
 
     def checkpoint(self) -> None:
         state = {
-            "version": 1,
+            "version": 2,
             "search": self.name,
+            "spec": self.spec.model_dump(mode="json"),
             "strategy": self.strategy.state_dict(),
             "trials": [t.as_dict() for t in self.trials],
             "generations_logged": self.generations_logged,
@@ -535,6 +554,26 @@ class Controller:
              for t in self.trials if t.state == DONE and t.reward is not None),
             top,
         )
+
+
+def spec_in(state: Mapping[str, Any] | None, name: str) -> SearchSpec | None:
+    """The spec a checkpoint was written under (None before checkpoints carried one, or when
+    this version can no longer read it: then an edit cannot be checked, and is taken)."""
+    raw = (state or {}).get("spec")
+    if raw is None:
+        return None
+    try:
+        return SearchSpec.model_validate(raw)
+    except ValueError as e:
+        log.warning("search %s: the spec stored in its checkpoint no longer validates, so an "
+                    "edit cannot be checked against it: %s", name, e)
+        return None
+
+
+def stored_spec(store: Store, name: str) -> SearchSpec | None:
+    """The spec in force for a search, from its checkpoint (None when it has none)."""
+    data = store.get(CHECKPOINT_KEY)
+    return spec_in(load_state(data), name) if data is not None else None
 
 
 def _dedup_from(trials: list[Trial]) -> Dedup:

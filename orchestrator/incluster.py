@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.backends.kubernetes import KubernetesBackend
-from orchestrator.controller import Controller, Tracker
+from orchestrator.amend import Amendment, amend
+from orchestrator.controller import Controller, Tracker, stored_spec
 from orchestrator.errors import ConfigError
 from orchestrator.retry import Backoff
 from orchestrator.search.registry import make_strategy
@@ -135,13 +136,20 @@ def storage_uri(spec: SearchSpec, defaults: ClusterDefaults, namespace: str) -> 
 
 
 def build_controller(obj: Mapping[str, Any], spec: SearchSpec, defaults: ClusterDefaults,
-                     batch_api: Any) -> Controller:
-    """The controller of one ActivationSearch, children as Jobs owned by it."""
+                     batch_api: Any) -> tuple[Controller, Amendment]:
+    """The controller of one ActivationSearch, children as Jobs owned by it.
+
+    ``spec`` is the object's spec as it is now; the controller runs what ``amend`` makes of it
+    against the spec stored in the search's checkpoint: the edit when it changes only live
+    fields, else the stored spec (the returned ``Amendment`` says which, for the operator to
+    report)."""
     meta = obj["metadata"]
     namespace, ref = meta["namespace"], search_ref(obj)
     uri = tracking_uri(spec, defaults, ref)
     store = defaults.make_store(storage_uri(spec, defaults, namespace),
                                 spec.storage.endpoint_url or defaults.s3_endpoint)
+    amendment = amend(stored_spec(store, spec.name), spec)
+    spec = amendment.spec
     tracker = defaults.make_tracker(uri, spec.tracking.experiment)
     backend = KubernetesBackend(
         batch_api, spec.name, namespace, spec.backend.kubernetes, owner_uid=meta["uid"],
@@ -149,8 +157,9 @@ def build_controller(obj: Mapping[str, Any], spec: SearchSpec, defaults: Cluster
     )
     strategy = make_strategy(spec.strategy.name, spec.space.build(), spec.seed,
                              **spec.strategy.kwargs())
-    return Controller(spec=spec, strategy=strategy, tracker=tracker, store=store,
-                      backend=backend, tracking_uri=uri, poll_interval=defaults.poll_interval)
+    ctl = Controller(spec=spec, strategy=strategy, tracker=tracker, store=store,
+                     backend=backend, tracking_uri=uri, poll_interval=defaults.poll_interval)
+    return ctl, amendment
 
 
 def search_status(ctl: Controller, phase: str, message: str, generation: int | None

@@ -183,6 +183,16 @@ class Cluster:
             f"creating ActivationSearch {namespace}/{name}",
         )
 
+    def replace_search(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Replace a search's object (its spec; the status subresource is untouched). The
+        body's ``metadata.resourceVersion`` makes a concurrent edit a 409, not a lost write."""
+        name = body["metadata"]["name"]
+        return self._call(
+            lambda: self.custom.replace_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name, body),
+            f"updating ActivationSearch {namespace}/{name}",
+        )
+
     def get_search(self, namespace: str, name: str) -> dict[str, Any]:
         from kubernetes.client.exceptions import ApiException
 

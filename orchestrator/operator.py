@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from orchestrator.amend import amend, describe, rejection
 from orchestrator.controller import Controller
 from orchestrator.errors import ConfigError, TemporaryUnavailable
 from orchestrator.incluster import (
@@ -60,6 +61,7 @@ class SearchRunner:
     event: Callable[[str, str, str], None] = lambda type_, reason, message: None
     """Posts a Kubernetes Event on the search (type, reason, message): `kubectl describe`."""
     _written: dict[str, Any] | None = None
+    _note: str = ""  # appended to the status message while an edit stands rejected
 
     @property
     def namespace(self) -> str:
@@ -83,46 +85,72 @@ class SearchRunner:
         self._written = {**(self._written or {}), **status}
 
     def run(self) -> None:
-        current = dict(self.obj.get("status") or {})
-        self._written = current
-        started_generation = self._generation()
-        if current.get("phase") == SUCCEEDED and \
-                current.get("observedGeneration") == started_generation:
-            self.logger.debug("search %s finished earlier; nothing to do", search_ref(self.obj))
-            return
+        """Run the search from its checkpoint until it ends or ``stopped`` is set. An edit of
+        live fields (``orchestrator.amend``) rebuilds the controller with the edited spec, while
+        it runs or after it ended; an edit of any other field is reported and not applied."""
+        self._written = dict(self.obj.get("status") or {})
+        while not self.stopped.is_set():
+            status, generation = self._written or {}, self._generation()
+            ended = status.get("phase") in (SUCCEEDED, FAILED)
+            if ended and status.get("observedGeneration") == generation:
+                self.logger.debug("search %s ended at generation %s; nothing to do",
+                                  search_ref(self.obj), generation)
+                return
+            if not self._run_generation(generation, status.get("phase") == SUCCEEDED):
+                return
+
+    def _run_generation(self, generation: int | None, succeeded: bool) -> bool:
+        """Run the spec of ``generation``; True when a newer edit asks for a rebuild."""
         try:
             spec = spec_of(self.obj, self.defaults.spec_defaults)
         except ConfigError as e:
+            if succeeded:  # a finished search keeps its results; the bad edit is reported
+                self._not_applied(generation, f"the edit of generation {generation} was not "
+                                  f"applied: {e}", "InvalidSpec", "the spec is invalid")
+                return False
             self.logger.error("%s; nothing was created", e)
             self.event("Warning", "InvalidSpec", f"{e}; nothing was created.")
             self.write({"phase": FAILED, "message": f"{e}; nothing was created.",
-                        "observedGeneration": started_generation})
-            return
+                        "observedGeneration": generation})
+            return False
         outages = 0
         while not self.stopped.is_set():
             try:
-                ctl = build_controller(self.obj, spec, self.defaults, self.cluster.batch)
-                self.write({"phase": current.get("phase") if current.get("phase") == RUNNING
-                            else PENDING, "message": "Starting: resuming from the last checkpoint "
-                            "if there is one.", "observedGeneration": started_generation})
+                ctl, amendment = build_controller(self.obj, spec, self.defaults,
+                                                  self.cluster.batch)
+                if amendment.rejected:
+                    self._not_applied(generation, rejection(
+                        f"the edit of generation {generation} was not applied",
+                        amendment.rejected), "SpecChangeRejected", describe(amendment.rejected))
+                    if succeeded:
+                        return False
+                elif amendment.applied:
+                    self.logger.info("search %s: edit of generation %s applied: %s",
+                                     search_ref(self.obj), generation,
+                                     describe(amendment.applied))
+                    self.event("Normal", "SpecUpdated", f"Applied the edit of generation "
+                               f"{generation}: {describe(amendment.applied)}.")
+                phase = (self._written or {}).get("phase")
+                self.write({"phase": RUNNING if phase == RUNNING else PENDING,
+                            "message": "Starting: resuming from the last checkpoint if there "
+                            "is one.", "observedGeneration": generation})
                 ctl.start(resume=True)
                 self.logger.info("search %s started (parent run %s, %d trials in its ledger)",
                                  search_ref(self.obj), ctl.parent_run_id, len(ctl.trials))
                 self.event("Normal", "Resumed" if ctl.trials else "Started",
                            f"Search loop running: MLflow run {ctl.parent_run_id}, "
                            f"{len(ctl.trials)} trials in the ledger.")
-                self._loop(ctl, started_generation)
-                return
+                return self._loop(ctl, generation)
             except ConfigError as e:
                 if self.stopped.is_set():  # deleted under our feet: nothing left to report to
-                    return
+                    return False
                 self.logger.error("search %s failed: %s", search_ref(self.obj), e)
-                message = (f"{e}. The search stopped; fix the cause, then delete and resubmit it "
-                           "or restart the controller (it resumes from the checkpoint).")
+                message = (f"{e}. The search stopped; fix the cause, then `actsearch-ctl retry` "
+                           "it (it resumes from its checkpoint), or delete and resubmit it.")
                 self.event("Warning", "Failed", message)
                 self.write({"phase": FAILED, "message": message,
-                            "observedGeneration": started_generation})
-                return
+                            "observedGeneration": generation})
+                return False
             except TemporaryUnavailable as e:
                 delay = min(self.defaults.backoff.initial * 2 ** outages, MAX_OUTAGE_WAIT)
                 outages += 1
@@ -139,24 +167,58 @@ class SearchRunner:
                 self.stopped.wait(delay)
         self.logger.info("search %s stopped (deleted, or the controller is shutting down)",
                          search_ref(self.obj))
+        return False
 
-    def _loop(self, ctl: Controller, generation: int | None) -> None:
-        """Tick until the search ends or ``stopped`` is set."""
+    def _loop(self, ctl: Controller, generation: int | None) -> bool:
+        """Tick until the search ends or ``stopped`` is set (False), or until an edit of live
+        fields needs the controller rebuilt with it (True)."""
         while not self.stopped.is_set():
             finished = ctl.tick()
             if finished:
                 self._finish(ctl, generation)
-                return
-            message = progress_message(ctl)
+                return False
             now = self._generation()
             if now != generation:
-                message += (f" The spec changed (generation {now}); a running search keeps the "
-                            f"spec it started with (generation {generation}): delete and "
-                            "resubmit it to change it.")
-            self.write(search_status(ctl, RUNNING, message, generation))
+                if self._edited(ctl, now):
+                    ctl.checkpoint()  # the rebuilt controller resumes from exactly here
+                    return True
+                generation = now  # observed: reported, and the search runs on as it was
+            self.write(search_status(ctl, RUNNING, progress_message(ctl) + self._note,
+                                     generation))
             self.stopped.wait(self.defaults.poll_interval)
         self.logger.info("search %s stopped between two ticks (deleted, or the controller is "
                          "shutting down); its checkpoint is current", search_ref(self.obj))
+        return False
+
+    def _edited(self, ctl: Controller, generation: int | None) -> bool:
+        """Whether the edit of ``generation`` changes what runs (only live fields): if it
+        touches anything else, or is invalid, it is reported and ignored."""
+        try:
+            new = spec_of(self.obj, self.defaults.spec_defaults)
+        except ConfigError as e:
+            self._not_applied(generation, f"the edit of generation {generation} was not "
+                              f"applied: {e}", "InvalidSpec", "the spec is invalid")
+            return False
+        amendment = amend(ctl.spec, new)
+        if amendment.rejected:
+            self._not_applied(generation, rejection(
+                f"the edit of generation {generation} was not applied", amendment.rejected),
+                "SpecChangeRejected", describe(amendment.rejected))
+            return False
+        self._note = ""
+        return bool(amendment.applied)
+
+    def _not_applied(self, generation: int | None, why: str, reason: str, short: str) -> None:
+        """Report an edit that is not applied: a Warning Event with the whole reason, a note
+        on the status message, and ``observedGeneration`` (the edit was seen and answered)."""
+        self.logger.warning("search %s: %s", search_ref(self.obj), why)
+        self.event("Warning", reason, why)
+        message = str((self._written or {}).get("message", ""))
+        if self._note:
+            message = message.removesuffix(self._note)
+        self._note = (f" The edit of generation {generation} was not applied ({short}); "
+                      "`kubectl describe` shows why.")
+        self.write({"message": message + self._note, "observedGeneration": generation})
 
     def _finish(self, ctl: Controller, generation: int | None) -> None:
         from orchestrator.report import publish
@@ -166,6 +228,7 @@ class SearchRunner:
         message = f"Finished: {progress_message(ctl, finished=True)}"
         if rows:
             message += " Leaderboard and plot are on the search's MLflow run."
+        message += self._note
         self.logger.info("search %s succeeded: %s", search_ref(self.obj), message)
         self.event("Normal", "Succeeded", message)
         self.write(search_status(ctl, SUCCEEDED, message, generation))
@@ -207,14 +270,27 @@ def make_registry(config: OperatorConfig) -> Any:
         return connection_info(config.api_client)
 
     @kopf.daemon(GROUP, VERSION, PLURAL, registry=registry, initial_delay=0,
-                 cancellation_timeout=60, backoff=30)
+                 cancellation_timeout=60, backoff=30, when=needs_a_loop)
     def search(body: Any, stopped: Any, logger: Any, **_: Any) -> None:
         def event(type_: str, reason: str, message: str) -> None:
             kopf.event(body, type=type_, reason=reason, message=message[:1000])
 
         SearchRunner(body, cluster, config.defaults, stopped, logger, event).run()
+        # Wait for kopf to stop this daemon (the search ended: ``needs_a_loop`` turned false,
+        # or it was deleted) rather than return: kopf never respawns a daemon that returned
+        # on its own, and an edit or a retry must be able to bring the loop back.
+        while not stopped.wait(60):
+            pass
 
     return registry
+
+
+def needs_a_loop(status: Mapping[str, Any], meta: Mapping[str, Any], **_: Any) -> bool:
+    """kopf's filter of the search daemon: every search has a loop unless it ended at its
+    current generation, so finished searches hold no thread, and an edit (a new generation) or
+    `actsearch-ctl retry` (which clears ``observedGeneration``) brings the loop back."""
+    return not (status.get("phase") in (SUCCEEDED, FAILED)
+                and status.get("observedGeneration") == meta.get("generation"))
 
 
 def connection_info(api_client: Any) -> Any:

@@ -7,7 +7,7 @@ import logging
 import click
 
 from orchestrator.cli.benchmark import benchmark, benchmark_report
-from orchestrator.cli.cluster import cancel, list_searches, logs, operator, status, submit
+from orchestrator.cli.cluster import cancel, list_searches, logs, operator, retry, status, submit
 from orchestrator.cli.oneshot import oneshot
 from orchestrator.cli.run import run, top
 from orchestrator.cli.search_sim import search_sim
@@ -30,5 +30,5 @@ main.add_command(search_sim)
 main.add_command(benchmark)
 main.add_command(benchmark_report)
 main.add_command(oneshot)
-for command in (submit, list_searches, status, logs, cancel, operator):
+for command in (submit, list_searches, status, logs, retry, cancel, operator):
     main.add_command(command)

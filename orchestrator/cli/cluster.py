@@ -93,9 +93,13 @@ def _accuracy(status: dict[str, Any]) -> str:
 @click.argument("spec_path", metavar="SPEC", type=click.Path(exists=True, dir_okay=False))
 @cluster_options
 @click.option("--dry-run", is_flag=True, help="Print the ActivationSearch as YAML; create nothing.")
+@click.option("--update", is_flag=True,
+              help="Apply the spec to the existing search of that name: its budget, parallelism, "
+              "packing and Job scheduling may change (a finished search goes on when its budget "
+              "grows); any other change is refused.")
 @expected_errors
 def submit(spec_path: str, namespace: str | None, kubeconfig: str | None, context: str | None,
-           dry_run: bool) -> None:
+           dry_run: bool, update: bool) -> None:
     """Submit a search spec (the file `actsearch-ctl run` takes) to the cluster as an
     ActivationSearch; the operator runs it there, children as GPU Jobs."""
     from kubernetes.client.exceptions import ApiException
@@ -115,18 +119,50 @@ def submit(spec_path: str, namespace: str | None, kubeconfig: str | None, contex
         click.echo(yaml.safe_dump(search_object(raw, ns), sort_keys=False), nl=False)
         return
     cluster, ns = connect(kubeconfig, context, namespace)
+    if update:
+        _update(cluster, ns, spec, search_object(raw, ns))
+        return
     try:
         cluster.create_search(ns, search_object(raw, ns))
     except ConfigError as e:
         if isinstance(e.__cause__, ApiException) and e.__cause__.status == 409:
             raise ConfigError(
                 f"an ActivationSearch {spec.name!r} already exists in namespace {ns!r}; nothing "
-                f"was changed. `actsearch-ctl cancel {spec.name} -n {ns}` deletes it (its Jobs go "
-                "with it), or rename the search") from e
+                f"was changed. `actsearch-ctl submit --update` applies an edited budget or "
+                f"parallelism to it, `actsearch-ctl cancel {spec.name} -n {ns}` deletes it (its "
+                "Jobs go with it), or rename the search") from e
         raise
     click.echo(f"activationsearch.{API_VERSION.split('/')[0]}/{spec.name} created in namespace {ns}")
     click.echo(f"follow it:  actsearch-ctl status {spec.name} -n {ns}   "
                f"(or kubectl get activationsearches -n {ns})")
+
+
+def _update(cluster: Any, ns: str, spec: Any, body: dict[str, Any]) -> None:
+    """Replace the spec of an existing search, after checking the edit the way the operator
+    will (``orchestrator.amend``): a refused change is named here and nothing is sent."""
+    from orchestrator.amend import amend, changes, describe, rejection
+    from orchestrator.spec import parse_spec
+
+    current = cluster.get_search(ns, spec.name)
+    before = None  # a search that never started (e.g. failed on its spec) takes any valid spec
+    if (current.get("status") or {}).get("parentRunId"):
+        try:
+            before = parse_spec({**current.get("spec", {}), "name": spec.name})
+        except ConfigError:
+            pass
+    amendment = amend(before, spec)
+    if amendment.rejected:
+        raise ConfigError(rejection(f"ActivationSearch {ns}/{spec.name}: nothing was changed",
+                                    amendment.rejected))
+    if current.get("spec") == body["spec"] or (before is not None and not changes(before, spec)):
+        click.echo(f"ActivationSearch {ns}/{spec.name}: the spec is unchanged; nothing to do")
+        return
+    body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+    cluster.replace_search(ns, body)
+    what = describe(amendment.applied) if amendment.applied else "spec replaced"
+    click.echo(f"activationsearch.{API_VERSION.split('/')[0]}/{spec.name} updated in namespace "
+               f"{ns}: {what}")
+    click.echo(f"follow it:  actsearch-ctl status {spec.name} -n {ns}")
 
 
 @click.command(name="list")
@@ -282,6 +318,31 @@ def cancel(name: str, namespace: str | None, kubeconfig: str | None, context: st
     cluster.delete_search(ns, name)
     click.echo(f"ActivationSearch {ns}/{name} deleted: the controller stops its loop and its "
                "Jobs are deleted with it; its MLflow runs and last checkpoint stay")
+
+
+@click.command()
+@click.argument("name")
+@cluster_options
+@expected_errors
+def retry(name: str, namespace: str | None, kubeconfig: str | None, context: str | None) -> None:
+    """Run a Failed search again, from its last checkpoint, once the cause in its message is
+    fixed (a refused permission, a missing Secret, an unreachable server...). Nothing it
+    trained is trained again."""
+    cluster, ns = connect(kubeconfig, context, namespace)
+    obj = cluster.get_search(ns, name)
+    phase = (obj.get("status") or {}).get("phase") or "Pending"
+    if phase != "Failed":
+        raise ConfigError(
+            f"ActivationSearch {ns}/{name} is {phase}, not Failed; nothing was changed. Only a "
+            "failed search is retried; a finished one goes on when its spec.budget is raised "
+            "(kubectl edit, or `actsearch-ctl submit --update` with the edited spec)")
+    # The operator runs every search that did not end at its current generation: forgetting
+    # the generation it ended at brings its loop back, which resumes from the checkpoint.
+    cluster.patch_search_status(ns, name, {
+        "observedGeneration": None, "message": "Retry requested: resuming from the last "
+        "checkpoint."})
+    click.echo(f"ActivationSearch {ns}/{name}: retry requested; the controller resumes it from "
+               f"its last checkpoint.\nfollow it:  actsearch-ctl status {name} -n {ns}")
 
 
 @click.command()

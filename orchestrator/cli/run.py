@@ -61,7 +61,9 @@ def _report(ctl: Controller, console: Console, top: int, workdir: Path) -> None:
 
 @click.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(exists=True, dir_okay=False))
-@click.option("--resume", is_flag=True, help="Continue the search from its last checkpoint.")
+@click.option("--resume", is_flag=True, help="Continue the search from its last checkpoint; "
+              "the spec may raise its budget or change parallelism and packing (any other edit "
+              "is refused).")
 @click.option("--workdir", type=click.Path(file_okay=False), default=None,
               help="Overrides backend.local.workdir.")
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
@@ -70,6 +72,7 @@ def _report(ctl: Controller, console: Console, top: int, workdir: Path) -> None:
 def run(spec_path: str, resume: bool, workdir: str | None, top: int, quiet: bool) -> None:
     """Run a search on this machine: children are local processes, MLflow a local SQLite file
     unless the spec names a tracking server."""
+    from orchestrator.amend import describe
     from orchestrator.embedded import build_controller, layout
     from orchestrator.spec import load_spec
 
@@ -84,6 +87,8 @@ def run(spec_path: str, resume: bool, workdir: str | None, top: int, quiet: bool
         run_with_progress(functools.partial(ctl.run, resume=resume),
                           lambda p: _progress_table(p, started, spec.name), quiet, console)
         lay = layout(spec, workdir)
+        if ctl.amended:
+            console.print(f"edit applied on resume: {describe(ctl.amended)}", soft_wrap=True)
         _report(ctl, console, top, lay.workdir)
     except ActsearchError as e:
         raise click.ClickException(str(e)) from e

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from orchestrator.controller import DONE, Controller
+from orchestrator.errors import ConfigError
 from orchestrator.search.registry import make_strategy
 from orchestrator.spec import parse_spec
 from orchestrator.storage import LocalStore
@@ -220,3 +221,37 @@ def test_resume_continues_without_retraining_or_losing_trials(tmp_path: Path, st
 def test_resume_without_a_checkpoint_starts_fresh(tmp_path: Path) -> None:
     ctl, _, _ = make_controller(tmp_path, budget={"trials": 3})
     assert ctl.run(resume=True).trained == 3
+
+
+def test_a_resumed_search_takes_a_raised_budget_and_parallelism_and_records_them(
+        tmp_path: Path) -> None:
+    first, tracker, _ = make_controller(tmp_path, budget={"trials": 4})
+    assert first.run().trained == 4
+    more, _, backend = make_controller(tmp_path, tracker=tracker, budget={"trials": 9},
+                                       parallelism=5)
+    assert more.run(resume=True).trained == 9
+    assert [c.field for c in more.amended] == ["budget.trials", "parallelism"]
+    assert backend.max_running > 3  # beyond the parallelism it started with
+    assert '"trials": 9' in tracker.texts[("parent-s1", "search_spec.json")]
+    assert sum(t.source == "trained" and t.state == DONE for t in more.trials) == 9
+    again, _, _ = make_controller(tmp_path, tracker=tracker, budget={"trials": 9},
+                                  parallelism=5)
+    again.start(resume=True)
+    assert again.amended == ()  # the checkpoint carries the spec in force
+
+
+def test_a_resumed_search_refuses_an_edit_of_its_child_config_and_writes_nothing(
+        tmp_path: Path) -> None:
+    first, tracker, _ = make_controller(tmp_path, budget={"trials": 4})
+    first.run()
+    store = LocalStore(tmp_path / "s1")
+    before = store.get("controller.pt")
+    texts = dict(tracker.texts)
+    edited, _, backend = make_controller(
+        tmp_path, tracker=tracker, budget={"trials": 8},
+        child={"model": "mlp", "dataset": "digits", "steps": 20})
+    with pytest.raises(ConfigError) as e:
+        edited.run(resume=True)
+    assert "child.steps 10 → 20" in str(e.value) and "budget" not in str(e.value).split(":")[1]
+    assert store.get("controller.pt") == before and tracker.texts == texts
+    assert backend.launched == []
