@@ -25,7 +25,6 @@ LIVE_FIELDS: tuple[str, ...] = (
     "parallelism",
     "packing",
     "backend.local.gpus",
-    "backend.local.workdir",
     *(f"backend.kubernetes.{f}" for f in (
         "resources", "node_selector", "tolerations", "priority_class", "queue_name",
         "service_account", "credentials_secret", "image_pull_policy", "backoff_limit",

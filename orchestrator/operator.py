@@ -8,6 +8,13 @@ the object's status subresource whenever it changes. On deletion kopf sets ``sto
 ends between two ticks and kopf removes its finalizer; the Jobs go with the object through their
 ownerReferences.
 
+Edits (``orchestrator.amend``): a new ``metadata.generation`` that changes only live fields
+(budget, parallelism, packing, Job scheduling) rebuilds the controller from its checkpoint with
+the edited spec; any other edit is answered with a ``SpecChangeRejected`` Event and the search
+runs on. The daemon's filter (``needs_a_loop``) stops the loop of a search that ended at its
+current generation; an edit, or ``actsearch-ctl retry`` (which clears ``observedGeneration``),
+brings it back.
+
 Failures are split the project's way: a bad spec, a refused permission or an invalid object
 (``ConfigError``) ends the search with phase Failed and the reason as its message; an outage
 (``TemporaryUnavailable``, after the per-call retries) is written to the message, waited out
@@ -279,8 +286,8 @@ def make_registry(config: OperatorConfig) -> Any:
         # Wait for kopf to stop this daemon (the search ended: ``needs_a_loop`` turned false,
         # or it was deleted) rather than return: kopf never respawns a daemon that returned
         # on its own, and an edit or a retry must be able to bring the loop back.
-        while not stopped.wait(60):
-            pass
+        while not stopped.is_set():
+            stopped.wait(60)
 
     return registry
 
