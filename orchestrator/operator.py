@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from orchestrator.amend import amend, describe, rejection
+from orchestrator.amend import Change, amend, describe, rejection
 from orchestrator.controller import Controller
 from orchestrator.errors import ConfigError, TemporaryUnavailable
 from orchestrator.incluster import (
@@ -112,8 +112,7 @@ class SearchRunner:
             spec = spec_of(self.obj, self.defaults.spec_defaults)
         except ConfigError as e:
             if succeeded:  # a finished search keeps its results; the bad edit is reported
-                self._not_applied(generation, f"the edit of generation {generation} was not "
-                                  f"applied: {e}", "InvalidSpec", "the spec is invalid")
+                self._invalid_edit(generation, e)
                 return False
             self.logger.error("%s; nothing was created", e)
             self.event("Warning", "InvalidSpec", f"{e}; nothing was created.")
@@ -126,9 +125,7 @@ class SearchRunner:
                 ctl, amendment = build_controller(self.obj, spec, self.defaults,
                                                   self.cluster.batch)
                 if amendment.rejected:
-                    self._not_applied(generation, rejection(
-                        f"the edit of generation {generation} was not applied",
-                        amendment.rejected), "SpecChangeRejected", describe(amendment.rejected))
+                    self._rejected_edit(generation, amendment.rejected)
                     if succeeded:
                         return False
                 elif amendment.applied:
@@ -203,17 +200,23 @@ class SearchRunner:
         try:
             new = spec_of(self.obj, self.defaults.spec_defaults)
         except ConfigError as e:
-            self._not_applied(generation, f"the edit of generation {generation} was not "
-                              f"applied: {e}", "InvalidSpec", "the spec is invalid")
+            self._invalid_edit(generation, e)
             return False
         amendment = amend(ctl.spec, new)
         if amendment.rejected:
-            self._not_applied(generation, rejection(
-                f"the edit of generation {generation} was not applied", amendment.rejected),
-                "SpecChangeRejected", describe(amendment.rejected))
+            self._rejected_edit(generation, amendment.rejected)
             return False
         self._note = ""
         return bool(amendment.applied)
+
+    def _invalid_edit(self, generation: int | None, error: ConfigError) -> None:
+        self._not_applied(generation, f"the edit of generation {generation} was not applied: "
+                          f"{error}", "InvalidSpec", "the spec is invalid")
+
+    def _rejected_edit(self, generation: int | None, rejected: tuple[Change, ...]) -> None:
+        self._not_applied(generation, rejection(
+            f"the edit of generation {generation} was not applied", rejected),
+            "SpecChangeRejected", describe(rejected))
 
     def _not_applied(self, generation: int | None, why: str, reason: str, short: str) -> None:
         """Report an edit that is not applied: a Warning Event with the whole reason, a note

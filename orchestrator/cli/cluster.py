@@ -140,7 +140,7 @@ def submit(spec_path: str, namespace: str | None, kubeconfig: str | None, contex
 def _update(cluster: Any, ns: str, spec: Any, body: dict[str, Any]) -> None:
     """Replace the spec of an existing search, after checking the edit the way the operator
     will (``orchestrator.amend``): a refused change is named here and nothing is sent."""
-    from orchestrator.amend import amend, changes, describe, rejection
+    from orchestrator.amend import amend, describe, rejection
     from orchestrator.spec import parse_spec
 
     current = cluster.get_search(ns, spec.name)
@@ -154,7 +154,7 @@ def _update(cluster: Any, ns: str, spec: Any, body: dict[str, Any]) -> None:
     if amendment.rejected:
         raise ConfigError(rejection(f"ActivationSearch {ns}/{spec.name}: nothing was changed",
                                     amendment.rejected))
-    if current.get("spec") == body["spec"] or (before is not None and not changes(before, spec)):
+    if current.get("spec") == body["spec"] or (before is not None and not amendment.applied):
         click.echo(f"ActivationSearch {ns}/{spec.name}: the spec is unchanged; nothing to do")
         return
     body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]

@@ -36,6 +36,14 @@ def event_reasons(apiserver: FakeApiServer) -> list[str]:
     return [e.get("reason") for e in apiserver.items("events", NAMESPACE)]
 
 
+def wait_for_succeeded(apiserver: FakeApiServer, seen: list[dict[str, Any]]) -> dict[str, Any]:
+    """Wait for phase Succeeded, recording every status seen on the way into ``seen``."""
+    def done() -> dict[str, Any]:
+        seen.append(status_of(apiserver))
+        return phase(apiserver, "Succeeded")
+    return wait_for(done, 30, "phase Succeeded")
+
+
 def wait_for_event(apiserver: FakeApiServer, reason: str) -> None:
     """kopf posts Events from a queue of its own, after the status write that ends a test's
     wait: wait for the Event while the operator still runs, or stopping it may drop the queue."""
@@ -54,10 +62,7 @@ def test_a_submitted_search_runs_its_trials_as_jobs_and_its_status_progresses_to
     seen: list[dict[str, Any]] = []
     children = Children(apiserver, tracker, delay=0.3)
     with children.running(), operator_running(api_client, defaults(tracker, str(tmp_path))):
-        def done() -> dict[str, Any]:
-            seen.append(status_of(apiserver))
-            return phase(apiserver, "Succeeded")
-        final = wait_for(done, 30, "phase Succeeded")
+        final = wait_for_succeeded(apiserver, seen)
         wait_for_event(apiserver, "Succeeded")
     assert any(s.get("phase") == "Running" and s.get("trialsRunning") == 2 for s in seen)
     assert set(final) <= STATUS_FIELDS  # summaries only: no per-trial list
@@ -100,10 +105,7 @@ def test_a_packed_search_runs_its_trials_as_pack_jobs_each_member_in_its_own_run
     seen: list[dict[str, Any]] = []
     children = Children(apiserver, tracker, delay=0.3)
     with children.running(), operator_running(api_client, defaults(tracker, str(tmp_path))):
-        def done() -> dict[str, Any]:
-            seen.append(status_of(apiserver))
-            return phase(apiserver, "Succeeded")
-        final = wait_for(done, 30, "phase Succeeded")
+        final = wait_for_succeeded(apiserver, seen)
     trained = {r.trial_id: r for r in tracker.runs.values()
                if r.tags.get("actsearch.source") == "trained"}
     assert final["trialsDone"] == len(trained) == 6 and final["trialsFailed"] == 0
