@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from orchestrator.assembly import assemble_controller
 from orchestrator.backends.local import LocalBackend
 from orchestrator.controller import CHECKPOINT_KEY, Controller
 from orchestrator.errors import ConfigError
-from orchestrator.search.registry import make_strategy
-from orchestrator.spec import SearchSpec
+from orchestrator.spec import SearchSpec, check_backend
 from orchestrator.storage import Store, open_store
 from orchestrator.tracking import MlflowTracker
 
@@ -66,19 +66,11 @@ def build_controller(
     poll_interval: float = 1.0,
 ) -> Controller:
     """A controller with the local backend; refuses to overwrite a search unless resuming."""
-    if spec.backend.kind != "local":
-        raise ConfigError(
-            f"backend.kind is {spec.backend.kind!r}: submit this spec to a cluster with "
-            "`actsearch-ctl submit`; `actsearch-ctl run` runs backend.kind 'local'"
-        )
+    check_backend(spec.backend.kind, "local", f"search {spec.name!r}")
     lay = layout(spec, workdir)
     store = open_checkpoints(lay, spec.storage.endpoint_url, CHECKPOINT_KEY, resume,
                              f"search {spec.name!r}")
     tracker = MlflowTracker(lay.tracking_uri, spec.tracking.experiment, lay.artifact_location)
     backend = local_backend(lay, spec.backend.local.gpus, spec.parallelism)
-    strategy = make_strategy(spec.strategy.name, spec.space.build(), spec.seed,
-                             **spec.strategy.kwargs())
-    return Controller(
-        spec=spec, strategy=strategy, tracker=tracker, store=store, backend=backend,
-        tracking_uri=lay.tracking_uri, poll_interval=poll_interval,
-    )
+    return assemble_controller(spec, tracker=tracker, store=store, backend=backend,
+                               tracking_uri=lay.tracking_uri, poll_interval=poll_interval)

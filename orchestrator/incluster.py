@@ -15,14 +15,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.backends.kubernetes import KubernetesBackend
 from orchestrator.amend import Amendment, amend
+from orchestrator.assembly import assemble_controller
+from orchestrator.backends.kubernetes import KubernetesBackend
 from orchestrator.controller import Controller, Tracker, stored_spec
 from orchestrator.errors import ConfigError
+from orchestrator.kube import Cluster
 from orchestrator.retry import Backoff
-from orchestrator.search.registry import make_strategy
 from orchestrator.space.expr import to_math
-from orchestrator.spec import SearchSpec, parse_spec
+from orchestrator.spec import SearchSpec, check_backend, parse_spec
 from orchestrator.storage import Store, open_store
 
 PENDING, RUNNING, SUCCEEDED, FAILED = "Pending", "Running", "Succeeded", "Failed"
@@ -92,12 +93,8 @@ def spec_of(obj: Mapping[str, Any], spec_defaults: Mapping[str, Any] | None = No
         raise ConfigError(f"ActivationSearch {search_ref(obj)} has no spec mapping")
     merged = merge_under(spec_defaults or {}, raw)
     spec = parse_spec({**merged, "name": meta.get("name")}, f"ActivationSearch {search_ref(obj)}")
-    if (raw.get("backend") or {}).get("kind") == "local":
-        raise ConfigError(
-            f"ActivationSearch {search_ref(obj)}: backend.kind is 'local', which runs children "
-            "on the machine of `actsearch-ctl run`; a search in a cluster runs them as Jobs: "
-            "set backend.kind to 'kubernetes' (or leave it out)"
-        )
+    check_backend((raw.get("backend") or {}).get("kind"), "kubernetes",
+                  f"ActivationSearch {search_ref(obj)}")
     job_ns = spec.backend.kubernetes.namespace
     if job_ns not in (None, meta.get("namespace")):
         raise ConfigError(
@@ -136,8 +133,9 @@ def storage_uri(spec: SearchSpec, defaults: ClusterDefaults, namespace: str) -> 
 
 
 def build_controller(obj: Mapping[str, Any], spec: SearchSpec, defaults: ClusterDefaults,
-                     batch_api: Any) -> tuple[Controller, Amendment]:
-    """The controller of one ActivationSearch, children as Jobs owned by it.
+                     cluster: Cluster) -> tuple[Controller, Amendment]:
+    """The controller of one ActivationSearch, children as Jobs owned by it (created through
+    ``cluster``, the operator's connection).
 
     ``spec`` is the object's spec as it is now; the controller runs what ``amend`` makes of it
     against the spec stored in the search's checkpoint: the edit when it changes only live
@@ -152,13 +150,11 @@ def build_controller(obj: Mapping[str, Any], spec: SearchSpec, defaults: Cluster
     spec = amendment.spec
     tracker = defaults.make_tracker(uri, spec.tracking.experiment)
     backend = KubernetesBackend(
-        batch_api, spec.name, namespace, spec.backend.kubernetes, owner_uid=meta["uid"],
+        cluster, spec.name, namespace, spec.backend.kubernetes, owner_uid=meta["uid"],
         s3_endpoint=spec.storage.endpoint_url or defaults.s3_endpoint, backoff=defaults.backoff,
     )
-    strategy = make_strategy(spec.strategy.name, spec.space.build(), spec.seed,
-                             **spec.strategy.kwargs())
-    ctl = Controller(spec=spec, strategy=strategy, tracker=tracker, store=store,
-                     backend=backend, tracking_uri=uri, poll_interval=defaults.poll_interval)
+    ctl = assemble_controller(spec, tracker=tracker, store=store, backend=backend,
+                              tracking_uri=uri, poll_interval=defaults.poll_interval)
     return ctl, amendment
 
 

@@ -1,12 +1,26 @@
-"""The Kubernetes API adapter: client configuration, ActivationSearch objects, pod logs, and the
-translation of API errors into the project's errors. With ``backends/kubernetes.py`` (the Jobs
-of a search) it is the only code that calls the official ``kubernetes`` client; kopf, which
-watches searches for the operator, keeps its own connection (``orchestrator/operator.py``).
+"""The Kubernetes API adapter: client configuration, ActivationSearch objects, the Jobs of a
+search, pod logs, and the translation of API errors into the project's errors. It is the only
+module that imports the official ``kubernetes`` client; ``backends/kubernetes.py`` builds Job
+manifests as plain dicts and sends them through ``Cluster``. kopf, which watches searches for
+the operator, keeps its own connection (``orchestrator/operator.py``).
 
-Clients are built by the entry points (``load_api_client``) and passed in; nothing here touches
-the network at import time. Errors are split as everywhere in the project: ``ConfigError`` for
-what retrying cannot fix (forbidden, invalid, the CRD not installed), ``TemporaryUnavailable``
-for what may pass (5xx, 429, connection trouble), retried with backoff before it is raised.
+Clients are built by the entry points (``load_api_client``, then ``Cluster``) and passed in;
+nothing here touches the network at import time.
+
+Errors are split as everywhere in the project, in one place (``translate``): what retrying
+cannot fix is a ``KubeError`` (a ``ConfigError``), typed where callers decide on it, and what
+may pass is ``TemporaryUnavailable``, retried with backoff before it is raised:
+
+======================================  =========================================
+the API server's answer                 raised
+======================================  =========================================
+404 with a ``Status`` body              ``NotFound`` (the object does not exist)
+404 without one                         ``CrdMissing`` (the server lacks the resource)
+409, reason ``AlreadyExists``           ``AlreadyExists`` (a ``Conflict``)
+409, any other reason                   ``Conflict`` (e.g. a stale resourceVersion)
+401, 403, 422, any other 4xx            ``KubeError``
+429, 500, 502, 503, 504, no connection  ``TemporaryUnavailable``
+======================================  =========================================
 """
 
 from __future__ import annotations
@@ -16,11 +30,12 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from orchestrator.errors import ConfigError, TemporaryUnavailable
+from orchestrator.errors import ActsearchError, ConfigError, TemporaryUnavailable
 from orchestrator.retry import Backoff, retry
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+DEFAULT_BACKOFF = Backoff()
 
 GROUP = "actsearch.io"
 VERSION = "v1alpha1"
@@ -38,12 +53,34 @@ CRD_MISSING = (
 )
 
 
-class SearchNotFound(ConfigError):
+class KubeError(ConfigError):
+    """A final answer of the API server: retrying the same request cannot change it. ``status``
+    and ``reason`` are the HTTP status and the ``Status`` body's reason, when there was one."""
+
+    def __init__(self, message: str, status: int | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+class NotFound(KubeError):
+    """The object does not exist (a 404 the API server explained with a ``Status`` body)."""
+
+
+class SearchNotFound(NotFound):
     """No ActivationSearch of that name in that namespace."""
 
 
-class CrdMissing(ConfigError):
-    """The API server does not serve ActivationSearch objects."""
+class CrdMissing(KubeError):
+    """The API server does not serve ActivationSearch objects (a 404 without a ``Status``)."""
+
+
+class Conflict(KubeError):
+    """A 409: the write conflicts with the object's current state (a stale resourceVersion)."""
+
+
+class AlreadyExists(Conflict):
+    """A 409 answering a create: an object of that name is already there."""
 
 
 def load_api_client(kubeconfig: str | None = None, context: str | None = None) -> Any:
@@ -98,53 +135,58 @@ def is_transient(e: BaseException) -> bool:
     return isinstance(e, (HTTPError, ConnectionError, TimeoutError))
 
 
+def _status_body(e: Any) -> dict[str, Any] | None:
+    """The ``Status`` object an API error carries, if it carries one."""
+    try:
+        body = json.loads(e.body)
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return body if isinstance(body, dict) and body.get("kind") == "Status" else None
+
+
 def api_message(e: Any) -> str:
     """The ``message`` of a Status body, else the HTTP reason."""
-    try:
-        return str(json.loads(e.body).get("message") or e.reason)
-    except (TypeError, ValueError, AttributeError):
-        return str(e.reason)
+    return str((_status_body(e) or {}).get("message") or e.reason)
 
 
-def is_status_body(e: Any) -> bool:
-    """A 404 with a Status body is a missing object; without one, a resource the server lacks."""
-    try:
-        return json.loads(e.body).get("kind") == "Status"
-    except (TypeError, ValueError, AttributeError):
-        return False
-
-
-def translate(e: Any, what: str) -> Exception:
-    """An API error as a sentence saying what failed, why and what to do about it."""
+def translate(e: BaseException, what: str) -> ActsearchError:
+    """An API error as the project's error (the table in the module's docstring), its message
+    a sentence saying what failed, why and what to do about it."""
     from kubernetes.client.exceptions import ApiException
 
     if not isinstance(e, ApiException):
         return TemporaryUnavailable(f"{what}: the Kubernetes API server could not be reached "
                                     f"({type(e).__name__}: {str(e)[:300]})")
-    if e.status == 403:
-        return ConfigError(
+    status, body, message = e.status, _status_body(e), api_message(e)
+    reason = str((body or {}).get("reason") or "")
+    if status == 404 and body is None:
+        return CrdMissing(CRD_MISSING, status, reason)
+    if status == 404:
+        return NotFound(f"{what}: not found (404): {message}", status, reason)
+    if status == 409:
+        kind = AlreadyExists if reason == "AlreadyExists" else Conflict
+        return kind(f"{what} failed (409): {message}", status, reason)
+    if status == 403:
+        return KubeError(
             f"{what} was forbidden (403): the account in use lacks that RBAC permission; for the "
-            f"controller, check the Role the chart installs. The API server said: {api_message(e)}"
-        )
-    if e.status == 404 and not is_status_body(e):
-        return CrdMissing(CRD_MISSING)
-    if e.status == 404:
-        return ConfigError(f"{what}: not found (404): {api_message(e)}")
-    if e.status == 422:
-        return ConfigError(f"{what} was rejected as invalid (422): {api_message(e)}")
-    if e.status == 401:
-        return ConfigError(f"{what} was not authenticated (401): the credentials of the "
-                           f"kubeconfig were refused; log in again. {api_message(e)}")
+            f"controller, check the Role the chart installs. The API server said: {message}",
+            status, reason)
+    if status == 422:
+        return KubeError(f"{what} was rejected as invalid (422): {message}", status, reason)
+    if status == 401:
+        return KubeError(f"{what} was not authenticated (401): the credentials of the "
+                         f"kubeconfig were refused; log in again. {message}", status, reason)
     if is_transient(e):
-        return TemporaryUnavailable(f"{what} failed ({e.status}): {api_message(e)}")
-    return ConfigError(f"{what} failed ({e.status}): {api_message(e)}")
+        return TemporaryUnavailable(f"{what} failed ({status}): {message}")
+    return KubeError(f"{what} failed ({status}): {message}", status, reason)
 
 
 class Cluster:
-    """ActivationSearch objects and pod logs through one ``ApiClient``; transient errors are
-    retried with ``backoff`` (``Backoff(attempts=1)`` for a command line that should fail fast)."""
+    """ActivationSearch objects, Jobs and pod logs through one ``ApiClient``; transient errors
+    are retried with ``backoff`` (``Backoff(attempts=1)`` for a command line that should fail
+    fast), every other error is translated (``translate``)."""
 
-    def __init__(self, api_client: Any, backoff: Backoff = Backoff()) -> None:
+    def __init__(self, api_client: Any, backoff: Backoff = DEFAULT_BACKOFF) -> None:
         from kubernetes import client
 
         self.api_client = api_client
@@ -152,6 +194,11 @@ class Cluster:
         self.core = client.CoreV1Api(api_client)
         self.batch = client.BatchV1Api(api_client)
         self.backoff = backoff
+
+    def with_backoff(self, backoff: Backoff) -> Cluster:
+        """The same connection, retried with another backoff (a search's Jobs outlive a
+        command line's patience)."""
+        return Cluster(self.api_client, backoff)
 
     @property
     def host(self) -> str:
@@ -176,6 +223,7 @@ class Cluster:
     # -- searches -----------------------------------------------------------------------------
 
     def create_search(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create an ActivationSearch; ``AlreadyExists`` when one of that name is there."""
         name = body["metadata"]["name"]
         return self._call(
             lambda: self.custom.create_namespaced_custom_object(
@@ -185,7 +233,8 @@ class Cluster:
 
     def replace_search(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         """Replace a search's object (its spec; the status subresource is untouched). The
-        body's ``metadata.resourceVersion`` makes a concurrent edit a 409, not a lost write."""
+        body's ``metadata.resourceVersion`` makes a concurrent edit a ``Conflict``, not a lost
+        write."""
         name = body["metadata"]["name"]
         return self._call(
             lambda: self.custom.replace_namespaced_custom_object(
@@ -194,21 +243,16 @@ class Cluster:
         )
 
     def get_search(self, namespace: str, name: str) -> dict[str, Any]:
-        from kubernetes.client.exceptions import ApiException
-
         try:
             return self._call(
                 lambda: self.custom.get_namespaced_custom_object(
                     GROUP, VERSION, namespace, PLURAL, name),
                 f"reading ActivationSearch {namespace}/{name}",
             )
-        except ConfigError as e:
-            cause = e.__cause__
-            if isinstance(cause, ApiException) and cause.status == 404 and is_status_body(cause):
-                raise SearchNotFound(
-                    f"there is no ActivationSearch {name!r} in namespace {namespace!r}; "
-                    "`actsearch-ctl list` shows the searches there") from cause
-            raise
+        except NotFound as e:
+            raise SearchNotFound(
+                f"there is no ActivationSearch {name!r} in namespace {namespace!r}; "
+                "`actsearch-ctl list` shows the searches there", e.status, e.reason) from e
 
     def list_searches(self, namespace: str | None) -> list[dict[str, Any]]:
         if namespace is None:
@@ -224,20 +268,16 @@ class Cluster:
         return list(found.get("items") or [])
 
     def delete_search(self, namespace: str, name: str) -> None:
-        from kubernetes.client.exceptions import ApiException
-
         try:
             self._call(
                 lambda: self.custom.delete_namespaced_custom_object(
                     GROUP, VERSION, namespace, PLURAL, name, propagation_policy="Background"),
                 f"deleting ActivationSearch {namespace}/{name}",
             )
-        except ConfigError as e:
-            cause = e.__cause__
-            if isinstance(cause, ApiException) and cause.status == 404 and is_status_body(cause):
-                raise SearchNotFound(
-                    f"there is no ActivationSearch {name!r} in namespace {namespace!r}") from cause
-            raise
+        except NotFound as e:
+            raise SearchNotFound(
+                f"there is no ActivationSearch {name!r} in namespace {namespace!r}",
+                e.status, e.reason) from e
 
     def patch_search_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Merge ``status`` into the status subresource (the main object is untouched)."""
@@ -245,6 +285,37 @@ class Cluster:
             lambda: self.custom.patch_namespaced_custom_object_status(
                 GROUP, VERSION, namespace, PLURAL, name, {"status": status}),
             f"writing the status of ActivationSearch {namespace}/{name}",
+        )
+
+    # -- jobs -----------------------------------------------------------------------------------
+
+    def create_job(self, namespace: str, body: dict[str, Any]) -> None:
+        """Create a ``batch/v1`` Job from its manifest; ``AlreadyExists`` (a ``Conflict``) when
+        one of that name is there."""
+        name = body["metadata"]["name"]
+        self._call(lambda: self.batch.create_namespaced_job(namespace, body),
+                   f"create Job {namespace}/{name}")
+
+    def job(self, namespace: str, name: str) -> dict[str, Any]:
+        """A Job with its status, as plain data; ``NotFound`` when there is none."""
+        job = self._call(lambda: self.batch.read_namespaced_job_status(name, namespace),
+                         f"read Job {namespace}/{name}")
+        return dict(self.api_client.sanitize_for_serialization(job))
+
+    def job_names(self, namespace: str, label_selector: str) -> list[str]:
+        """The names of the Jobs matching ``label_selector``, sorted."""
+        jobs = self._call(
+            lambda: self.batch.list_namespaced_job(namespace, label_selector=label_selector),
+            f"list Jobs ({label_selector}) in namespace {namespace}",
+        )
+        return sorted(j.metadata.name for j in jobs.items)
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        """Delete a Job and, in the background, its pods; ``NotFound`` when it is gone."""
+        self._call(
+            lambda: self.batch.delete_namespaced_job(name, namespace,
+                                                     propagation_policy="Background"),
+            f"delete Job {namespace}/{name}",
         )
 
     # -- pods -----------------------------------------------------------------------------------

@@ -122,8 +122,7 @@ class SearchRunner:
         outages = 0
         while not self.stopped.is_set():
             try:
-                ctl, amendment = build_controller(self.obj, spec, self.defaults,
-                                                  self.cluster.batch)
+                ctl, amendment = build_controller(self.obj, spec, self.defaults, self.cluster)
                 if amendment.rejected:
                     self._rejected_edit(generation, amendment.rejected)
                     if succeeded:

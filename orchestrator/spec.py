@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from orchestrator.errors import ConfigError
 from orchestrator.search.registry import STRATEGY_NAMES, make_strategy
 from orchestrator.space import BINARY_NAMES, UNARY_NAMES, SearchSpace, SpaceError
 from orchestrator.space.screen import ScreenConfig
@@ -183,6 +184,22 @@ class BackendSpec(_Model):
     kind: Literal["local", "kubernetes"] = "local"
     local: LocalBackendSpec = Field(default_factory=LocalBackendSpec)
     kubernetes: KubernetesBackendSpec = Field(default_factory=KubernetesBackendSpec)
+
+
+def check_backend(declared: str | None, here: Literal["local", "kubernetes"], subject: str) -> None:
+    """Refuse a spec whose children would run elsewhere than where it is run: ``actsearch-ctl
+    run`` trains them as local processes, a cluster (``submit``, the operator) as Jobs.
+    ``declared`` is the spec's own ``backend.kind``; left out, it means where it is run."""
+    if (declared or here) == here:
+        return
+    if here == "kubernetes":
+        raise ConfigError(
+            f"{subject}: backend.kind is 'local', which runs children as processes on the "
+            "machine of `actsearch-ctl run`; a search in a cluster runs them as Jobs: set "
+            "backend.kind to 'kubernetes' (or leave it out)")
+    raise ConfigError(
+        f"{subject}: backend.kind is {declared!r}: submit this spec to a cluster with "
+        "`actsearch-ctl submit`; `actsearch-ctl run` runs backend.kind 'local'")
 
 
 class SearchSpec(_Model):

@@ -1,5 +1,5 @@
-"""Children as ``batch/v1`` Jobs (official ``kubernetes`` client); the only module that talks to
-the API server about Jobs.
+"""Children as ``batch/v1`` Jobs: what a search's Jobs look like, and reading their state. The
+API calls go through the Kubernetes adapter (``orchestrator.kube.Cluster``).
 
 A Job is named after its launch id (deterministic): a child trained alone is labelled
 ``actsearch.io/trial: <trial id>``; a pack of children trained side by side (``packing``) is
@@ -8,8 +8,8 @@ labelled ``actsearch.io/pack: <pack id>`` and annotated ``actsearch.io/trials: <
 labelled ``app.kubernetes.io/*`` plus ``actsearch.io/search``, owned by its ActivationSearch
 (deleting the search garbage-collects its Jobs), and carries a ``podFailurePolicy`` that fails
 fast on the trainer's permanent exit codes and ignores node disruptions. ``job_manifest`` is a
-pure function over plain data, so tests assert on the dict; ``KubernetesBackend`` is the thin I/O
-around it.
+pure function over plain data, so tests assert on the dict; ``KubernetesBackend`` is the thin
+layer that sends it through the adapter.
 """
 
 from __future__ import annotations
@@ -20,15 +20,34 @@ import re
 from typing import Any
 
 from orchestrator.backends.base import ChildState, Launch
-from orchestrator.kube import GROUP, KIND, PLURAL, VERSION, is_transient, translate
-from orchestrator.retry import Backoff, retry
+from orchestrator.kube import (
+    DEFAULT_BACKOFF,
+    GROUP,
+    KIND,
+    PLURAL,
+    VERSION,
+    Cluster,
+    Conflict,
+    NotFound,
+)
+from orchestrator.retry import Backoff
 from orchestrator.spec import KubernetesBackendSpec
 from orchestrator.trainer.config import TRIAL_SPEC_ENV
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GROUP", "KIND", "PLURAL", "VERSION", "TRIAL_SPEC_ENV", "KubernetesBackend",
-           "job_manifest", "job_state", "child_labels", "pack_members"]
+__all__ = [
+    "GROUP",
+    "KIND",
+    "PLURAL",
+    "TRIAL_SPEC_ENV",
+    "VERSION",
+    "KubernetesBackend",
+    "child_labels",
+    "job_manifest",
+    "job_state",
+    "pack_members",
+]
 
 CONTAINER = "trainer"
 PERMANENT_EXIT_CODES = (2, 3)  # bad input, non-finite loss: see docs/trainer.md
@@ -177,84 +196,49 @@ def job_state(job: dict[str, Any] | None) -> ChildState:
 
 
 class KubernetesBackend:
-    """Creates and reads the Jobs of one search in one namespace."""
+    """Creates and reads the Jobs of one search in one namespace, through ``cluster``."""
 
     def __init__(
         self,
-        batch_api: Any,
+        cluster: Cluster,
         search: str,
         namespace: str,
         settings: KubernetesBackendSpec,
         owner_uid: str | None = None,
         s3_endpoint: str | None = None,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff = DEFAULT_BACKOFF,
     ) -> None:
-        self.api = batch_api
+        self.cluster = cluster.with_backoff(backoff)
         self.search = search
         self.namespace = namespace
         self.settings = settings
         self.owner_uid = owner_uid
         self.s3_endpoint = s3_endpoint
-        self.backoff = backoff
         self.gpus_per_child = settings.gpus
 
-    def _call(self, fn: Any, what: str) -> Any:
-        return retry(fn, what, is_transient, self.backoff)
-
     def launch(self, launch: Launch) -> None:
-        from kubernetes.client.exceptions import ApiException
-
         body = job_manifest(launch, self.search, self.namespace, self.settings, self.owner_uid,
                             self.s3_endpoint)
         try:
-            self._call(lambda: self.api.create_namespaced_job(self.namespace, body),
-                       f"create Job {launch.trial_id}")
-        except ApiException as e:
-            if e.status == 409:  # exists: a restarted controller launching what already runs
-                log.info("Job %s already exists; re-attached", launch.trial_id)
-                return
-            raise translate(e, f"create Job {self.namespace}/{launch.trial_id}") from e
+            self.cluster.create_job(self.namespace, body)
+        except Conflict:  # exists: a restarted controller launching what already runs
+            log.info("Job %s already exists; re-attached", launch.trial_id)
 
     def state(self, trial_id: str) -> ChildState:
-        from kubernetes.client.exceptions import ApiException
-
         try:
-            job = self._call(
-                lambda: self.api.read_namespaced_job_status(trial_id, self.namespace),
-                f"read Job {trial_id}",
-            )
-        except ApiException as e:
-            if e.status == 404:
-                return ChildState("missing")
-            raise translate(e, f"read Job {self.namespace}/{trial_id}") from e
-        return job_state(self.api.api_client.sanitize_for_serialization(job))
+            return job_state(self.cluster.job(self.namespace, trial_id))
+        except NotFound:
+            return ChildState("missing")
 
     def list_trials(self) -> list[str]:
         """Launch ids (trial or pack ids) of this search's Jobs, by label."""
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            jobs = self._call(
-                lambda: self.api.list_namespaced_job(
-                    self.namespace, label_selector=f"{SEARCH_LABEL}={self.search}"),
-                f"list Jobs of {self.search}",
-            )
-        except ApiException as e:
-            raise translate(e, f"list Jobs of search {self.namespace}/{self.search}") from e
-        return sorted(j.metadata.name for j in jobs.items)
+        return self.cluster.job_names(self.namespace, f"{SEARCH_LABEL}={self.search}")
 
     def cancel(self, trial_id: str) -> None:
-        from kubernetes.client.exceptions import ApiException
-
         try:
-            self._call(
-                lambda: self.api.delete_namespaced_job(
-                    trial_id, self.namespace, propagation_policy="Background"),
-                f"delete Job {trial_id}",
-            )
-        except ApiException as e:
-            if e.status != 404:
-                raise translate(e, f"delete Job {self.namespace}/{trial_id}") from e
+            self.cluster.delete_job(self.namespace, trial_id)
+        except NotFound:
+            pass  # already gone
 
     def close(self) -> None:
         """Nothing to release: Jobs outlive the controller by design."""

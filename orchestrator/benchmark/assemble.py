@@ -44,7 +44,7 @@ def _kubernetes_backend(spec: BenchmarkSpec, kube: Any) -> Backend:
     from orchestrator.backends.kubernetes import KubernetesBackend
 
     cluster, namespace = kube
-    return KubernetesBackend(cluster.batch, spec.name,
+    return KubernetesBackend(cluster, spec.name,
                              spec.backend.kubernetes.namespace or namespace,
                              spec.backend.kubernetes, s3_endpoint=spec.storage.endpoint_url)
 

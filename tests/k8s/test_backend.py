@@ -12,6 +12,7 @@ import pytest
 from orchestrator.backends.base import Launch
 from orchestrator.backends.kubernetes import KubernetesBackend, job_manifest
 from orchestrator.errors import ConfigError, TemporaryUnavailable
+from orchestrator.kube import Cluster
 from orchestrator.retry import Backoff
 from orchestrator.spec import KubernetesBackendSpec
 from tests.k8s.conftest import NAMESPACE
@@ -45,9 +46,7 @@ def make_search(apiserver: FakeApiServer, name: str = "s1") -> dict[str, Any]:
 
 def make_backend(api_client: Any, owner: dict[str, Any], settings: KubernetesBackendSpec = FULL,
                  ) -> KubernetesBackend:
-    from kubernetes import client
-
-    return KubernetesBackend(client.BatchV1Api(api_client), owner["metadata"]["name"], NAMESPACE,
+    return KubernetesBackend(Cluster(api_client), owner["metadata"]["name"], NAMESPACE,
                              settings, owner_uid=owner["metadata"]["uid"],
                              s3_endpoint="http://minio.actsearch:9000", backoff=FAST)
 

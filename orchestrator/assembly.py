@@ -1,0 +1,25 @@
+"""A search's controller, assembled one way from the parts its entry point built.
+
+``embedded.py`` (a search on this machine) and ``incluster.py`` (a search in a cluster) differ
+in where the tracker, the checkpoint store and the children live; they build those and hand
+them here, where the strategy comes from the spec and the controller is put together.
+"""
+
+from __future__ import annotations
+
+from orchestrator.backends.base import Backend
+from orchestrator.controller import Controller, Tracker
+from orchestrator.search.registry import make_strategy
+from orchestrator.spec import SearchSpec
+from orchestrator.storage import Store
+
+
+def assemble_controller(spec: SearchSpec, *, tracker: Tracker, store: Store, backend: Backend,
+                        tracking_uri: str, poll_interval: float) -> Controller:
+    """The controller of ``spec`` over the given tracker, store and backend, with the strategy
+    the spec names (seeded by ``spec.seed``; a resumed search restores its state from the
+    checkpoint)."""
+    strategy = make_strategy(spec.strategy.name, spec.space.build(), spec.seed,
+                             **spec.strategy.kwargs())
+    return Controller(spec=spec, strategy=strategy, tracker=tracker, store=store,
+                      backend=backend, tracking_uri=tracking_uri, poll_interval=poll_interval)
