@@ -1,8 +1,11 @@
-"""Where the controller keeps its checkpoints: a local directory or an S3 bucket (boto3).
+"""Where the controller keeps its checkpoints: a local directory or an S3 bucket (its client
+from ``orchestrator.s3``, the endpoint by that module's rule).
 
-Only this module imports boto3. Objects are small (strategy state + trial ledger) and written
-whole: locally through a temporary file and ``os.replace``, on S3 by one PUT (S3 replaces an
-object atomically), so a reader sees the old checkpoint or the new one, never half of one.
+Objects are small (strategy state + trial ledger) and written whole: locally through a
+temporary file and ``os.replace``, on S3 by one PUT (S3 replaces an object atomically), so a
+reader sees the old checkpoint or the new one, never half of one. The checkpoint format is
+``torch.save``'s; torch is imported only to write or read one, so the controller's side can
+import this module without it.
 """
 
 from __future__ import annotations
@@ -15,12 +18,12 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
-import torch
-
+from orchestrator import s3
 from orchestrator.errors import ConfigError
-from orchestrator.retry import Backoff, of_types, retry
+from orchestrator.retry import Backoff, retry
 
 log = logging.getLogger(__name__)
+DEFAULT_BACKOFF = Backoff()
 
 
 class Store(Protocol):
@@ -76,24 +79,14 @@ class S3Store:
         prefix: str = "",
         endpoint_url: str | None = None,
         client: Any = None,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff = DEFAULT_BACKOFF,
     ) -> None:
-        import boto3
-        import botocore.exceptions as bex
-        from botocore.config import Config
-
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         # one attempt per call inside botocore: retries happen here, with backoff and a log line
-        self.client = client or boto3.client(
-            "s3", endpoint_url=endpoint_url or os.environ.get("MLFLOW_S3_ENDPOINT_URL"),
-            config=Config(retries={"mode": "standard", "max_attempts": 1},
-                          connect_timeout=10, read_timeout=60),
-        )
+        self.client = client or s3.make_client(endpoint_url, attempts=1, connect_timeout=10,
+                                               read_timeout=60)
         self.backoff = backoff
-        self._transient = of_types(bex.EndpointConnectionError, bex.ConnectionClosedError,
-                                   bex.ReadTimeoutError, bex.ConnectTimeoutError)
-        self._client_error = bex.ClientError
 
     @classmethod
     def from_uri(cls, uri: str, endpoint_url: str | None = None, **kw: Any) -> S3Store:
@@ -108,20 +101,20 @@ class S3Store:
     def put(self, key: str, data: bytes) -> None:
         retry(
             lambda: self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data),
-            f"S3 put {self.describe(key)}", self._transient, self.backoff,
+            f"S3 put {self.describe(key)}", s3.is_transient, self.backoff,
         )
 
     def get(self, key: str) -> bytes | None:
         def fetch() -> bytes | None:
             try:
                 obj = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-            except self._client_error as e:
-                if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            except Exception as e:
+                if s3.error_code(e) in ("NoSuchKey", "404"):
                     return None
                 raise
             return obj["Body"].read()
 
-        return retry(fetch, f"S3 get {self.describe(key)}", self._transient, self.backoff)
+        return retry(fetch, f"S3 get {self.describe(key)}", s3.is_transient, self.backoff)
 
     def describe(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
@@ -136,6 +129,8 @@ def open_store(uri: str, endpoint_url: str | None = None) -> Store:
 
 def dump_state(state: dict[str, Any]) -> bytes:
     """Serialise a checkpoint (tensors, numbers, strings, lists, dicts) with torch.save."""
+    import torch
+
     buf = io.BytesIO()
     torch.save(state, buf)
     return buf.getvalue()
@@ -143,4 +138,6 @@ def dump_state(state: dict[str, Any]) -> bytes:
 
 def load_state(data: bytes) -> dict[str, Any]:
     """Inverse of ``dump_state``; ``weights_only`` refuses arbitrary pickled objects."""
+    import torch
+
     return torch.load(io.BytesIO(data), weights_only=True)

@@ -1,16 +1,17 @@
 """Fetch one object from S3 (or an S3-compatible server) into a local cache, checksum verified.
 
-The only trainer module that imports boto3. The endpoint comes from ``AWS_ENDPOINT_URL`` or, as
-MLflow's own S3 client does, ``MLFLOW_S3_ENDPOINT_URL``; credentials from boto3's usual chain.
+The client comes from ``orchestrator.s3``, the project's one S3 adapter: the endpoint is
+``$MLFLOW_S3_ENDPOINT_URL`` (what the operator passes to a child's Job), else
+``$AWS_ENDPOINT_URL``; credentials from boto3's usual chain.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 
+from orchestrator.s3 import error_code, is_client_failure, make_client
 from orchestrator.trainer.errors import BadInput, Infrastructure
 
 log = logging.getLogger(__name__)
@@ -76,17 +77,15 @@ def fetch(uri: str, cache_dir: Path, expected_sha256: str | None = None) -> Path
 
 
 def _download(bucket: str, key: str, dest: Path, uri: str) -> None:
-    import boto3
-    import botocore.exceptions
-
-    endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("MLFLOW_S3_ENDPOINT_URL") or None
-    client = boto3.client("s3", endpoint_url=endpoint)
     try:
-        client.download_file(bucket, key, str(dest))
-    except botocore.exceptions.ClientError as e:
-        code = str(e.response.get("Error", {}).get("Code", ""))
-        if code in _PERMANENT:
-            raise BadInput(f"data_source {uri} cannot be read ({code}); check the URI and access") from e
-        raise Infrastructure(f"downloading {uri} failed ({code or e}); a retry may succeed") from e
-    except (botocore.exceptions.BotoCoreError, OSError) as e:
-        raise Infrastructure(f"downloading {uri} failed: {e}; a retry may succeed") from e
+        make_client().download_file(bucket, key, str(dest))
+    except Exception as e:
+        code = error_code(e)
+        if code is not None:
+            if code in _PERMANENT:
+                raise BadInput(f"data_source {uri} cannot be read ({code}); check the URI and "
+                               "access") from e
+            raise Infrastructure(f"downloading {uri} failed ({code or e}); a retry may succeed") from e
+        if is_client_failure(e) or isinstance(e, OSError):
+            raise Infrastructure(f"downloading {uri} failed: {e}; a retry may succeed") from e
+        raise
