@@ -7,7 +7,8 @@ import logging
 import click
 
 from orchestrator.cli.benchmark import benchmark, benchmark_report
-from orchestrator.cli.cluster import cancel, list_searches, logs, operator, retry, status, submit
+from orchestrator.cli.cluster import cancel, list_searches, logs, retry, status, submit
+from orchestrator.cli.operator import operator
 from orchestrator.cli.oneshot import oneshot
 from orchestrator.cli.run import run, top
 from orchestrator.cli.search_sim import search_sim

@@ -13,8 +13,9 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.benchmark.runner import BenchmarkProgress
+from orchestrator.cli.errors import expected_errors
 from orchestrator.cli.options import run_with_progress
-from orchestrator.errors import ActsearchError, ConfigError
+from orchestrator.errors import ConfigError
 
 
 def _progress_table(p: BenchmarkProgress, started: float, name: str) -> Table:
@@ -40,6 +41,7 @@ def _progress_table(p: BenchmarkProgress, started: float, name: str) -> Table:
 @click.option("--context", default=None, help="kubeconfig context.")
 @click.option("-n", "--namespace", default=None, help="Namespace of the Jobs (default: "
               "backend.kubernetes.namespace, else the context's).")
+@expected_errors
 def benchmark(spec_path: str, resume: bool, workdir: str | None, quiet: bool,
               kubeconfig: str | None, context: str | None, namespace: str | None) -> None:
     """Train every activation × model × dataset × seed of SPEC, each cell a child run under one
@@ -48,25 +50,19 @@ def benchmark(spec_path: str, resume: bool, workdir: str | None, quiet: bool,
     from orchestrator.benchmark.spec import load_benchmark
     from orchestrator.embedded import layout
 
-    try:
-        spec = load_benchmark(spec_path)
-        kube = None
-        if spec.backend.kind == "kubernetes":
-            from orchestrator.cli.cluster import connect
+    spec = load_benchmark(spec_path)
+    kube = None
+    if spec.backend.kind == "kubernetes":
+        from orchestrator.cli.cluster import connect
 
-            kube = connect(kubeconfig, context, namespace)
-        runner = build_runner(spec, workdir, resume=resume, kube=kube)
-    except ConfigError as e:
-        raise click.ClickException(str(e)) from e
+        kube = connect(kubeconfig, context, namespace)
+    runner = build_runner(spec, workdir, resume=resume, kube=kube)
     console = Console()
     started = time.monotonic()
     lay = layout(spec, workdir)
-    try:
-        run_with_progress(functools.partial(runner.run, resume=resume),
-                          lambda p: _progress_table(p, started, spec.name), quiet, console)
-        _, text, png = publish(runner, lay.workdir)
-    except ActsearchError as e:
-        raise click.ClickException(str(e)) from e
+    run_with_progress(functools.partial(runner.run, resume=resume),
+                      lambda p: _progress_table(p, started, spec.name), quiet, console)
+    _, text, png = publish(runner, lay.workdir)
     click.echo(text)  # plain Markdown: pastes into a README, an issue or a paper draft
     console.print(f"plot: {png}")
     console.print(f"checkpoints: {lay.storage_uri}")
@@ -86,37 +82,40 @@ def benchmark(spec_path: str, resume: bool, workdir: str | None, quiet: bool,
 @click.option("--tie-tolerance", type=click.FloatRange(min=0), default=None)
 @click.option("--pairs", type=click.Choice(["medians", "seeds"]), default=None)
 @click.option("--json", "as_json", is_flag=True)
+@expected_errors
 def benchmark_report(target: str, tracking_uri: str | None, experiment: str | None,
                      workdir: str | None, metric: str | None, baseline: str | None,
                      tie_tolerance: float | None, pairs: str | None, as_json: bool) -> None:
     """Print a benchmark's table from its cell runs in MLflow (finished or still running)."""
-    from orchestrator.benchmark.results import build, records_from_runs, to_json, to_markdown
+    from orchestrator.benchmark.results import (
+        build,
+        records_from_runs,
+        to_json,
+        to_markdown,
+    )
     from orchestrator.benchmark.spec import load_benchmark
     from orchestrator.embedded import layout
     from orchestrator.tracking import BENCHMARK, MlflowTracker
 
-    try:
-        if Path(target).is_file():
-            spec = load_benchmark(target)
-            name, lay = spec.name, layout(spec, workdir)
-            uri = tracking_uri or lay.tracking_uri
-            exp = experiment or spec.tracking.experiment
-            metric = metric or spec.metric
-            baseline = baseline or spec.baseline
-            st = spec.sign_test
-            tie_tolerance = st.tie_tolerance if tie_tolerance is None else tie_tolerance
-            pairs = pairs or st.pairs
-        else:
-            name = target
-            root = Path(workdir or ".actsearch").resolve() / name
-            uri = tracking_uri or f"sqlite:///{root / 'mlflow.db'}"
-            exp = experiment or "actsearch"
-        if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
-            raise ConfigError(f"no local tracking database for benchmark {name!r} at {uri}; "
-                              "pass --tracking-uri for a benchmark tracked elsewhere")
-        runs = MlflowTracker(uri, exp, scope=BENCHMARK).trial_runs(name)
-    except ActsearchError as e:
-        raise click.ClickException(str(e)) from e
+    if Path(target).is_file():
+        spec = load_benchmark(target)
+        name, lay = spec.name, layout(spec, workdir)
+        uri = tracking_uri or lay.tracking_uri
+        exp = experiment or spec.tracking.experiment
+        metric = metric or spec.metric
+        baseline = baseline or spec.baseline
+        st = spec.sign_test
+        tie_tolerance = st.tie_tolerance if tie_tolerance is None else tie_tolerance
+        pairs = pairs or st.pairs
+    else:
+        name = target
+        root = Path(workdir or ".actsearch").resolve() / name
+        uri = tracking_uri or f"sqlite:///{root / 'mlflow.db'}"
+        exp = experiment or "actsearch"
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        raise ConfigError(f"no local tracking database for benchmark {name!r} at {uri}; "
+                          "pass --tracking-uri for a benchmark tracked elsewhere")
+    runs = MlflowTracker(uri, exp, scope=BENCHMARK).trial_runs(name)
     metric = metric or "test_accuracy"
     records = records_from_runs(runs.values(), metric)
     if not records:

@@ -1,17 +1,16 @@
-"""Cluster commands of ``actsearch-ctl``: submit, list, status, logs, cancel, and the operator.
+"""Cluster commands of ``actsearch-ctl``: submit, list, status, logs, retry and cancel (the
+operator, which runs searches in the cluster, is ``cli/operator.py``).
 
 They use the kubeconfig's current context (or ``--kubeconfig``/``--context``), or the pod's
 service account inside a cluster. Expected failures (a bad spec, the CRD not installed, a
-permission refused, an unreachable cluster) end in one message and exit code 1, no traceback.
+permission refused, an unreachable cluster) end in one message and exit code 1, no traceback
+(``cli/errors.py``).
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import logging
 import re
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,8 +21,15 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.errors import ActsearchError, ConfigError
-from orchestrator.kube import API_VERSION, CONTROLLER_SELECTOR, KIND, Cluster
+from orchestrator.cli.errors import expected_errors
+from orchestrator.errors import ConfigError
+from orchestrator.kube import (
+    API_VERSION,
+    CONTROLLER_SELECTOR,
+    KIND,
+    AlreadyExists,
+    Cluster,
+)
 from orchestrator.retry import Backoff
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,19 +44,6 @@ def cluster_options(f: F) -> F:
     f = click.option("-n", "--namespace", default=None,
                      help="Namespace (default: the context's, else 'default').")(f)
     return f
-
-
-def expected_errors(f: F) -> F:
-    """Expected failures as a ClickException (one line, exit code 1)."""
-
-    @functools.wraps(f)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return f(*args, **kwargs)
-        except ActsearchError as e:
-            raise click.ClickException(str(e)) from e
-
-    return wrapper  # type: ignore[return-value]
 
 
 def connect(kubeconfig: str | None, context: str | None, namespace: str | None
@@ -102,18 +95,12 @@ def submit(spec_path: str, namespace: str | None, kubeconfig: str | None, contex
            dry_run: bool, update: bool) -> None:
     """Submit a search spec (the file `actsearch-ctl run` takes) to the cluster as an
     ActivationSearch; the operator runs it there, children as GPU Jobs."""
-    from kubernetes.client.exceptions import ApiException
-
     from orchestrator.kube import current_namespace
-    from orchestrator.spec import load_spec
+    from orchestrator.spec import check_backend, load_spec
 
     spec = load_spec(spec_path)  # every bad field named; nothing is created
     raw = yaml.safe_load(Path(spec_path).read_text())
-    if (raw.get("backend") or {}).get("kind") == "local":
-        raise ConfigError(
-            f"{spec_path}: backend.kind is 'local' (children as processes on this machine, for "
-            "`actsearch-ctl run`); set it to 'kubernetes' or leave it out to submit to a cluster"
-        )
+    check_backend((raw.get("backend") or {}).get("kind"), "kubernetes", spec_path)
     if dry_run:
         ns = namespace or current_namespace(kubeconfig, context)
         click.echo(yaml.safe_dump(search_object(raw, ns), sort_keys=False), nl=False)
@@ -124,14 +111,12 @@ def submit(spec_path: str, namespace: str | None, kubeconfig: str | None, contex
         return
     try:
         cluster.create_search(ns, search_object(raw, ns))
-    except ConfigError as e:
-        if isinstance(e.__cause__, ApiException) and e.__cause__.status == 409:
-            raise ConfigError(
-                f"an ActivationSearch {spec.name!r} already exists in namespace {ns!r}; nothing "
-                f"was changed. `actsearch-ctl submit --update` applies an edited budget or "
-                f"parallelism to it, `actsearch-ctl cancel {spec.name} -n {ns}` deletes it (its "
-                "Jobs go with it), or rename the search") from e
-        raise
+    except AlreadyExists as e:
+        raise ConfigError(
+            f"an ActivationSearch {spec.name!r} already exists in namespace {ns!r}; nothing "
+            f"was changed. `actsearch-ctl submit --update` applies an edited budget or "
+            f"parallelism to it, `actsearch-ctl cancel {spec.name} -n {ns}` deletes it (its "
+            "Jobs go with it), or rename the search") from e
     click.echo(f"activationsearch.{API_VERSION.split('/')[0]}/{spec.name} created in namespace {ns}")
     click.echo(f"follow it:  actsearch-ctl status {spec.name} -n {ns}   "
                f"(or kubectl get activationsearches -n {ns})")
@@ -252,7 +237,12 @@ def mentions(line: str, search: str) -> bool:
 def trial_pods(cluster: Any, namespace: str, search: str, tid: str) -> list[Any]:
     """The pods that train trial (or pack) ``tid``: a trial trained alone by its label, a packed
     one through its pack's ``actsearch.io/trials`` annotation, a pack by its label."""
-    from orchestrator.backends.kubernetes import PACK_LABEL, SEARCH_LABEL, TRIAL_LABEL, pack_members
+    from orchestrator.backends.kubernetes import (
+        PACK_LABEL,
+        SEARCH_LABEL,
+        TRIAL_LABEL,
+        pack_members,
+    )
 
     pods = cluster.pods(namespace, f"{TRIAL_LABEL}={tid}")
     if pods:
@@ -343,100 +333,3 @@ def retry(name: str, namespace: str | None, kubeconfig: str | None, context: str
         "checkpoint."})
     click.echo(f"ActivationSearch {ns}/{name}: retry requested; the controller resumes it from "
                f"its last checkpoint.\nfollow it:  actsearch-ctl status {name} -n {ns}")
-
-
-@click.command()
-@click.option("-n", "--namespace", "namespaces", multiple=True,
-              help="Namespace to watch (repeatable; default: the controller's own).")
-@click.option("-A", "--all-namespaces", is_flag=True, help="Watch every namespace (needs a ClusterRole).")
-@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", default=None,
-              help="MLflow server of searches whose spec names none [env MLFLOW_TRACKING_URI].")
-@click.option("--storage-uri", envvar="ACTSEARCH_STORAGE_URI", default=None,
-              help="s3://bucket/prefix for checkpoints of searches whose spec names none; a "
-                   "search's go to <prefix>/<namespace>/<name>/ [env ACTSEARCH_STORAGE_URI].")
-@click.option("--s3-endpoint", envvar="MLFLOW_S3_ENDPOINT_URL", default=None,
-              help="S3-compatible endpoint (MinIO), also passed to children [env MLFLOW_S3_ENDPOINT_URL].")
-@click.option("--poll-interval", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
-              help="Seconds between two ticks of a search.")
-@click.option("--liveness-port", type=click.IntRange(1, 65535), default=None,
-              help="Serve /healthz on this port.")
-@click.option("--defaults", "defaults_file", type=click.Path(exists=True, dir_okay=False),
-              default=None,
-              help="YAML spec fragment merged under every search's spec (the chart's ConfigMap); "
-                   "its tracking.uri, storage.uri and storage.endpoint_url are the defaults of "
-                   "the three options above, which win when given.")
-@click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None,
-              help="kubeconfig outside a cluster (default: $KUBECONFIG, else ~/.kube/config).")
-@click.option("--json-logs", is_flag=True, help="Log lines as JSON.")
-@click.option("-v", "--verbose", count=True, help="-v DEBUG.")
-@expected_errors
-def operator(namespaces: tuple[str, ...], all_namespaces: bool, tracking_uri: str | None,
-             storage_uri: str | None, s3_endpoint: str | None, poll_interval: float,
-             liveness_port: int | None, defaults_file: str | None, kubeconfig: str | None,
-             json_logs: bool, verbose: int) -> None:
-    """Run the controller: every ActivationSearch in the watched namespaces gets a search loop,
-    resumed from its checkpoint after a restart."""
-    from orchestrator.incluster import ClusterDefaults, split_defaults
-    from orchestrator.kube import current_namespace, load_api_client
-    from orchestrator.operator import OperatorConfig, run
-
-    configure_logging(verbose, json_logs)
-    if all_namespaces and namespaces:
-        raise ConfigError("give either --namespace or --all-namespaces, not both")
-    spec_defaults: dict[str, Any] = {}
-    if defaults_file:
-        spec_defaults, own = split_defaults(_load_defaults(defaults_file))
-        tracking_uri = tracking_uri or own["tracking_uri"]
-        storage_uri = storage_uri or own["storage_uri"]
-        s3_endpoint = s3_endpoint or own["s3_endpoint"]
-    if storage_uri is not None and not storage_uri.startswith("s3://"):
-        raise ConfigError(f"--storage-uri must look like s3://bucket/prefix; got {storage_uri!r}")
-    api_client = load_api_client(kubeconfig)
-    watched = () if all_namespaces else (namespaces or (current_namespace(kubeconfig),))
-    config = OperatorConfig(
-        api_client=api_client,
-        defaults=ClusterDefaults(tracking_uri=tracking_uri, storage_uri=storage_uri,
-                                 s3_endpoint=s3_endpoint, poll_interval=poll_interval,
-                                 spec_defaults=spec_defaults),
-        namespaces=tuple(watched), clusterwide=all_namespaces, liveness_port=liveness_port,
-    )
-    logging.getLogger(__name__).info(
-        "watching ActivationSearches in %s", "all namespaces" if all_namespaces else ", ".join(watched))
-    run(config)
-
-
-def _load_defaults(path: str) -> dict[str, Any]:
-    """The defaults file: a mapping of search-spec fields (checked against each search)."""
-    import yaml
-
-    from orchestrator.spec import SearchSpec
-
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"--defaults {path} is not valid YAML: {e}") from e
-    if not isinstance(data, dict):
-        raise ConfigError(f"--defaults {path} must be a mapping of search-spec fields")
-    unknown = sorted(set(data) - set(SearchSpec.model_fields) | ({"name"} & set(data)))
-    if unknown:
-        raise ConfigError(f"--defaults {path}: unknown or per-search field(s) {', '.join(unknown)}; "
-                          f"allowed: {', '.join(k for k in SearchSpec.model_fields if k != 'name')}")
-    return data
-
-
-def configure_logging(verbose: int, json_logs: bool) -> None:
-    level = logging.DEBUG if verbose else logging.INFO
-    handler = logging.StreamHandler(sys.stderr)
-    if json_logs:
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
-    for noisy in ("urllib3", "botocore", "boto3", "s3transfer", "mlflow", "aiohttp", "kubernetes"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return json.dumps({"time": self.formatTime(record), "level": record.levelname,
-                           "logger": record.name, "message": record.getMessage()})

@@ -19,6 +19,7 @@ from typing import Any
 import click
 import yaml
 
+from orchestrator.cli.errors import expected_errors
 from orchestrator.errors import ConfigError
 
 
@@ -61,17 +62,15 @@ def trial_spec(spec: Any, options: dict[str, Any]) -> dict[str, Any]:
 @click.option("--print-trial-spec", is_flag=True,
               help="Print the child's trial spec (for a Kubernetes Job) and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@expected_errors
 def oneshot(spec_path: str, pairs: tuple[str, ...], workdir: str | None, print_trial_spec: bool,
             as_json: bool) -> None:
     """Run a gradient-based one-shot search (DARTS/DrNAS/GDAS) as one local child, then train the
     function it finds from scratch as a normal child."""
     from orchestrator.spec import load_spec
 
-    try:
-        spec = load_spec(spec_path)
-        raw = trial_spec(spec, _options(pairs))
-    except ConfigError as e:
-        raise click.ClickException(str(e)) from e
+    spec = load_spec(spec_path)
+    raw = trial_spec(spec, _options(pairs))
     if print_trial_spec:
         click.echo(json.dumps(raw, indent=2))
         return

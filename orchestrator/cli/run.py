@@ -12,9 +12,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator.cli.errors import expected_errors
 from orchestrator.cli.options import run_with_progress
 from orchestrator.controller import Controller, Progress
-from orchestrator.errors import ActsearchError, ConfigError
+from orchestrator.errors import ConfigError
 from orchestrator.leaderboard import Entry, rank
 from orchestrator.space import parse, to_math
 from orchestrator.spec import SearchSpec
@@ -69,6 +70,7 @@ def _report(ctl: Controller, console: Console, top: int, workdir: Path) -> None:
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
               help="Leaderboard rows.")
 @click.option("--quiet", is_flag=True, help="No live display.")
+@expected_errors
 def run(spec_path: str, resume: bool, workdir: str | None, top: int, quiet: bool) -> None:
     """Run a search on this machine: children are local processes, MLflow a local SQLite file
     unless the spec names a tracking server."""
@@ -76,22 +78,16 @@ def run(spec_path: str, resume: bool, workdir: str | None, top: int, quiet: bool
     from orchestrator.embedded import build_controller, layout
     from orchestrator.spec import load_spec
 
-    try:
-        spec = load_spec(spec_path)
-        ctl = build_controller(spec, workdir, resume=resume)
-    except ConfigError as e:
-        raise click.ClickException(str(e)) from e
+    spec = load_spec(spec_path)
+    ctl = build_controller(spec, workdir, resume=resume)
     console = Console()
     started = time.monotonic()
-    try:
-        run_with_progress(functools.partial(ctl.run, resume=resume),
-                          lambda p: _progress_table(p, started, spec.name), quiet, console)
-        lay = layout(spec, workdir)
-        if ctl.amended:
-            console.print(f"edit applied on resume: {describe(ctl.amended)}", soft_wrap=True)
-        _report(ctl, console, top, lay.workdir)
-    except ActsearchError as e:
-        raise click.ClickException(str(e)) from e
+    run_with_progress(functools.partial(ctl.run, resume=resume),
+                      lambda p: _progress_table(p, started, spec.name), quiet, console)
+    lay = layout(spec, workdir)
+    if ctl.amended:
+        console.print(f"edit applied on resume: {describe(ctl.amended)}", soft_wrap=True)
+    _report(ctl, console, top, lay.workdir)
     console.print(f"checkpoints: {lay.storage_uri}")
     console.print(f"browse the runs:  mlflow ui --backend-store-uri {lay.tracking_uri}",
                   soft_wrap=True)
@@ -113,6 +109,7 @@ def run(spec_path: str, resume: bool, workdir: str | None, top: int, quiet: bool
 @click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None,
               help="kubeconfig for a cluster search (default: $KUBECONFIG, else ~/.kube/config).")
 @click.option("--context", default=None, help="kubeconfig context.")
+@expected_errors
 def top(target: str, tracking_uri: str | None, experiment: str | None, workdir: str | None,
         top: int, as_json: bool, cluster: bool, namespace: str | None, kubeconfig: str | None,
         context: str | None) -> None:
@@ -122,13 +119,13 @@ def top(target: str, tracking_uri: str | None, experiment: str | None, workdir: 
     from orchestrator.spec import SearchSpec, load_spec
     from orchestrator.tracking import MlflowTracker
 
-    try:
-        if Path(target).is_file():
-            spec = load_spec(target)
-        else:
+    if Path(target).is_file():
+        spec = load_spec(target)
+    else:
+        try:
             spec = SearchSpec.model_validate({"name": target})
-    except (ConfigError, ValueError) as e:
-        raise click.ClickException(str(e)) from e
+        except ValueError as e:  # not a search name: bad input
+            raise ConfigError(str(e)) from e
     lay = layout(spec, workdir)
     uri = tracking_uri or spec.tracking.uri
     local_db = lay.tracking_uri.removeprefix("sqlite:///")
@@ -142,12 +139,9 @@ def top(target: str, tracking_uri: str | None, experiment: str | None, workdir: 
             f"no local tracking database for search {spec.name!r} at {uri}; "
             "pass --tracking-uri for a search tracked elsewhere"
         )
-    try:
-        tracker = MlflowTracker(uri, experiment or spec.tracking.experiment,
-                                None if on_cluster else lay.artifact_location)
-        runs = tracker.trial_runs(spec.name)
-    except ActsearchError as e:
-        raise click.ClickException(str(e)) from e
+    tracker = MlflowTracker(uri, experiment or spec.tracking.experiment,
+                            None if on_cluster else lay.artifact_location)
+    runs = tracker.trial_runs(spec.name)
     if not runs:
         raise click.ClickException(f"no trials of search {spec.name!r} in {uri}")
     rows = rank(
@@ -169,12 +163,8 @@ def _cluster_tracking(spec: SearchSpec, tracking_uri: str | None, namespace: str
     from orchestrator.cli.cluster import connect
     from orchestrator.incluster import spec_of
 
-    try:
-        kube, ns = connect(kubeconfig, context, namespace)
-        obj = kube.get_search(ns, spec.name)
-        found = spec_of(obj)
-    except ActsearchError as e:
-        raise click.ClickException(str(e)) from e
+    kube, ns = connect(kubeconfig, context, namespace)
+    found = spec_of(kube.get_search(ns, spec.name))
     uri = tracking_uri or found.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI")
     if not uri:
         raise click.ClickException(

@@ -20,6 +20,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
+from orchestrator.cli.log_setup import configure_logging
 from orchestrator.oneshot.config import ONESHOT_KEY
 from orchestrator.trainer.config import PACK_KEY, TRIAL_SPEC_ENV, PackSpec, TrialSpec
 from orchestrator.validation import describe
@@ -140,25 +141,6 @@ def read_spec(spec_file: Path | None, top: dict[str, Any], child: dict[str, Any]
     return raw
 
 
-def _configure_logging(verbose: int, json_logs: bool) -> None:
-    level = logging.DEBUG if verbose else logging.INFO  # INFO by default: a child's log is its story
-    fmt = ('{"time": "%(asctime)s", "level": "%(levelname)s", "logger": "%(name)s", "message": %(message_json)s}'
-           if json_logs else "%(asctime)s %(levelname)s %(name)s: %(message)s")
-    handler = logging.StreamHandler(sys.stderr)
-    if json_logs:
-        handler.addFilter(_JsonMessage())
-    handler.setFormatter(logging.Formatter(fmt))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
-    for noisy in ("urllib3", "botocore", "boto3", "s3transfer", "mlflow"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
-
-
-class _JsonMessage(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.message_json = json.dumps(record.getMessage())
-        return True
-
-
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--spec", "spec_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="JSON trial spec: {expression, search, trial, experiment, child: {...}} "
@@ -175,7 +157,7 @@ class _JsonMessage(logging.Filter):
               help="Where downloaded data is kept [env ACTSEARCH_CACHE_DIR; ~/.cache/actsearch].")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON on stdout.")
 @click.option("--json-logs", is_flag=True, help="Log lines as JSON (for in-cluster log collection).")
-@click.option("-v", "--verbose", count=True, help="-v DEBUG.")
+@click.option("-v", "--verbose", count=True, help="More log output (INFO by default; -v DEBUG).")
 @child_options
 def main(spec_file: Path | None, expression: str | None, search: str | None, trial: str | None,
              experiment: str | None, tracking_uri: str | None, run_id: str | None,
@@ -186,7 +168,7 @@ def main(spec_file: Path | None, expression: str | None, search: str | None, tri
     A pack spec ({"pack": [trial spec, ...]}) trains its members side by side on one device,
     each logged to its own run; training options given here apply to every member.
     """
-    _configure_logging(verbose, json_logs)
+    configure_logging(verbose, json_logs, service=True)  # a child's log is its story
     from orchestrator.trainer.run import run
 
     try:

@@ -1,0 +1,98 @@
+"""``actsearch-ctl operator``: the controller of a cluster, as the chart's Deployment and the
+image run it. Every ActivationSearch in the watched namespaces gets a search loop
+(``orchestrator.operator``); this module only reads the options and the defaults file, builds
+the API client and hands them over.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+
+from orchestrator.cli.errors import expected_errors
+from orchestrator.cli.log_setup import configure_logging
+from orchestrator.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@click.command()
+@click.option("-n", "--namespace", "namespaces", multiple=True,
+              help="Namespace to watch (repeatable; default: the controller's own).")
+@click.option("-A", "--all-namespaces", is_flag=True, help="Watch every namespace (needs a ClusterRole).")
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", default=None,
+              help="MLflow server of searches whose spec names none [env MLFLOW_TRACKING_URI].")
+@click.option("--storage-uri", envvar="ACTSEARCH_STORAGE_URI", default=None,
+              help="s3://bucket/prefix for checkpoints of searches whose spec names none; a "
+                   "search's go to <prefix>/<namespace>/<name>/ [env ACTSEARCH_STORAGE_URI].")
+@click.option("--s3-endpoint", envvar="MLFLOW_S3_ENDPOINT_URL", default=None,
+              help="S3-compatible endpoint (MinIO), also passed to children [env MLFLOW_S3_ENDPOINT_URL].")
+@click.option("--poll-interval", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="Seconds between two ticks of a search.")
+@click.option("--liveness-port", type=click.IntRange(1, 65535), default=None,
+              help="Serve /healthz on this port.")
+@click.option("--defaults", "defaults_file", type=click.Path(exists=True, dir_okay=False),
+              default=None,
+              help="YAML spec fragment merged under every search's spec (the chart's ConfigMap); "
+                   "its tracking.uri, storage.uri and storage.endpoint_url are the defaults of "
+                   "the three options above, which win when given.")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None,
+              help="kubeconfig outside a cluster (default: $KUBECONFIG, else ~/.kube/config).")
+@click.option("--json-logs", is_flag=True, help="Log lines as JSON.")
+@click.option("-v", "--verbose", count=True, help="More log output (INFO by default; -v DEBUG).")
+@expected_errors
+def operator(namespaces: tuple[str, ...], all_namespaces: bool, tracking_uri: str | None,
+             storage_uri: str | None, s3_endpoint: str | None, poll_interval: float,
+             liveness_port: int | None, defaults_file: str | None, kubeconfig: str | None,
+             json_logs: bool, verbose: int) -> None:
+    """Run the controller: every ActivationSearch in the watched namespaces gets a search loop,
+    resumed from its checkpoint after a restart."""
+    from orchestrator.incluster import ClusterDefaults, split_defaults
+    from orchestrator.kube import current_namespace, load_api_client
+    from orchestrator.operator import OperatorConfig, run
+
+    configure_logging(verbose, json_logs, service=True)
+    if all_namespaces and namespaces:
+        raise ConfigError("give either --namespace or --all-namespaces, not both")
+    spec_defaults: dict[str, Any] = {}
+    if defaults_file:
+        spec_defaults, own = split_defaults(load_defaults(defaults_file))
+        tracking_uri = tracking_uri or own["tracking_uri"]
+        storage_uri = storage_uri or own["storage_uri"]
+        s3_endpoint = s3_endpoint or own["s3_endpoint"]
+    if storage_uri is not None and not storage_uri.startswith("s3://"):
+        raise ConfigError(f"--storage-uri must look like s3://bucket/prefix; got {storage_uri!r}")
+    api_client = load_api_client(kubeconfig)
+    watched = () if all_namespaces else (namespaces or (current_namespace(kubeconfig),))
+    config = OperatorConfig(
+        api_client=api_client,
+        defaults=ClusterDefaults(tracking_uri=tracking_uri, storage_uri=storage_uri,
+                                 s3_endpoint=s3_endpoint, poll_interval=poll_interval,
+                                 spec_defaults=spec_defaults),
+        namespaces=tuple(watched), clusterwide=all_namespaces, liveness_port=liveness_port,
+    )
+    log.info("watching ActivationSearches in %s",
+             "all namespaces" if all_namespaces else ", ".join(watched))
+    run(config)
+
+
+def load_defaults(path: str) -> dict[str, Any]:
+    """The defaults file: a mapping of search-spec fields (checked against each search)."""
+    import yaml
+
+    from orchestrator.spec import SearchSpec
+
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--defaults {path} is not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"--defaults {path} must be a mapping of search-spec fields")
+    unknown = sorted(set(data) - set(SearchSpec.model_fields) | ({"name"} & set(data)))
+    if unknown:
+        raise ConfigError(f"--defaults {path}: unknown or per-search field(s) {', '.join(unknown)}; "
+                          f"allowed: {', '.join(k for k in SearchSpec.model_fields if k != 'name')}")
+    return data
