@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from orchestrator.cli.errors import expected_errors
-from orchestrator.cli.log_setup import configure_logging
+from orchestrator.cli.log_setup import configure_logging, group_verbosity
 from orchestrator.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 @click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None,
               help="kubeconfig outside a cluster (default: $KUBECONFIG, else ~/.kube/config).")
 @click.option("--json-logs", is_flag=True, help="Log lines as JSON.")
-@click.option("-v", "--verbose", count=True, help="More log output (INFO by default; -v DEBUG).")
+@click.option("-v", "--verbose", count=True,
+              help="More log output (-v INFO, -vv DEBUG), added to actsearch-ctl's own -v.")
 @expected_errors
 def operator(namespaces: tuple[str, ...], all_namespaces: bool, tracking_uri: str | None,
              storage_uri: str | None, s3_endpoint: str | None, poll_interval: float,
@@ -54,7 +55,7 @@ def operator(namespaces: tuple[str, ...], all_namespaces: bool, tracking_uri: st
     from orchestrator.kube import current_namespace, load_api_client
     from orchestrator.operator import OperatorConfig, run
 
-    configure_logging(verbose, json_logs, service=True)
+    configure_logging(group_verbosity() + verbose, json_logs, replace=True)
     if all_namespaces and namespaces:
         raise ConfigError("give either --namespace or --all-namespaces, not both")
     spec_defaults: dict[str, Any] = {}

@@ -20,7 +20,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from orchestrator.cli.log_setup import configure_logging
+from orchestrator.cli.log_setup import CHILD, configure_logging
 from orchestrator.oneshot.config import ONESHOT_KEY
 from orchestrator.trainer.config import PACK_KEY, TRIAL_SPEC_ENV, PackSpec, TrialSpec
 from orchestrator.validation import describe
@@ -168,7 +168,7 @@ def main(spec_file: Path | None, expression: str | None, search: str | None, tri
     A pack spec ({"pack": [trial spec, ...]}) trains its members side by side on one device,
     each logged to its own run; training options given here apply to every member.
     """
-    configure_logging(verbose, json_logs, service=True)  # a child's log is its story
+    configure_logging(verbose, json_logs, default=CHILD, replace=True)
     from orchestrator.trainer.run import run
 
     try:

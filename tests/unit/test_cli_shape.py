@@ -16,21 +16,21 @@ import yaml
 from click.testing import CliRunner
 
 from orchestrator.cli.errors import EXPECTED_FAILURE, USAGE_ERROR, expected_errors
-from orchestrator.cli.log_setup import JsonFormatter, configure_logging, level_of
+from orchestrator.cli.log_setup import CHILD, JsonFormatter, configure_logging, level_of
 from orchestrator.errors import ConfigError
 from orchestrator.kube import NotFound
 
 
-@pytest.mark.parametrize(("verbosity", "command_line", "service"), [
+@pytest.mark.parametrize(("verbosity", "command_line", "child"), [
     (0, logging.WARNING, logging.INFO),
     (1, logging.INFO, logging.DEBUG),
     (2, logging.DEBUG, logging.DEBUG),
     (5, logging.DEBUG, logging.DEBUG),
 ])
 def test_each_v_is_one_level_more_than_the_programs_default(
-        verbosity: int, command_line: int, service: int) -> None:
+        verbosity: int, command_line: int, child: int) -> None:
     assert level_of(verbosity) == command_line
-    assert level_of(verbosity, logging.INFO) == service
+    assert level_of(verbosity, CHILD) == child
 
 
 @contextlib.contextmanager
@@ -46,11 +46,11 @@ def bare_root() -> Iterator[logging.Logger]:
         logging.getLogger("botocore").setLevel(saved[2])
 
 
-def test_a_service_logs_info_by_default_and_debug_with_v() -> None:
+def test_a_child_logs_info_by_default_and_debug_with_v() -> None:
     with bare_root() as root:
-        configure_logging(0, service=True)
+        configure_logging(0, default=CHILD, replace=True)
         assert root.level == logging.INFO
-        configure_logging(1, service=True)
+        configure_logging(1, default=CHILD, replace=True)
         assert root.level == logging.DEBUG and len(root.handlers) == 1
         assert logging.getLogger("botocore").level == logging.WARNING
 
@@ -62,6 +62,23 @@ def test_a_command_line_logs_warnings_and_keeps_a_setup_already_in_place() -> No
         handlers = root.handlers[:]
         configure_logging(2)
         assert root.handlers == handlers and root.level == logging.INFO
+
+
+@pytest.mark.parametrize(("args", "level"), [
+    (["operator"], logging.WARNING),
+    (["-v", "operator"], logging.INFO),  # the chart's default controller.verbosity
+    (["-vv", "operator"], logging.DEBUG),
+    (["operator", "-v"], logging.INFO),
+    (["-v", "operator", "-v"], logging.DEBUG),
+])
+def test_a_v_before_or_after_the_operator_command_means_the_same(
+        args: list[str], level: int) -> None:
+    from orchestrator.cli import main
+
+    with bare_root() as root:
+        result = CliRunner().invoke(main, [*args, "--storage-uri", "/not/s3"])
+        assert result.exit_code == 1 and "must look like s3://" in result.stderr
+        assert root.level == level
 
 
 def test_json_logs_are_one_object_per_line() -> None:
