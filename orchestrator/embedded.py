@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator.backends.local import LocalBackend
-from orchestrator.controller import CHECKPOINT_KEY, Controller
+from orchestrator.checkpoint import CHECKPOINT_KEY
+from orchestrator.controller import Controller
 from orchestrator.errors import ConfigError
 from orchestrator.search.registry import make_strategy
 from orchestrator.spec import SearchSpec

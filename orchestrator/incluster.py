@@ -17,13 +17,15 @@ from typing import Any
 
 from orchestrator.backends.kubernetes import KubernetesBackend
 from orchestrator.amend import Amendment, amend
-from orchestrator.controller import Controller, Tracker, stored_spec
+from orchestrator.checkpoint import stored_spec
+from orchestrator.controller import Controller
 from orchestrator.errors import ConfigError
 from orchestrator.retry import Backoff
 from orchestrator.search.registry import make_strategy
 from orchestrator.space.expr import to_math
 from orchestrator.spec import SearchSpec, parse_spec
 from orchestrator.storage import Store, open_store
+from orchestrator.tracker import Tracker
 
 PENDING, RUNNING, SUCCEEDED, FAILED = "Pending", "Running", "Succeeded", "Failed"
 
