@@ -150,6 +150,10 @@ def _no_key(item: object) -> None:
     return None
 
 
+def _no_pack(item: object) -> str | None:
+    return None
+
+
 @dataclass(frozen=True)
 class Ledger(Generic[T]):
     """Launches and settles the items of one search (or benchmark) named ``name``.
@@ -183,6 +187,9 @@ class Ledger(Generic[T]):
     def launch_of(self, item: T) -> str:
         return launch_of(self.id_of(item), self.record_of(item).launch_id)
 
+    def pack_of(self, item: T) -> str | None:
+        return pack_of(self.id_of(item), self.record_of(item).launch_id)
+
     def running_launches(self, items: Iterable[T]) -> int:
         return running_launches(self.launch_of(i) for i in self.in_state(items, LAUNCHED))
 
@@ -199,12 +206,8 @@ class Ledger(Generic[T]):
         """Queued items as launches, in queue order of their first member: the undone members of
         a lost pack go again together under their pack id; the others, grouped by ``pack_key``,
         fill packs of up to ``packing``, holding at most ``room`` items in all."""
-        packed = packing > 1
-
-        def pack(item: T) -> str | None:
-            return pack_of(self.id_of(item), self.record_of(item).launch_id) if packed else None
-
-        return plan_packs(queued, packing, pack_of=pack, key=self.pack_key, room=room)
+        return plan_packs(queued, packing, pack_of=self.pack_of if packing > 1 else _no_pack,
+                          key=self.pack_key, room=room)
 
     def launch(self, items: Sequence[T], *, parallelism: int, packing: int,
                checkpoint: Callable[[], None], room: int | None = None) -> bool:
@@ -218,8 +221,7 @@ class Ledger(Generic[T]):
             for group in groups:
                 self._start_alone(group[0])
             return bool(groups)
-        fresh = [g for g in groups
-                 if pack_of(self.id_of(g[0]), self.record_of(g[0]).launch_id) is None]
+        fresh = [g for g in groups if self.pack_of(g[0]) is None]
         for group in fresh:
             pack_id = self.pack_id(group[0])
             for item in group:
