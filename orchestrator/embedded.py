@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from orchestrator.assembly import assemble_controller
 from orchestrator.backends.local import LocalBackend
-from orchestrator.controller import CHECKPOINT_KEY, Controller
+from orchestrator.checkpoint import CHECKPOINT_KEY
+from orchestrator.controller import Controller
 from orchestrator.errors import ConfigError
 from orchestrator.spec import SearchSpec, check_backend
 from orchestrator.storage import Store, open_store

@@ -18,13 +18,15 @@ from typing import Any
 from orchestrator.amend import Amendment, amend
 from orchestrator.assembly import assemble_controller
 from orchestrator.backends.kubernetes import KubernetesBackend
-from orchestrator.controller import Controller, Tracker, stored_spec
+from orchestrator.checkpoint import stored_spec
+from orchestrator.controller import Controller
 from orchestrator.errors import ConfigError
 from orchestrator.kube import Cluster
 from orchestrator.retry import Backoff
 from orchestrator.space.expr import to_math
 from orchestrator.spec import SearchSpec, check_backend, parse_spec
 from orchestrator.storage import Store, open_store
+from orchestrator.tracker import Tracker
 
 PENDING, RUNNING, SUCCEEDED, FAILED = "Pending", "Running", "Succeeded", "Failed"
 

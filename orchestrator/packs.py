@@ -1,4 +1,4 @@
-"""Which queued children launch together: the pack plan shared by a search and a benchmark.
+"""Which queued children launch together: the pack plan of the launch ledger (``ledger.py``).
 
 A pack is one process (Job) training up to ``size`` children side by side (docs/trainer.md,
 "Packing"). Pure: the callers say which pack a queued child already belongs to (a lost pack's

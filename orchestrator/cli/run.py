@@ -14,11 +14,12 @@ from rich.table import Table
 
 from orchestrator.cli.errors import expected_errors
 from orchestrator.cli.options import run_with_progress
-from orchestrator.controller import Controller, Progress
+from orchestrator.controller import Controller
 from orchestrator.errors import ConfigError
 from orchestrator.leaderboard import Entry, rank
 from orchestrator.space import parse, to_math
 from orchestrator.spec import SearchSpec
+from orchestrator.trials import Progress
 
 
 def _progress_table(p: Progress, started: float, name: str) -> Table:

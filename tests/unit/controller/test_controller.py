@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from orchestrator.controller import DONE, Controller
+from orchestrator.controller import Controller
 from orchestrator.errors import ConfigError
 from orchestrator.search.registry import make_strategy
 from orchestrator.spec import parse_spec
 from orchestrator.storage import LocalStore
+from orchestrator.trials import DONE
 
 from .fakes import FakeBackend, FakeTracker
 

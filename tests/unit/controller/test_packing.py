@@ -8,8 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from orchestrator.backends.base import Launch
-from orchestrator.controller import CHECKPOINT_KEY, DONE, LAUNCHED, QUEUED, Progress, Trial
+from orchestrator.checkpoint import CHECKPOINT_KEY
 from orchestrator.storage import dump_state, load_state
+from orchestrator.trials import DONE, LAUNCHED, QUEUED, Progress, Trial
 
 from .test_controller import make_controller
 

@@ -1,0 +1,67 @@
+"""What the loops need from the results bus (MLflow in ``orchestrator.tracking``, in-memory fakes
+in tests): protocols only, so the search loop, the benchmark loop and the launch ledger depend on
+this and not on each other or on mlflow.
+
+``RunBus`` is the part the launch ledger uses (read the children's runs, fail one whose process
+died); ``Tracker`` is everything a search uses. A benchmark uses the same calls under its own scope.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+
+class ChildRun(Protocol):
+    """A child's MLflow run as the loops read it."""
+
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...  # MLflow run status: RUNNING, SCHEDULED, FINISHED, FAILED, KILLED
+
+    @property
+    def failure(self) -> str | None: ...
+
+    @property
+    def done(self) -> bool: ...
+
+
+class TrialOutcome(ChildRun, Protocol):
+    """A search trial's run: its reward is the metric the strategy learns from."""
+
+    @property
+    def reward(self) -> float | None: ...
+
+
+class RunBus(Protocol):
+    """The runs of one search's (or benchmark's) children, by trial (or cell) id."""
+
+    def trial_runs(self, search: str) -> Mapping[str, ChildRun]: ...
+
+    def mark_failed(self, run_id: str, reason: str) -> None: ...
+
+
+class Tracker(Protocol):
+    def start_search(self, search: str, spec: dict[str, Any]) -> str: ...
+
+    def create_trial_run(
+        self, search: str, parent_run_id: str, trial_id: str, tags: dict[str, str]
+    ) -> str: ...
+
+    def trial_runs(self, search: str) -> Mapping[str, TrialOutcome]: ...
+
+    def mark_failed(self, run_id: str, reason: str) -> None: ...
+
+    def record_outcome(self, run_id: str, reward: float | None, failure: str | None) -> None: ...
+
+    def cached_result(self, fingerprint: str, config_hash: str) -> TrialOutcome | None: ...
+
+    def log_generation(self, parent_run_id: str, step: int, metrics: dict[str, float]) -> None: ...
+
+    def log_text(self, run_id: str, text: str, path: str) -> None: ...
+
+    def log_file(self, run_id: str, local_path: str, artifact_dir: str | None = None) -> None: ...
+
+    def finish_search(self, parent_run_id: str, status: str = "FINISHED") -> None: ...

@@ -1,0 +1,144 @@
+"""A search's trials: one candidate's life each, and what is read from the list of them.
+
+A trial is a launch ledger ``Record`` (``orchestrator.ledger``) with what the search adds: the
+candidate, its fingerprint, where its result came from (``source``) and the result. States:
+``queued`` (run created, waiting for a slot) -> ``launched`` -> ``done``; ``held`` (a duplicate
+waiting for the same function's result) -> ``done``. The list of trials is the controller's
+checkpoint; the dedup table, the progress and the per-generation metrics are rebuilt from it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from orchestrator.ledger import DONE, LAUNCHED, QUEUED, is_crash, launch_of
+from orchestrator.search.base import Candidate, Result
+from orchestrator.search.dedup import Dedup
+
+HELD = "held"
+
+__all__ = ["DONE", "HELD", "LAUNCHED", "QUEUED", "Progress", "Trial", "dedup_from",
+           "generation_metrics", "summarize", "trained"]
+
+
+@dataclass
+class Trial:
+    """One candidate's life in this search; the controller's checkpoint is the list of these."""
+
+    trial_id: str
+    index: int
+    candidate: Candidate
+    fingerprint: str
+    state: str
+    source: str = "trained"  # trained | duplicate | cache | screen
+    run_id: str | None = None
+    reward: float | None = None
+    failure: str | None = None
+    started: float | None = None
+    finished: float | None = None
+    launches: int = 0
+    launch_id: str | None = None  # the trial id, or its pack's id; None until first launched
+
+    @property
+    def launch(self) -> str:
+        """What the backend knows this trial's process by (ledgers from before packing: its id)."""
+        return launch_of(self.trial_id, self.launch_id)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["candidate"] = self.candidate.as_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Trial:
+        return cls(**{**d, "candidate": Candidate.from_dict(d["candidate"])})
+
+    @property
+    def result(self) -> Result:
+        if self.failure is not None:
+            return Result.failed(self.candidate, self.failure)
+        return Result.success(self.candidate, float(self.reward or 0.0))
+
+
+def dedup_from(trials: list[Trial]) -> Dedup:
+    """Rebuild the dedup table from a ledger: outcomes of settled functions, and the functions
+    being evaluated now (their duplicates wait in the ledger as HELD trials)."""
+    dedup = Dedup()
+    for t in trials:
+        if t.state == DONE and t.source != "screen" and not is_crash(t.failure):
+            dedup.outcomes[t.fingerprint] = (t.reward, t.failure)
+        elif t.state in (QUEUED, LAUNCHED):
+            dedup.held.setdefault(t.fingerprint, [])
+    return dedup
+
+
+def trained(trials: Iterable[Trial]) -> list[Trial]:
+    """The trials that count against the trial budget: those trained, launched or done."""
+    return [t for t in trials if t.source == "trained" and t.state in (LAUNCHED, DONE)]
+
+
+@dataclass
+class Progress:
+    """A snapshot for displays: counts, the best trial so far and the budget."""
+
+    done: int = 0
+    trained: int = 0
+    running: int = 0  # children
+    packs: int = 0  # processes/Jobs running them (equal to running without packing)
+    queued: int = 0
+    failed: int = 0
+    cache_hits: int = 0
+    duplicates: int = 0
+    screened: int = 0
+    samples: int = 0
+    budget: int = 0
+    best: Trial | None = None
+    finished: bool = False
+
+
+def summarize(trials: Sequence[Trial], budget: int, packs: int) -> Progress:
+    """The progress of a search with these trials, ``packs`` processes running them."""
+    done = [t for t in trials if t.state == DONE]
+    scored = [t for t in done if t.reward is not None and math.isfinite(t.reward)]
+    return Progress(
+        done=len(done),
+        trained=len(trained(trials)),
+        running=sum(t.state == LAUNCHED for t in trials),
+        packs=packs,
+        queued=sum(t.state == QUEUED for t in trials),
+        failed=sum(t.failure is not None and t.source == "trained" for t in done),
+        cache_hits=sum(t.source == "cache" for t in trials),
+        duplicates=sum(t.source == "duplicate" for t in trials),
+        screened=sum(t.source == "screen" for t in trials),
+        samples=len(trials),
+        budget=budget,
+        best=max(scored, key=lambda t: t.reward or 0.0, default=None),
+    )
+
+
+def generation_metrics(trials: Sequence[Trial], step: int, size: int, failure_reward: float,
+                       entropy: float | None = None) -> dict[str, float] | None:
+    """The parent run's metrics for generation ``step``: its ``size`` trials are the done ones
+    at places ``step * size`` onward, in index order (a failure counts ``failure_reward``); None
+    until that many are done. ``entropy``: the learning strategy's policy entropy, if any."""
+    done = [t for t in trials if t.state == DONE]
+    if (step + 1) * size > len(done):
+        return None
+    batch = sorted(done, key=lambda t: t.index)[step * size:(step + 1) * size]
+    rewards = [t.reward if t.reward is not None else failure_reward for t in batch]
+    metrics = {
+        "gen_mean_reward": sum(rewards) / len(rewards),
+        "gen_max_reward": max(rewards),
+        "best_reward": max((t.reward for t in done if t.reward is not None), default=0.0),
+        "unique_functions": len({t.fingerprint for t in trials}),
+        "cache_hits": sum(t.source == "cache" for t in trials),
+        "duplicates": sum(t.source == "duplicate" for t in trials),
+        "trained": len(trained(trials)),
+        "failed": sum(t.failure is not None for t in done),
+    }
+    if entropy is not None:
+        metrics["policy_entropy"] = entropy
+    return metrics
