@@ -31,6 +31,14 @@ from typing import Any, Protocol
 
 from orchestrator.amend import Change, amend, describe, rejection
 from orchestrator.backends.base import Backend, ChildState, Launch
+from orchestrator.contract import (
+    PACK_KEY,
+    FailureKind,
+    Tag,
+    TrialSpec,
+    failure_kind,
+    failure_text,
+)
 from orchestrator.errors import ConfigError
 from orchestrator.leaderboard import Entry, rank
 from orchestrator.packs import plan_packs
@@ -42,7 +50,6 @@ from orchestrator.space.fingerprint import fingerprint
 from orchestrator.space.screen import screen
 from orchestrator.spec import SearchSpec
 from orchestrator.storage import Store, dump_state, load_state
-from orchestrator.trainer.config import PACK_KEY
 
 log = logging.getLogger(__name__)
 
@@ -303,12 +310,16 @@ class Controller:
         results: list[Result] = []
         for cand in candidates:
             index = len(self.trials)
-            trial = Trial(self.trial_id(index), index, cand, fingerprint(cand.expr), QUEUED)
+            # with the child's numerics, as the child would: the run's tag, this search's dedup
+            # key and the cross-search cache key are one value (the child records it as given)
+            trial = Trial(self.trial_id(index), index, cand, fingerprint(cand.expr, child.numerics),
+                          QUEUED)
             self.trials.append(trial)
             verdict = screen(cand.expr, child.numerics, self.spec.screen.config()) \
                 if self.spec.screen.enabled else None
             if verdict is not None and not verdict.ok:
-                results += self._settle_now(trial, None, f"screened: {verdict.reason}", "screen")
+                screened = failure_text(FailureKind.SCREENED, verdict.reason)
+                results += self._settle_now(trial, None, screened, "screen")
                 continue
             routed = self._dedup.route([cand], [trial.fingerprint])
             if routed.reused:
@@ -328,11 +339,11 @@ class Controller:
     def _create_run(self, trial: Trial, extra: dict[str, str] | None = None) -> str:
         assert self.parent_run_id is not None
         tags = {
-            "actsearch.fingerprint": trial.fingerprint,
-            "actsearch.config_hash": self.config_hash,
-            "actsearch.expression": trial.candidate.expression,
-            "actsearch.math": to_math(trial.candidate.expr),
-            "actsearch.source": trial.source,
+            Tag.FINGERPRINT: trial.fingerprint,
+            Tag.CONFIG_HASH: self.config_hash,
+            Tag.EXPRESSION: trial.candidate.expression,
+            Tag.MATH: to_math(trial.candidate.expr),
+            Tag.SOURCE: trial.source,
             **(extra or {}),
         }
         return self.tracker.create_trial_run(self.name, self.parent_run_id, trial.trial_id, tags)
@@ -383,13 +394,11 @@ class Controller:
     def _trial_spec(self, trial: Trial) -> dict[str, Any]:
         if trial.run_id is None:  # pre-created here, so a queued trial never left has no run
             trial.run_id = self._create_run(trial)
-        return {
-            "expression": trial.candidate.expression,
-            "search": self.name,
-            "trial": trial.trial_id,
-            "experiment": self.spec.tracking.experiment,
-            "child": self.spec.child.model_dump(mode="json"),
-        }
+        return TrialSpec(
+            expression=trial.candidate.expression, search=self.name, trial=trial.trial_id,
+            experiment=self.spec.tracking.experiment, child=self.spec.child,
+            fingerprint=trial.fingerprint,
+        ).model_dump(mode="json", exclude={"run_id"})
 
     def _launched_now(self, trial: Trial, launch_id: str) -> None:
         trial.state = LAUNCHED
@@ -460,14 +469,14 @@ class Controller:
             if state.exit_code is not None:
                 reason += f" (exit code {state.exit_code})"
             assert trial.run_id is not None
-            self.tracker.mark_failed(trial.run_id, f"crashed: {reason}")
-            results += self._complete(trial, None, f"crashed: {reason}")
+            self.tracker.mark_failed(trial.run_id, failure_text(FailureKind.CRASHED, reason))
+            results += self._complete(trial, None, failure_text(FailureKind.CRASHED, reason))
         if results:
             self.strategy.observe(results)
 
     def _from_run(self, trial: Trial, run: TrialOutcome) -> list[Result]:
         ok = run.status == "FINISHED" and run.reward is not None
-        failure = None if ok else (run.failure or f"run ended {run.status}")
+        failure = None if ok else (run.failure or failure_text(FailureKind.ENDED, run.status))
         return self._complete(trial, run.reward if ok else None, failure)
 
     def _complete(self, trial: Trial, reward: float | None, failure: str | None) -> list[Result]:
@@ -485,7 +494,7 @@ class Controller:
                 self._dedup.outcomes[trial.fingerprint] = (reward, failure)
             return [trial.result]
         waiting = [t for t in self.trials if t.state == HELD and t.fingerprint == trial.fingerprint]
-        if (failure or "").startswith("crashed"):
+        if failure is not None and failure_kind(failure) is FailureKind.CRASHED:
             # a crash says nothing about the function: train the next duplicate instead
             if waiting:
                 waiting[0].state, waiting[0].source = QUEUED, "trained"
@@ -581,7 +590,8 @@ def _dedup_from(trials: list[Trial]) -> Dedup:
     being evaluated now (their duplicates wait in the ledger as HELD trials)."""
     dedup = Dedup()
     for t in trials:
-        if t.state == DONE and t.source != "screen" and not (t.failure or "").startswith("crashed"):
+        crashed = t.failure is not None and failure_kind(t.failure) is FailureKind.CRASHED
+        if t.state == DONE and t.source != "screen" and not crashed:
             dedup.outcomes[t.fingerprint] = (t.reward, t.failure)
         elif t.state in (QUEUED, LAUNCHED):
             dedup.held.setdefault(t.fingerprint, [])

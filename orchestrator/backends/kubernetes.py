@@ -20,10 +20,10 @@ import re
 from typing import Any
 
 from orchestrator.backends.base import ChildState, Launch
+from orchestrator.contract import PERMANENT_EXIT_CODES, TRIAL_SPEC_ENV
 from orchestrator.kube import GROUP, KIND, PLURAL, VERSION, is_transient, translate
 from orchestrator.retry import Backoff, retry
 from orchestrator.spec import KubernetesBackendSpec
-from orchestrator.trainer.config import TRIAL_SPEC_ENV
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,6 @@ __all__ = ["GROUP", "KIND", "PLURAL", "VERSION", "TRIAL_SPEC_ENV", "KubernetesBa
            "job_manifest", "job_state", "child_labels", "pack_members"]
 
 CONTAINER = "trainer"
-PERMANENT_EXIT_CODES = (2, 3)  # bad input, non-finite loss: see docs/trainer.md
 SEARCH_LABEL = f"{GROUP}/search"
 TRIAL_LABEL = f"{GROUP}/trial"
 PACK_LABEL = f"{GROUP}/pack"

@@ -42,11 +42,11 @@ from orchestrator.benchmark.cells import (
 )
 from orchestrator.benchmark.results import Results, build, records_from_runs
 from orchestrator.benchmark.spec import BenchmarkSpec
+from orchestrator.contract import PACK_KEY
 from orchestrator.controller import Tracker
 from orchestrator.packs import plan_packs
 from orchestrator.polling import drive
 from orchestrator.storage import Store
-from orchestrator.trainer.config import PACK_KEY
 
 log = logging.getLogger(__name__)
 
