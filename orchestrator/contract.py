@@ -190,7 +190,8 @@ child (``actsearch-train`` reads it when no ``--spec`` is given)."""
 
 
 class TrialSpec(BaseModel):
-    """One child to train: the activation, the trial's identity, and the shared ``TrainConfig``."""
+    """One child to train: the activation and its fingerprint, the trial's identity, and the
+    shared ``TrainConfig``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -210,7 +211,8 @@ class TrialSpec(BaseModel):
     fingerprint: str | None = Field(
         default=None, description="The function's fingerprint (tag actsearch.fingerprint), computed by "
         "the controller with `child.numerics`: the key of its dedup and cross-search cache, so "
-        "the child records it as given. None (a spec written by hand): the child computes it.",
+        "the child records it as given. None (a spec written by hand, or before this field): the "
+        "child computes it.",
     )
 
     @field_validator("expression")
