@@ -36,7 +36,7 @@ from orchestrator.space.activation import ActivationRef, activation_text
 from orchestrator.trainer import data as D
 from orchestrator.trainer import loop
 from orchestrator.trainer.augment import Batches, normalize
-from orchestrator.trainer.config import PackSpec, TrainConfig, TrialSpec
+from orchestrator.contract import PackSpec, TrainConfig, TrialSpec
 
 ACTIVATIONS = {
     "relu": "max(id(x), relu(x))",

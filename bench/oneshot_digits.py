@@ -18,10 +18,10 @@ from typing import Any
 
 import torch
 
+from orchestrator.contract import TrainConfig
 from orchestrator.space import parse, to_math
 from orchestrator.trainer import data as data_mod
 from orchestrator.trainer import loop
-from orchestrator.trainer.config import TrainConfig
 
 RELU = "max(relu(x), relu(x))"
 

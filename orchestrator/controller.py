@@ -26,6 +26,7 @@ from typing import Any
 from orchestrator.amend import Change, amend, describe, rejection
 from orchestrator.backends.base import Backend
 from orchestrator.checkpoint import CHECKPOINT_KEY, encode, read
+from orchestrator.contract import FailureKind, Tag, TrialSpec, failure_text
 from orchestrator.errors import ConfigError
 from orchestrator.leaderboard import Entry, rank
 from orchestrator.ledger import DONE, LAUNCHED, QUEUED, Ledger, is_crash
@@ -169,12 +170,16 @@ class Controller:
         results: list[Result] = []
         for cand in candidates:
             index = len(self.trials)
-            trial = Trial(self.trial_id(index), index, cand, fingerprint(cand.expr), QUEUED)
+            # with the child's numerics, as the child would: the run's tag, this search's dedup
+            # key and the cross-search cache key are one value (the child records it as given)
+            trial = Trial(self.trial_id(index), index, cand, fingerprint(cand.expr, child.numerics),
+                          QUEUED)
             self.trials.append(trial)
             verdict = screen(cand.expr, child.numerics, self.spec.screen.config()) \
                 if self.spec.screen.enabled else None
             if verdict is not None and not verdict.ok:
-                results += self._settle_now(trial, None, f"screened: {verdict.reason}", "screen")
+                screened = failure_text(FailureKind.SCREENED, verdict.reason)
+                results += self._settle_now(trial, None, screened, "screen")
                 continue
             routed = self._dedup.route([cand], [trial.fingerprint])
             if routed.reused:
@@ -194,11 +199,11 @@ class Controller:
     def _create_run(self, trial: Trial) -> str:
         assert self.parent_run_id is not None
         tags = {
-            "actsearch.fingerprint": trial.fingerprint,
-            "actsearch.config_hash": self.config_hash,
-            "actsearch.expression": trial.candidate.expression,
-            "actsearch.math": to_math(trial.candidate.expr),
-            "actsearch.source": trial.source,
+            Tag.FINGERPRINT: trial.fingerprint,
+            Tag.CONFIG_HASH: self.config_hash,
+            Tag.EXPRESSION: trial.candidate.expression,
+            Tag.MATH: to_math(trial.candidate.expr),
+            Tag.SOURCE: trial.source,
         }
         return self.tracker.create_trial_run(self.name, self.parent_run_id, trial.trial_id, tags)
 
@@ -234,13 +239,11 @@ class Controller:
     def _trial_spec(self, trial: Trial) -> dict[str, Any]:
         if trial.run_id is None:  # pre-created here, so a queued trial never left has no run
             trial.run_id = self._create_run(trial)
-        return {
-            "expression": trial.candidate.expression,
-            "search": self.name,
-            "trial": trial.trial_id,
-            "experiment": self.spec.tracking.experiment,
-            "child": self.spec.child.model_dump(mode="json"),
-        }
+        return TrialSpec(
+            expression=trial.candidate.expression, search=self.name, trial=trial.trial_id,
+            experiment=self.spec.tracking.experiment, child=self.spec.child,
+            fingerprint=trial.fingerprint,
+        ).model_dump(mode="json", exclude={"run_id"})
 
     def _settle(self) -> None:
         settled = self._ledger.settle(self.trials)

@@ -1,4 +1,8 @@
-"""The project's error hierarchy: shallow, split by what the caller should do next."""
+"""The project's error hierarchy: shallow, split by what the caller should do next.
+
+A trial that fails is no error of the controller's: its failure is a value, stored with the
+trial (``contract.FailureKind``). The child's own errors are in ``trainer/errors.py``, its exit
+codes in ``contract.ExitCode``."""
 
 from __future__ import annotations
 
@@ -9,10 +13,6 @@ class ActsearchError(Exception):
 
 class ConfigError(ActsearchError, ValueError):
     """Bad input (a spec, an option): nothing was started; fix the input and retry."""
-
-
-class PermanentTrialFailure(ActsearchError):
-    """A trial that cannot succeed by retrying (NaN loss, unparsable expression)."""
 
 
 class TemporaryUnavailable(ActsearchError):

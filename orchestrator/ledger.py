@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from orchestrator.backends.base import Backend, ChildState, Launch, Phase
+from orchestrator.contract import PACK_KEY, FailureKind, failure_kind, failure_text
 from orchestrator.packs import plan_packs
 from orchestrator.tracker import ChildRun, RunBus
-from orchestrator.trainer.config import PACK_KEY
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +95,12 @@ def crash_failure(state: ChildState) -> str:
     reason = state.reason or f"child {state.phase} without logging a result"
     if state.exit_code is not None:
         reason += f" (exit code {state.exit_code})"
-    return f"crashed: {reason}"
+    return failure_text(FailureKind.CRASHED, reason)
 
 
 def is_crash(failure: str | None) -> bool:
     """A crash says nothing about the function trained: it is never reused as a result."""
-    return (failure or "").startswith("crashed")
+    return failure is not None and failure_kind(failure) is FailureKind.CRASHED
 
 
 def run_outcome(status: str, value: float | None, failure: str | None
@@ -108,7 +108,7 @@ def run_outcome(status: str, value: float | None, failure: str | None
     """(value, failure) of an ended run: its value when it finished with one, else why not."""
     if status == "FINISHED" and value is not None:
         return value, None
-    return None, failure or f"run ended {status}"
+    return None, failure or failure_text(FailureKind.ENDED, status)
 
 
 def gpu_hours(spans: Iterable[tuple[str, float | None, float | None]], now: float, gpus: int

@@ -13,11 +13,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from orchestrator.contract import MAX_PACK, TrainConfig
 from orchestrator.errors import ConfigError
 from orchestrator.search.registry import STRATEGY_NAMES, make_strategy
 from orchestrator.space import BINARY_NAMES, UNARY_NAMES, SearchSpace, SpaceError
 from orchestrator.space.screen import ScreenConfig
-from orchestrator.trainer.config import MAX_PACK, TrainConfig
 from orchestrator.validation import read_yaml, validate
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"

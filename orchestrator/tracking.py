@@ -2,7 +2,8 @@
 polling by tags, and the cross-search evaluation cache. Only this module (and the trainer's own
 logging adapter) imports mlflow.
 
-Tags written here (the trainer writes the same ones on runs it creates itself):
+Tags written here (names in ``contract.Tag``; the trainer writes the same ones on runs it creates
+itself):
 
 | tag | on | value |
 |---|---|---|
@@ -12,7 +13,7 @@ Tags written here (the trainer writes the same ones on runs it creates itself):
 | ``actsearch.fingerprint`` | trial | the function's fingerprint |
 | ``actsearch.config_hash`` | trial | hash of the child config |
 | ``actsearch.expression`` | trial | canonical expression |
-| ``actsearch.failure`` | trial | why it failed (``nan``, ``screened``, ``crashed: ...``) |
+| ``actsearch.failure`` | trial | why it failed (``contract.FailureKind``: ``nan``, ``screened: ...``, ``crashed: ...``) |
 | ``mlflow.parentRunId`` | trial | the search's run id |
 
 A benchmark (``actsearch-ctl benchmark``) uses the same calls under ``BENCHMARK`` scope: its
@@ -30,13 +31,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.contract import FailureKind, Tag, failure_text, reusable_result
 from orchestrator.retry import Backoff, retry
 
 log = logging.getLogger(__name__)
 
 REWARD_METRIC = "val_accuracy"
-PERMANENT_FAILURES = ("nan", "screened", "invalid")
-"""Failure tags that retraining cannot change: such results are cached like rewards."""
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,8 @@ class Scope:
     child_tag: str
 
 
-SEARCH = Scope("search", "actsearch.search", "trial", "actsearch.trial")
-BENCHMARK = Scope("benchmark", "actsearch.benchmark", "cell", "actsearch.cell")
+SEARCH = Scope("search", Tag.SEARCH, "trial", Tag.TRIAL)
+BENCHMARK = Scope("benchmark", Tag.BENCHMARK, "cell", Tag.CELL)
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ class MlflowTracker:
 
     def _parent_filter(self, name: str) -> str:
         s = self.scope
-        return f"tags.`{s.name_tag}` = {_q(name)} and tags.`actsearch.role` = {_q(s.role)}"
+        return f"tags.`{s.name_tag}` = {_q(name)} and tags.`{Tag.ROLE}` = {_q(s.role)}"
 
     def start_search(self, search: str, spec: dict[str, Any]) -> str:
         """The search's parent run, created once; a restarted controller gets the same run."""
@@ -152,7 +152,7 @@ class MlflowTracker:
         run = self._call(
             lambda: self.client.create_run(
                 self.experiment_id, run_name=search,
-                tags={"actsearch.role": self.scope.role, self.scope.name_tag: search},
+                tags={Tag.ROLE: self.scope.role, self.scope.name_tag: search},
             ),
             f"MLflow create {self.scope.role} run",
         )
@@ -195,8 +195,8 @@ class MlflowTracker:
         """
         s = self.scope
         all_tags = {
-            "mlflow.parentRunId": parent_run_id,
-            "actsearch.role": s.child_role,
+            Tag.PARENT_RUN: parent_run_id,
+            Tag.ROLE: s.child_role,
             s.name_tag: search,
             s.child_tag: trial_id,
             **tags,
@@ -228,7 +228,7 @@ class MlflowTracker:
 
     def mark_failed(self, run_id: str, reason: str) -> None:
         """Record why a trial failed when its child could not (a crash before logging)."""
-        self._call(lambda: self.client.set_tag(run_id, "actsearch.failure", reason[:500]),
+        self._call(lambda: self.client.set_tag(run_id, Tag.FAILURE, reason[:500]),
                    "MLflow tag failure")
         self._call(lambda: self.client.set_terminated(run_id, "FAILED"), "MLflow fail run")
 
@@ -246,39 +246,37 @@ class MlflowTracker:
     def cached_result(self, fingerprint: str, config_hash: str) -> TrialRun | None:
         """A finished (or permanently failed) trial of the same function and child config, from
         any search in this experiment: its result is reused instead of training again."""
-        f = (f"tags.`actsearch.fingerprint` = {_q(fingerprint)} and "
-             f"tags.`actsearch.config_hash` = {_q(config_hash)} and "
-             f"tags.`actsearch.role` = 'trial'")
+        f = (f"tags.`{Tag.FINGERPRINT}` = {_q(fingerprint)} and "
+             f"tags.`{Tag.CONFIG_HASH}` = {_q(config_hash)} and "
+             f"tags.`{Tag.ROLE}` = 'trial'")
         for run in self._search(f, 50):
             tr = _trial_run(run)
-            if tr.status == "FINISHED" and tr.reward is not None:
-                return tr
-            if tr.status == "FAILED" and tr.failure in PERMANENT_FAILURES:
+            if reusable_result(tr.status, tr.reward, tr.failure):
                 return tr
         return None
 
 
 def _trial_filter(scope: Scope, search: str, trial_id: str | None = None) -> str:
-    f = f"tags.`{scope.name_tag}` = {_q(search)} and tags.`actsearch.role` = {_q(scope.child_role)}"
+    f = f"tags.`{scope.name_tag}` = {_q(search)} and tags.`{Tag.ROLE}` = {_q(scope.child_role)}"
     if trial_id is not None:
         f += f" and tags.`{scope.child_tag}` = {_q(trial_id)}"
     return f
 
 
-def _trial_run(run: Any, child_tag: str = "actsearch.trial") -> TrialRun:
+def _trial_run(run: Any, child_tag: str = Tag.TRIAL) -> TrialRun:
     tags = run.data.tags
     reward = run.data.metrics.get(REWARD_METRIC)
-    failure = tags.get("actsearch.failure")
+    failure = tags.get(Tag.FAILURE)
     if run.info.status == "FINISHED" and reward is None and failure is None:
-        failure = f"finished without logging {REWARD_METRIC}"
+        failure = failure_text(FailureKind.NO_REWARD, REWARD_METRIC)
     return TrialRun(
         trial_id=tags.get(child_tag, run.info.run_name or run.info.run_id),
         run_id=run.info.run_id,
         status=run.info.status,
         reward=reward,
         failure=failure if run.info.status != "FINISHED" or reward is None else None,
-        fingerprint=tags.get("actsearch.fingerprint"),
-        expression=tags.get("actsearch.expression"),
+        fingerprint=tags.get(Tag.FINGERPRINT),
+        expression=tags.get(Tag.EXPRESSION),
         metrics=dict(run.data.metrics),
         tags=dict(tags),
     )

@@ -20,6 +20,7 @@ import re
 from typing import Any
 
 from orchestrator.backends.base import ChildState, Launch
+from orchestrator.contract import PERMANENT_EXIT_CODES, TRIAL_SPEC_ENV
 from orchestrator.kube import (
     DEFAULT_BACKOFF,
     GROUP,
@@ -32,7 +33,6 @@ from orchestrator.kube import (
 )
 from orchestrator.retry import Backoff
 from orchestrator.spec import KubernetesBackendSpec
-from orchestrator.trainer.config import TRIAL_SPEC_ENV
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,6 @@ __all__ = [
 ]
 
 CONTAINER = "trainer"
-PERMANENT_EXIT_CODES = (2, 3)  # bad input, non-finite loss: see docs/trainer.md
 SEARCH_LABEL = f"{GROUP}/search"
 TRIAL_LABEL = f"{GROUP}/trial"
 PACK_LABEL = f"{GROUP}/pack"

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from orchestrator.benchmark.spec import BenchmarkSpec, TopSpec, label_of
-from orchestrator.trainer.config import PACK_FREE_FIELDS, TrainConfig
+from orchestrator.contract import PACK_FREE_FIELDS, Tag, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +48,13 @@ class Cell:
 
     def tags(self) -> dict[str, str]:
         return {
-            "actsearch.activation": self.label,
-            "actsearch.expression": self.expression,
-            "actsearch.row": str(self.row),
-            "actsearch.model": self.model,
-            "actsearch.dataset": self.dataset,
-            "actsearch.seed": str(self.seed),
-            "actsearch.config_hash": self.config.config_hash(),
+            Tag.ACTIVATION: self.label,
+            Tag.EXPRESSION: self.expression,
+            Tag.ROW: str(self.row),
+            Tag.MODEL: self.model,
+            Tag.DATASET: self.dataset,
+            Tag.SEED: str(self.seed),
+            Tag.CONFIG_HASH: self.config.config_hash(),
         }
 
 

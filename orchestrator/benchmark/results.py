@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.benchmark.stats import SignTest, Summary, sign_test, summarize
+from orchestrator.contract import Tag
 from orchestrator.space.plot import save_figure
 
 Column = tuple[str, str]  # (model, dataset)
@@ -38,16 +39,14 @@ def records_from_runs(runs: Iterable[Any], metric: str) -> list[Record]:
     out = []
     for r in runs:
         t = r.tags
-        if not {"actsearch.activation", "actsearch.model", "actsearch.dataset",
-                "actsearch.seed"} <= set(t):
+        if not {Tag.ACTIVATION, Tag.MODEL, Tag.DATASET, Tag.SEED} <= set(t):
             continue
         value = r.metrics.get(metric) if r.status == "FINISHED" else None
         failure = None
         if r.done and value is None:
-            failure = r.failure or t.get("actsearch.failure") or f"run {r.status} without {metric}"
-        out.append(Record(int(t.get("actsearch.row", "0")), t["actsearch.activation"],
-                          t.get("actsearch.expression", ""), t["actsearch.model"],
-                          t["actsearch.dataset"], int(t["actsearch.seed"]), value, failure))
+            failure = r.failure or t.get(Tag.FAILURE) or f"run {r.status} without {metric}"
+        out.append(Record(int(t.get(Tag.ROW, "0")), t[Tag.ACTIVATION], t.get(Tag.EXPRESSION, ""),
+                          t[Tag.MODEL], t[Tag.DATASET], int(t[Tag.SEED]), value, failure))
     return out
 
 

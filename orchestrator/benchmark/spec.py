@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from orchestrator.space import ParseError
 from orchestrator.space.activation import Builtin, activation_math, activation_text, parse_activation
 from orchestrator.spec import BackendSpec, StorageSpec, TrackingSpec, check_name
-from orchestrator.trainer.config import MAX_PACK, DatasetName, ModelName, TrainConfig
+from orchestrator.contract import MAX_PACK, DatasetName, ModelName, TrainConfig
 from orchestrator.validation import describe, read_yaml, validate
 
 BASELINES: dict[str, str] = {

@@ -85,6 +85,7 @@ def oneshot(spec_path: str, pairs: tuple[str, ...], workdir: str | None, print_t
 def _run_local(spec: Any, raw: dict[str, Any], workdir: str | None) -> dict[str, Any]:
     from orchestrator.backends.base import Launch
     from orchestrator.backends.local import LocalBackend
+    from orchestrator.contract import Tag
     from orchestrator.embedded import layout
     from orchestrator.tracking import MlflowTracker
 
@@ -94,7 +95,7 @@ def _run_local(spec: Any, raw: dict[str, Any], workdir: str | None) -> dict[str,
     trial = raw["trial"]
     run_id = tracker.client.create_run(
         tracker.experiment_id, run_name=f"{trial}-{raw['oneshot'].get('variant', 'drnas')}",
-        tags={"actsearch.search": spec.name, "actsearch.role": "oneshot"},
+        tags={Tag.SEARCH: spec.name, Tag.ROLE: "oneshot"},
     ).info.run_id
     # the search loop's thread cap: small supernets on CPU run slower, not faster, on more threads
     backend = LocalBackend(lay.workdir, gpus=spec.backend.local.gpus,
@@ -111,12 +112,12 @@ def _run_local(spec: Any, raw: dict[str, Any], workdir: str | None) -> dict[str,
                                    f"{state.reason}; its log: {lay.workdir / 'trials' / trial / 'log.txt'}")
     run = tracker.client.get_run(run_id)
     result: dict[str, Any] = {
-        "expression": run.data.tags.get("actsearch.result_expression"),
-        "math": run.data.tags.get("actsearch.result_math"),
+        "expression": run.data.tags.get(Tag.RESULT_EXPRESSION),
+        "math": run.data.tags.get(Tag.RESULT_MATH),
         "supernet_val_accuracy": run.data.metrics.get("supernet_val_accuracy"),
         "search_run": run_id,
     }
-    evaluation = run.data.tags.get("actsearch.evaluation_run")
+    evaluation = run.data.tags.get(Tag.EVALUATION_RUN)
     if evaluation:
         m = tracker.client.get_run(evaluation).data.metrics
         result.update({"evaluation_run": evaluation, "val_accuracy": m.get("val_accuracy"),

@@ -13,9 +13,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from orchestrator.contract import TrainConfig
 from orchestrator.oneshot.supernet import Variant
 from orchestrator.space import BINARY_NAMES, UNARY_NAMES, SearchSpace, SpaceError
-from orchestrator.trainer.config import TrainConfig
 
 ONESHOT_KEY = "oneshot"
 """The key that makes a trial spec a one-shot search (``actsearch-train`` dispatches on it)."""

@@ -1,5 +1,5 @@
 """The one-shot child behind ``actsearch-train``: a trial spec with a ``oneshot`` section runs a
-one-shot search instead of training one expression. Same exit codes as any child (errors.py), so
+one-shot search instead of training one expression. Same exit codes as any child (``contract.ExitCode``), so
 a Kubernetes Job runs it with the same image, arguments and failure policy."""
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from typing import Any, NoReturn
 import click
 from pydantic import ValidationError
 
+from orchestrator.contract import ExitCode
 from orchestrator.oneshot.config import OneShotSpec
-from orchestrator.trainer.errors import BadInput, ExitCode, TrainerError
+from orchestrator.trainer.errors import BadInput, TrainerError
 from orchestrator.validation import describe
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator.contract import FailureKind, Tag, TrialSpec, failure_text
 from orchestrator.oneshot.config import OneShotSpec
 from orchestrator.oneshot.heatmap import plot_heatmap
 from orchestrator.oneshot.search import SearchOutcome, search
@@ -25,7 +26,6 @@ from orchestrator.space import to_math
 from orchestrator.trainer import data as data_mod
 from orchestrator.trainer import loop
 from orchestrator.trainer import run as child_run
-from orchestrator.trainer.config import TrialSpec
 from orchestrator.trainer.errors import Infrastructure, NonFiniteLoss
 from orchestrator.trainer.tracking import RunTracker
 
@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 
 HEATMAP_ARTIFACT = "oneshot_heatmap.png"
 ARCHITECTURE_ARTIFACT = "architecture.json"
-RESULT_TAG = "actsearch.result_expression"
-EVALUATION_TAG = "actsearch.oneshot_of"
+RESULT_TAG = Tag.RESULT_EXPRESSION
+EVALUATION_TAG = Tag.ONESHOT_OF
 
 
 @dataclass(frozen=True)
@@ -85,13 +85,14 @@ def run(spec: OneShotSpec, *, tracking_uri: str | None = None, run_id: str | Non
         tracker.finish("FINISHED")
     except NonFiniteLoss as e:
         log.error("one-shot search %s failed permanently: %s", tracker.run_id, e)
-        tracker.set_tags({"actsearch.failure": "nan", "actsearch.failure_step": e.step})
+        tracker.set_tags({Tag.FAILURE: failure_text(FailureKind.DIVERGED), Tag.FAILURE_STEP: e.step})
         tracker.finish("FAILED")
         raise
     except Infrastructure:
         raise
     except Exception as e:
-        tracker.set_tags({"actsearch.failure": "error", "actsearch.error": f"{type(e).__name__}: {e}"[:5000]})
+        tracker.set_tags({Tag.FAILURE: failure_text(FailureKind.ERROR),
+                          Tag.ERROR: f"{type(e).__name__}: {e}"[:5000]})
         tracker.finish("FAILED")
         raise
     if evaluation is None:
@@ -106,17 +107,17 @@ def run(spec: OneShotSpec, *, tracking_uri: str | None = None, run_id: str | Non
 
 def _search_logged(spec: OneShotSpec, tracker: RunTracker, data: data_mod.Data) -> SearchOutcome:
     tracker.log_params(params_of(spec))
-    tags = {"actsearch.role": "oneshot", "actsearch.oneshot_variant": spec.oneshot.variant}
+    tags = {Tag.ROLE: "oneshot", Tag.ONESHOT_VARIANT: spec.oneshot.variant}
     if spec.search:
-        tags["actsearch.search"] = spec.search
+        tags[Tag.SEARCH] = spec.search
     if spec.trial:
-        tags["actsearch.trial"] = spec.trial
+        tags[Tag.TRIAL] = spec.trial
     tracker.set_tags(tags)
     outcome = search(spec.child, spec.oneshot, data, tracker)
     total = outcome.warmstart_steps + outcome.search_steps
     tracker.on_metrics(total, {"supernet_val_accuracy": outcome.supernet_val_accuracy,
                                "search_wall_time_s": outcome.wall_time_s})
-    tracker.set_tags({RESULT_TAG: outcome.expression, "actsearch.result_math": to_math(outcome.expr)})
+    tracker.set_tags({RESULT_TAG: outcome.expression, Tag.RESULT_MATH: to_math(outcome.expr)})
     with tempfile.TemporaryDirectory() as tmp:
         png = plot_heatmap(outcome.arch.slots, outcome.probabilities, outcome.chosen,
                            Path(tmp) / HEATMAP_ARTIFACT,
@@ -142,7 +143,7 @@ def _evaluation_run(spec: OneShotSpec, tracker: RunTracker, outcome: SearchOutco
     evaluation = RunTracker.open(tracking_uri, None, spec.experiment, run_name=name)
     tags = {EVALUATION_TAG: tracker.run_id}
     if spec.search:
-        tags["actsearch.role"] = "trial"  # an ordinary trial of its search: `actsearch-ctl top` lists it
+        tags[Tag.ROLE] = "trial"  # an ordinary trial of its search: `actsearch-ctl top` lists it
     evaluation.set_tags(tags)
-    tracker.set_tags({"actsearch.evaluation_run": evaluation.run_id})
+    tracker.set_tags({Tag.EVALUATION_RUN: evaluation.run_id})
     return evaluation

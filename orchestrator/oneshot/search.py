@@ -24,12 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from orchestrator.contract import TrainConfig
 from orchestrator.oneshot.config import OneShotConfig
 from orchestrator.oneshot.supernet import Architecture, MixedActivation
 from orchestrator.space import Expr, parse, to_text
 from orchestrator.trainer import data as data_mod
 from orchestrator.trainer.augment import Batches, normalize
-from orchestrator.trainer.config import TrainConfig
 from orchestrator.trainer.errors import NonFiniteLoss
 from orchestrator.trainer.loop import Hooks, evaluate, lr_factor, resolve
 from orchestrator.trainer.models import build_model

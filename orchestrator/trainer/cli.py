@@ -1,5 +1,5 @@
 """``actsearch-train``: one child from a JSON trial spec and/or options, or a pack of children
-from a JSON pack spec (``{"pack": [trial spec, ...]}``); exit codes in errors.py.
+from a JSON pack spec (``{"pack": [trial spec, ...]}``); exit codes in ``contract.ExitCode``.
 
 Options override the spec file field by field. Choices are validated by the ``TrialSpec`` model,
 not by click, so a bad value gets the same message (field name, allowed values) from either
@@ -21,44 +21,32 @@ import click
 from pydantic import ValidationError
 
 from orchestrator.cli.log_setup import CHILD, configure_logging
+from orchestrator.contract import (
+    PACK_KEY,
+    TRIAL_SPEC_ENV,
+    ExitCode,
+    PackSpec,
+    TrainConfig,
+    TrialSpec,
+)
 from orchestrator.oneshot.config import ONESHOT_KEY
-from orchestrator.trainer.config import PACK_KEY, TRIAL_SPEC_ENV, PackSpec, TrialSpec
+from orchestrator.trainer.errors import BadInput, TrainerError
 from orchestrator.validation import describe
-from orchestrator.trainer.errors import BadInput, ExitCode, TrainerError
 
 log = logging.getLogger(__name__)
 
-# option name -> TrainConfig field; every one is optional and overrides the spec file
+
+def _option_type(annotation: Any) -> type:
+    """click's type of a TrainConfig field: its own for numbers and flags; ``str`` for the rest
+    (choices included: the model checks them, and names the allowed values)."""
+    return annotation if annotation in (bool, int, float) else str
+
+
 CHILD_OPTIONS: dict[str, tuple[type, str]] = {
-    "model": (str, "Network (resnet20, resnet32, resnet56, preact_resnet164, wrn_28_10, densenet100_12, tiny_cnn, mlp)."),
-    "dataset": (str, "cifar10, cifar100, digits or synthetic."),
-    "data_source": (str, "CIFAR directory, tarball or s3:// URI of the tarball."),
-    "data_sha256": (str, "Expected SHA-256 of the tarball or S3 object."),
-    "val_fraction": (float, "Held-out share of the training split (0.1 = 45k/5k)."),
-    "split_seed": (int, "Seed of the train/validation split."),
-    "steps": (int, "Optimizer steps."),
-    "batch_size": (int, "Images per step."),
-    "optimizer": (str, "sgd or adamw."),
-    "lr": (float, "Peak learning rate."),
-    "schedule": (str, "cosine or constant."),
-    "warmup_steps": (int, "Linear warm-up steps."),
-    "momentum": (float, "SGD momentum / AdamW beta1."),
-    "nesterov": (bool, "Nesterov momentum."),
-    "weight_decay": (float, "Weight decay (not applied to β)."),
-    "crop_padding": (int, "Random-crop padding in pixels; 0 = off."),
-    "flip": (bool, "Random horizontal flips."),
-    "seed": (int, "Training seed."),
-    "numerics": (str, "safe or paper."),
-    "beta_mode": (str, "channel or scalar."),
-    "beta_init": (float, "Initial β."),
-    "precision": (str, "auto, fp32 or bf16."),
-    "device": (str, "auto, cpu or cuda."),
-    "compile": (str, "auto, eager, compile, graph or eager_graph."),
-    "log_every": (int, "Training metrics every N steps."),
-    "eval_every": (int, "Validation accuracy every N steps (0 = end only)."),
-    "checkpoint_every": (int, "Resumable checkpoint every N steps (0 = never)."),
-    "save_weights": (bool, "Store the final weights as an artifact."),
+    name: (_option_type(f.annotation), f.description or "")
+    for name, f in TrainConfig.model_fields.items()
 }
+"""One optional flag per TrainConfig field (option name -> type, help); each overrides the spec."""
 
 
 def _child_option(name: str, kind: type, help_text: str):  # type: ignore[no-untyped-def]

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from orchestrator.contract import TrainConfig
 from orchestrator.trainer import s3
-from orchestrator.trainer.config import TrainConfig
 from orchestrator.trainer.errors import BadInput, Infrastructure
 
 log = logging.getLogger(__name__)

@@ -1,26 +1,9 @@
-"""Exit codes of a child and the errors that map onto them, defined in one place.
-
-A Kubernetes Job's ``podFailurePolicy`` keys on these codes: ``FailJob`` on 2 and 3 (retrying a bad
-input or a diverging function cannot help), normal retries on 4 (an unreachable server or a
-dropped download may succeed on the next attempt).
-"""
+"""The child's expected errors, each mapped onto its exit code (``orchestrator.contract.ExitCode``,
+where the codes and what a Kubernetes Job does on each are defined)."""
 
 from __future__ import annotations
 
-from enum import IntEnum
-
-
-class ExitCode(IntEnum):
-    """Process exit status of ``actsearch-train``."""
-
-    OK = 0
-    """Training finished; the run is FINISHED and carries ``val_accuracy``."""
-    BAD_INPUT = 2
-    """Unparsable expression, invalid configuration or unusable data; no run was started."""
-    NON_FINITE_LOSS = 3
-    """The loss became NaN or infinite; the run is FAILED with tag ``actsearch.failure=nan``."""
-    INFRASTRUCTURE = 4
-    """MLflow, S3 or the data source could not be reached; retrying may succeed."""
+from orchestrator.contract import ExitCode
 
 
 class TrainerError(Exception):

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from orchestrator.space.activation import ActivationRef, build_site, is_activation_site
 from orchestrator.space.module import Activation
 from orchestrator.trainer.augment import Batches, normalize
-from orchestrator.trainer.config import TrainConfig
+from orchestrator.contract import TrainConfig
 from orchestrator.trainer.data import Data, ImageSet
 from orchestrator.trainer.errors import BadInput, NonFiniteLoss
 from orchestrator.trainer.models import MakeAct, build_model

@@ -22,11 +22,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from orchestrator.space.activation import activation_fingerprint, activation_math
+from orchestrator.contract import FailureKind, PackSpec, Tag, TrialSpec, failure_text
+from orchestrator.space.activation import activation_math
 from orchestrator.space.plot import plot_functions
 from orchestrator.trainer import data as data_mod
 from orchestrator.trainer import loop
-from orchestrator.trainer.config import PackSpec, TrialSpec
 from orchestrator.trainer.errors import Infrastructure, NonFiniteLoss
 from orchestrator.trainer.tracking import RunTracker
 
@@ -38,7 +38,7 @@ WEIGHTS_DIR = "weights"
 
 
 def code_version() -> str:
-    """Package version + a hash of the space and trainer sources (+ ACTSEARCH_GIT_SHA if set).
+    """Package version + a hash of the contract, space and trainer sources (+ ACTSEARCH_GIT_SHA if set).
 
     The source hash identifies the code inside an image that carries no git metadata.
     """
@@ -48,6 +48,7 @@ def code_version() -> str:
         version = "unknown"
     h = hashlib.sha256()
     root = Path(__file__).resolve().parents[1]
+    h.update(b"contract.py" + (root / "contract.py").read_bytes())
     for sub in ("space", "trainer"):
         for f in sorted((root / sub).glob("*.py")):
             h.update(f.name.encode() + f.read_bytes())
@@ -66,15 +67,16 @@ def params_of(spec: TrialSpec) -> dict[str, Any]:
 
 
 def tags_of(spec: TrialSpec) -> dict[str, str]:
+    """The run's identity tags; the fingerprint is the controller's, when the spec carries one."""
     tags = {
-        "actsearch.fingerprint": activation_fingerprint(spec.activation, spec.child.numerics),
-        "actsearch.config_hash": spec.child.config_hash(),
-        "actsearch.expression": spec.expression,
+        Tag.FINGERPRINT: spec.function_fingerprint(),
+        Tag.CONFIG_HASH: spec.child.config_hash(),
+        Tag.EXPRESSION: spec.expression,
     }
     if spec.search:
-        tags["actsearch.search"] = spec.search
+        tags[Tag.SEARCH] = spec.search
     if spec.trial:
-        tags["actsearch.trial"] = spec.trial
+        tags[Tag.TRIAL] = spec.trial
     return tags
 
 
@@ -86,7 +88,7 @@ def run(spec: TrialSpec, *, tracking_uri: str | None = None, run_id: str | None 
         cache_dir: Path | None = None) -> tuple[str, loop.Outcome]:
     """Train ``spec``'s child, log it to MLflow, return (run id, outcome).
 
-    Raises BadInput, NonFiniteLoss or Infrastructure (see errors.py for the exit codes).
+    Raises BadInput, NonFiniteLoss or Infrastructure (errors.py; exit codes in ``contract.ExitCode``).
     """
     member = spec.model_copy(update={"run_id": run_id or spec.run_id})
     ((used, result),) = run_pack(PackSpec(pack=[member]), tracking_uri=tracking_uri, cache_dir=cache_dir)
@@ -118,7 +120,8 @@ def run_pack(spec: PackSpec, *, tracking_uri: str | None = None, cache_dir: Path
             if isinstance(result, NonFiniteLoss):
                 log.error("trial %s (%s) failed permanently: %s", member.trial or tracker.run_id,
                           member.expression, result)
-                tracker.set_tags({"actsearch.failure": "nan", "actsearch.failure_step": result.step})
+                tracker.set_tags({Tag.FAILURE: failure_text(FailureKind.DIVERGED),
+                                  Tag.FAILURE_STEP: result.step})
                 tracker.finish("FAILED")
             else:
                 _finish(member, tracker, result)
@@ -128,8 +131,8 @@ def run_pack(spec: PackSpec, *, tracking_uri: str | None = None, cache_dir: Path
         raise  # leave the runs RUNNING: the retry attaches to them and resumes
     except Exception as e:
         for i in sorted(open_):
-            trackers[i].set_tags({"actsearch.failure": "error",
-                                  "actsearch.error": f"{type(e).__name__}: {e}"[:5000]})
+            trackers[i].set_tags({Tag.FAILURE: failure_text(FailureKind.ERROR),
+                                  Tag.ERROR: f"{type(e).__name__}: {e}"[:5000]})
             trackers[i].finish("FAILED")
         raise
 
@@ -141,14 +144,14 @@ def _prepare(spec: TrialSpec, tracker: RunTracker, data: data_mod.Data, rt: loop
     tracker.log_params(params_of(spec))
     tags = tags_of(spec)
     if data.sha256:
-        tags["actsearch.data_sha256"] = data.sha256
-    tags["actsearch.pack_size"] = str(pack_size)
+        tags[Tag.DATA_SHA256] = data.sha256
+    tags[Tag.PACK_SIZE] = str(pack_size)
     tracker.set_tags(tags)
     resume = tracker.load_checkpoint() if cfg.checkpoint_every else None
     with tempfile.TemporaryDirectory() as tmp:
         resolved = {
             **spec.model_dump(mode="json"), "config_hash": cfg.config_hash(),
-            "fingerprint": tags["actsearch.fingerprint"], "device": rt.device.type,
+            "fingerprint": tags[Tag.FINGERPRINT], "device": rt.device.type,
             "precision": "bf16" if rt.bf16 else "fp32", "compile": rt.mode, "code_version": code_version(),
             "pack_size": pack_size,
         }
@@ -156,7 +159,7 @@ def _prepare(spec: TrialSpec, tracker: RunTracker, data: data_mod.Data, rt: loop
         path.write_text(json.dumps(resolved, indent=2))
         tracker.log_file(path)
     if resume is not None:
-        tracker.set_tags({"actsearch.resumed_from_step": resume["step"]})
+        tracker.set_tags({Tag.RESUMED_FROM_STEP: resume["step"]})
     return resume
 
 
@@ -171,7 +174,7 @@ def _finish(spec: TrialSpec, tracker: RunTracker, outcome: loop.Outcome) -> None
     if math.isfinite(outcome.beta_mean):  # built-in activations have no β
         final["beta_mean"] = outcome.beta_mean
     tracker.on_metrics(cfg.steps, final)
-    tracker.set_tags({"actsearch.mode": outcome.mode})
+    tracker.set_tags({Tag.MODE: outcome.mode})
     with tempfile.TemporaryDirectory() as tmp:
         beta = outcome.beta_mean if math.isfinite(outcome.beta_mean) else 1.0
         png = plot_functions([spec.activation], Path(tmp) / PLOT_ARTIFACT, betas=[beta],

@@ -18,13 +18,14 @@ from typing import Any, TypeVar
 
 import torch
 
+from orchestrator.contract import Tag
 from orchestrator.trainer.errors import BadInput, Infrastructure
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_FILE = "last.pt"
-FAILURE_TAGS = frozenset({"actsearch.failure", "actsearch.failure_step", "actsearch.error"})
+FAILURE_TAGS = frozenset({Tag.FAILURE, Tag.FAILURE_STEP, Tag.ERROR})
 T = TypeVar("T")
 
 
@@ -102,7 +103,7 @@ class RunTracker:
             path = Path(tmp) / CHECKPOINT_FILE
             torch.save(state, path)
             self.log_file(path, CHECKPOINT_DIR)
-        self.set_tags({"actsearch.checkpoint_step": step})
+        self.set_tags({Tag.CHECKPOINT_STEP: step})
         log.info("checkpoint at step %d stored", step)
 
     def load_checkpoint(self) -> dict[str, Any] | None:

@@ -9,7 +9,9 @@ import torch
 
 from mlflow.tracking import MlflowClient
 
-from orchestrator.trainer.errors import ExitCode
+from orchestrator.contract import ExitCode, TrainConfig
+from orchestrator.space import parse
+from orchestrator.space.fingerprint import fingerprint
 from tests.integration.child import QUICK, child_env, run_child
 from tests.servers import Server
 
@@ -44,7 +46,10 @@ def test_params_tags_metrics_and_the_plot_land_where_the_controller_looks(
     assert (p["model"], p["dataset"], p["steps"], p["seed"]) == ("mlp", "digits", "120", "0")
     assert p["code_version"].startswith(("0.", "unknown")) and "+src." in p["code_version"]
     assert (t["actsearch.search"], t["actsearch.trial"]) == ("s-demo", "t-0007")
-    assert len(t["actsearch.fingerprint"]) == 16 and len(t["actsearch.config_hash"]) == 16
+    assert t["actsearch.fingerprint"] == fingerprint(parse(SWISH), "safe")  # the child's numerics
+    assert t["actsearch.config_hash"] == TrainConfig(
+        model="mlp", dataset="digits", batch_size=64, crop_padding=0, flip=False, steps=120,
+    ).config_hash()  # device and logging are operational: not in the hash
     for name in ("val_accuracy", "test_accuracy", "wall_time_s", "steps_per_s", "beta_mean"):
         assert name in m, name
     assert m["val_accuracy"] > 0.5

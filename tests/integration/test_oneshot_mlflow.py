@@ -8,8 +8,8 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+from orchestrator.contract import ExitCode
 from orchestrator.space import SearchSpace, parse, to_text
-from orchestrator.trainer.errors import ExitCode
 from tests.integration.child import child_env, run_child
 from tests.servers import Server
 

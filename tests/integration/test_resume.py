@@ -10,7 +10,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from orchestrator.trainer.errors import ExitCode
+from orchestrator.contract import ExitCode
 from tests.integration.child import QUICK, child_argv, child_env, run_child
 from tests.servers import Server
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from orchestrator.contract import TrainConfig
 from orchestrator.trainer import data as D
-from orchestrator.trainer.config import TrainConfig
 from orchestrator.trainer.errors import BadInput
 from tests.cifar_files import tarball_of, write_small_cifar
 

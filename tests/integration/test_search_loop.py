@@ -23,6 +23,8 @@ from mlflow.tracking import MlflowClient
 
 from orchestrator.embedded import build_controller
 from orchestrator.retry import Backoff
+from orchestrator.space import parse
+from orchestrator.space.fingerprint import fingerprint
 from orchestrator.spec import parse_spec
 from orchestrator.storage import S3Store, load_state
 from orchestrator.tracking import MlflowTracker
@@ -88,7 +90,8 @@ def test_a_small_search_runs_end_to_end(
         assert tags["mlflow.parentRunId"] == parent.info.run_id
         assert tags["actsearch.trial"].startswith("e2e-t")
         assert tags["actsearch.config_hash"] == spec.child.config_hash()
-        assert len(tags["actsearch.fingerprint"]) == 16
+        assert tags["actsearch.fingerprint"] == fingerprint(parse(tags["actsearch.expression"]),
+                                                            spec.child.numerics)
         assert 0.0 <= r.data.metrics["val_accuracy"] <= 1.0
         assert r.data.params["expression"] == tags["actsearch.expression"]
 
@@ -96,6 +99,7 @@ def test_a_small_search_runs_end_to_end(
     ledger = {t["trial_id"]: t for t in state["trials"]}
     for r in trained:
         assert ledger[r.data.tags["actsearch.trial"]]["reward"] == r.data.metrics["val_accuracy"]
+        assert ledger[r.data.tags["actsearch.trial"]]["fingerprint"] == r.data.tags["actsearch.fingerprint"]
     assert state["strategy"]  # the policy, optimizer, baseline and RNG travel with the ledger
 
 
@@ -183,6 +187,38 @@ def test_a_function_is_never_trained_twice_across_searches(
                   if r.data.tags.get("actsearch.role") == "search")
     assert parent.data.metrics["cache_hits"] == 2
     assert parent.data.metrics["trained"] == 0
+
+
+def test_with_paper_numerics_a_function_is_never_trained_twice_across_searches(
+    mlflow_env: dict[str, str], mlflow_server: Server, s3_server: Server, s3_bucket: str,
+    tmp_path: Path,
+) -> None:
+    """``numerics: paper``: the fingerprint the children record on their runs is the key the next
+    search looks up. Of the three functions here (x, max(x, sinh x), sinh x) the last two have a
+    paper fingerprint apart from their safe one, so a controller keying its cache with the
+    default numerics would train them again."""
+    experiment = f"paper-{uuid.uuid4().hex[:8]}"
+    space = {"units": 1, "unary": ["id", "sinh"], "binary": ["max"]}
+    child = {**CHILD, "numerics": "paper"}
+
+    def search(name: str) -> Any:
+        return build_controller(parse_spec(spec_data(
+            name, experiment, s3_server, s3_bucket, space=space, child=child,
+            strategy={"name": "exhaustive"}, budget={"trials": 4})), tmp_path, poll_interval=0.3)
+
+    first = search("first")
+    p1 = first.run()
+    assert p1.trained == 3 and p1.duplicates == 1
+    second = search("second")
+    p2 = second.run()
+    assert p2.trained == 0 and p2.cache_hits == 3 and p2.duplicates == 1
+    rewards1 = {t.fingerprint: (t.reward, t.failure) for t in first.trials}
+    assert all((t.reward, t.failure) == rewards1[t.fingerprint] for t in second.trials)
+    client = MlflowClient(mlflow_server.url)
+    for r in runs_of(client, experiment, "first"):
+        if r.data.tags.get("actsearch.source") == "trained":
+            expr = parse(r.data.tags["actsearch.expression"])
+            assert r.data.tags["actsearch.fingerprint"] == fingerprint(expr, "paper")
 
 
 def _pause(server: Server, seconds: float) -> threading.Thread:

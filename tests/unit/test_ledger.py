@@ -25,7 +25,7 @@ from orchestrator.ledger import (
     run_outcome,
     running_launches,
 )
-from orchestrator.trainer.config import PACK_KEY
+from orchestrator.contract import PACK_KEY
 
 # -- pure decisions ------------------------------------------------------------------------------
 

@@ -55,7 +55,7 @@ def test_errors_name_the_field_and_what_is_allowed(data: dict, expected: str) ->
 
 
 def test_packing_defaults_to_one_child_per_process_and_accepts_up_to_the_trainers_limit() -> None:
-    from orchestrator.trainer.config import MAX_PACK
+    from orchestrator.contract import MAX_PACK
 
     assert parse_spec({"name": "s"}).packing == 1
     spec = parse_spec({"name": "s", "packing": MAX_PACK, "parallelism": 2})

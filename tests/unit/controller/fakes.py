@@ -1,7 +1,10 @@
 """In-memory stand-ins for the tracker and the backend, implementing the controller's protocols.
 
 The fake backend "trains" a child by writing its outcome into the fake tracker after a few
-ticks; the reward is a deterministic function of the expression, so runs can be compared. A pack
+ticks, tagging the run with the fingerprint the real child records (``TrialSpec.
+function_fingerprint``); the reward is a deterministic function of the expression, so runs can be
+compared. The fake tracker's evaluation cache reuses what the real one does
+(``contract.reusable_result``). A pack
 (``{"pack": [trial spec, ...]}``) is one launch whose members each get their own outcome, as the
 trainer's packed mode does: a diverged member fails alone, and the process exits 3 only when
 every member diverged.
@@ -15,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.backends.base import ChildState, Launch
-from orchestrator.trainer.config import PACK_KEY
+from orchestrator.contract import PACK_KEY, Tag, TrialSpec, reusable_result
 
 
 @dataclass
@@ -33,7 +36,7 @@ class FakeRun:
 
     @property
     def fingerprint(self) -> str:
-        return self.tags.get("actsearch.fingerprint", "")
+        return self.tags.get(Tag.FINGERPRINT, "")
 
 
 @dataclass
@@ -50,16 +53,16 @@ class FakeTracker:
     def create_trial_run(self, search: str, parent_run_id: str, trial_id: str,
                          tags: dict[str, str]) -> str:
         for r in self.runs.values():
-            if r.trial_id == trial_id and r.tags["actsearch.search"] == search:
+            if r.trial_id == trial_id and r.tags[Tag.SEARCH] == search:
                 return r.run_id
         self.creates += 1
         run_id = f"run-{len(self.runs)}"
-        self.runs[run_id] = FakeRun(run_id, trial_id, {**tags, "actsearch.search": search,
-                                                       "mlflow.parentRunId": parent_run_id})
+        self.runs[run_id] = FakeRun(run_id, trial_id, {**tags, Tag.SEARCH: search,
+                                                       Tag.PARENT_RUN: parent_run_id})
         return run_id
 
     def trial_runs(self, search: str) -> dict[str, FakeRun]:
-        return {r.trial_id: r for r in self.runs.values() if r.tags["actsearch.search"] == search}
+        return {r.trial_id: r for r in self.runs.values() if r.tags[Tag.SEARCH] == search}
 
     def mark_failed(self, run_id: str, reason: str) -> None:
         run = self.runs[run_id]
@@ -74,8 +77,8 @@ class FakeTracker:
 
     def cached_result(self, fingerprint: str, config_hash: str) -> FakeRun | None:
         for r in self.runs.values():
-            if (r.fingerprint == fingerprint and r.tags.get("actsearch.config_hash") == config_hash
-                    and r.status == "FINISHED" and r.reward is not None):
+            if (r.fingerprint == fingerprint and r.tags.get(Tag.CONFIG_HASH) == config_hash
+                    and reusable_result(r.status, r.reward, r.failure)):
                 return r
         return None
 
@@ -143,6 +146,8 @@ class FakeBackend:
             return ChildState("failed", reason="OOMKilled", exit_code=137)
         diverged = 0
         for m in members:
+            run = self.tracker.runs[m["run_id"]]  # the child's own tags, as trainer.run writes them
+            run.tags[Tag.FINGERPRINT] = TrialSpec.model_validate(m).function_fingerprint()
             reward = self.reward(m["expression"])
             if reward is None:
                 self.tracker.mark_failed(m["run_id"], "nan")

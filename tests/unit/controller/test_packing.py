@@ -50,7 +50,7 @@ def test_queued_trials_go_in_packs_of_packing_in_index_order_with_a_partial_last
 
 
 def test_pack_specs_are_what_the_trainer_accepts(tmp_path: Path) -> None:
-    from orchestrator.trainer.config import PackSpec
+    from orchestrator.contract import PackSpec
 
     ctl, _, backend = make_controller(tmp_path, packing=5, generation=10)
     ctl.start(resume=False)
@@ -70,7 +70,9 @@ def test_packing_1_launches_each_child_alone_as_before(tmp_path: Path) -> None:
         assert not launch.is_pack and launch.members == ()
         assert launch.run_id == trial.run_id
         assert launch.env == {"MLFLOW_RUN_ID": trial.run_id, "MLFLOW_TRACKING_URI": "fake://"}
-        assert set(launch.trial_spec) == {"expression", "search", "trial", "experiment", "child"}
+        assert set(launch.trial_spec) == {"expression", "search", "trial", "experiment", "child",
+                                          "fingerprint"}
+        assert launch.trial_spec["fingerprint"] == trial.fingerprint
         assert trial.launch_id == trial.trial_id
 
 

@@ -9,9 +9,9 @@ import yaml
 from click.testing import CliRunner
 
 from orchestrator.cli import main as ctl
+from orchestrator.contract import ExitCode
 from orchestrator.oneshot.config import OneShotSpec
 from orchestrator.trainer.cli import main as train
-from orchestrator.trainer.errors import ExitCode
 
 QUICKSTART = "examples/quickstart.yaml"
 

@@ -10,12 +10,12 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from orchestrator.contract import TrainConfig
 from orchestrator.oneshot.config import OneShotConfig
 from orchestrator.oneshot.search import search
 from orchestrator.space import BINARY_NAMES, UNARY_NAMES, parse, to_text
 from orchestrator.trainer import data as data_mod
 from orchestrator.trainer import loop
-from orchestrator.trainer.config import TrainConfig
 
 CHILD = TrainConfig(model="mlp", dataset="digits", steps=300, batch_size=64, lr=0.05,
                     crop_padding=0, flip=False, device="cpu", log_every=50, seed=0)

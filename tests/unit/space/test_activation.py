@@ -15,7 +15,7 @@ from orchestrator.space.activation import (
     build_site, is_activation_site, parse_activation,
 )
 from orchestrator.space.module import Activation
-from orchestrator.trainer.config import TrialSpec
+from orchestrator.contract import TrialSpec
 
 X = torch.linspace(-6.0, 6.0, 241, dtype=torch.float64)
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805

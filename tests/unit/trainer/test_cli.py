@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from orchestrator.contract import ExitCode
 from orchestrator.trainer.cli import main
-from orchestrator.trainer.errors import ExitCode
 
 QUICK = ["--model", "mlp", "--dataset", "digits", "--steps", "30", "--batch-size", "64",
          "--crop-padding", "0", "--no-flip", "--device", "cpu", "--log-every", "10"]

@@ -7,7 +7,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from orchestrator.trainer.config import OPERATIONAL_FIELDS, TrainConfig, TrialSpec
+from orchestrator.contract import OPERATIONAL_FIELDS, TrainConfig, TrialSpec
 from orchestrator.validation import describe
 
 SWISH = "sigmul(mul_beta(x), id(x))"

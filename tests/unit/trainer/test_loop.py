@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 import torch
 
+from orchestrator.contract import TrainConfig
 from orchestrator.space import parse
 from orchestrator.trainer import data as D
 from orchestrator.trainer import loop
-from orchestrator.trainer.config import TrainConfig
 from orchestrator.trainer.errors import NonFiniteLoss
 
 RELU = "max(id(x), relu(x))"
