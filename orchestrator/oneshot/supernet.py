@@ -27,8 +27,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from orchestrator.space.expr import X, Expr, Node, Unit
-from orchestrator.space.module import BetaMode
-from orchestrator.space.ops import BINARY, BINARY_NAMES, UNARY, UNARY_NAMES, Numerics
+from orchestrator.space.activation import BetaMode
+from orchestrator.space.ops import BINARY_NAMES, UNARY_NAMES, Numerics
+from orchestrator.space.torch_ops import BINARY_TORCH, UNARY_TORCH
 
 Variant = Literal["darts", "drnas", "gdas"]
 VARIANTS: tuple[Variant, ...] = ("darts", "drnas", "gdas")
@@ -85,8 +86,8 @@ class Architecture(nn.Module):
         self.alpha = nn.ParameterDict({s.name: nn.Parameter(torch.zeros(len(s.ops))) for s in self.slots})
         for s in self.slots:
             self.register_buffer(f"mask_{s.name}", torch.ones(len(s.ops), dtype=torch.bool))
-        table = {"unary": UNARY, "binary": BINARY}
-        self.fns = {s.name: [table[s.kind][op].torch_fn(numerics) for op in s.ops] for s in self.slots}
+        table = {"unary": UNARY_TORCH, "binary": BINARY_TORCH}
+        self.fns = {s.name: [table[s.kind][op].fn(numerics) for op in s.ops] for s in self.slots}
 
     def slot(self, name: str) -> Slot:
         return next(s for s in self.slots if s.name == name)

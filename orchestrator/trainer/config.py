@@ -16,8 +16,13 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.space import Expr, Numerics, ParseError
-from orchestrator.space.activation import ActivationRef, Builtin, activation_text, parse_activation
-from orchestrator.space.module import BetaMode
+from orchestrator.space.activation import (
+    ActivationRef,
+    BetaMode,
+    Builtin,
+    activation_text,
+    parse_activation,
+)
 
 ModelName = Literal[
     "resnet20", "resnet32", "resnet56", "preact_resnet164", "wrn_28_10", "densenet100_12",

@@ -11,10 +11,18 @@ from torch import nn
 
 from orchestrator.space import ParseError, parse
 from orchestrator.space.activation import (
-    BUILTIN_NAMES, Builtin, BuiltinActivation, activation_fingerprint, activation_text,
-    build_site, is_activation_site, parse_activation,
+    BUILTIN_NAMES,
+    Builtin,
+    activation_fingerprint,
+    activation_text,
+    parse_activation,
 )
-from orchestrator.space.module import Activation
+from orchestrator.space.module import (
+    Activation,
+    BuiltinActivation,
+    build_site,
+    is_activation_site,
+)
 from orchestrator.trainer.config import TrialSpec
 
 X = torch.linspace(-6.0, 6.0, 241, dtype=torch.float64)
