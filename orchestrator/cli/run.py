@@ -7,17 +7,20 @@ import functools
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from orchestrator.cli.options import run_with_progress
-from orchestrator.controller import Controller, Progress
 from orchestrator.errors import ActsearchError, ConfigError
 from orchestrator.leaderboard import Entry, rank
 from orchestrator.space import parse, to_math
-from orchestrator.spec import SearchSpec
+
+if TYPE_CHECKING:  # the controller and the spec are imported by the commands that use them
+    from orchestrator.controller import Controller, Progress
+    from orchestrator.spec import SearchSpec
 
 
 def _progress_table(p: Progress, started: float, name: str) -> Table:

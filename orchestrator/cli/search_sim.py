@@ -11,7 +11,6 @@ import math
 from typing import Any
 
 import click
-import torch
 
 from orchestrator.cli.options import EXPRESSION, echo_json
 from orchestrator.cli.space import space_options, _space
@@ -58,6 +57,8 @@ def search_sim(strategy_name: str, target: Expr, units: int, unary: str | None,
                binary: str | None, budget: int, seeds: int, threshold: float, batch: int,
                settings: tuple[str, ...], as_json: bool) -> None:
     """Best reward over the budget and evaluations to THRESHOLD, mean ± sd over seeds."""
+    import torch  # the policy strategies train a small torch controller
+
     torch.set_num_threads(1)
     space = _space(units, unary, binary)
     options = _parse_set(settings)
