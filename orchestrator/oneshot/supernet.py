@@ -1,9 +1,10 @@
 """The one-shot supernet: a mixed activation cell whose every slot is a weighted sum of all ops.
 
-The cell is a chain of core units over the op table of ``orchestrator.space.ops``: unit 1 is
-``b1(u1(x), u2(x))`` and unit k > 1 is ``bk(u(2k-1)(unit k-1), u(2k)(x))``, so two units give the
-paper's figure-1 template ``b2(u3(b1(u1(x), u2(x))), u4(x))``. Each slot mixes its ops with
-weights drawn from one ``Architecture``, shared by every activation site of the network (GRAFS:
+The cell is a chain of core units over the ops of ``orchestrator.space.ops`` (in their torch
+forms, ``space.torch_ops``): unit 1 is ``b1(u1(x), u2(x))`` and unit k > 1 is
+``bk(u(2k-1)(unit k-1), u(2k)(x))``, so two units give the paper's figure-1 template
+``b2(u3(b1(u1(x), u2(x))), u4(x))``. Each slot mixes its ops with weights drawn from one
+``Architecture``, shared by every activation site of the network (GRAFS:
 the architecture is shared, the samples are not):
 
 - ``darts``: softmax(α), the same weights at every site;
