@@ -2,10 +2,13 @@
 
 The function and its derivative are evaluated in NumPy, float64, with the rules torch's autograd
 applies to the training ops (``derivative``: the screen sees the gradient training would see, and
-loads without torch), on realistic pre-activations: ``points`` evenly spaced on ``[-domain, domain]`` (BatchNorm
-keeps pre-activations near N(0, 1); ±5 covers all but 6e-7 of them) at β = ``beta``.
-A function is rejected, with a reason, when it gives a non-finite value or gradient, is constant
-in x, or its value or gradient exceeds the configured limits anywhere on the domain.
+loads without torch), on realistic pre-activations: ``points`` evenly spaced on
+``[-domain, domain]`` (BatchNorm keeps pre-activations near N(0, 1); ±5 covers all but 6e-7 of
+them) at β = ``beta``. A function is rejected, with a reason, when it gives a non-finite value or
+gradient, is constant in x, or its value or gradient exceeds the configured limits anywhere on
+the domain. The reason names the first point where that happens; where |f| or |f'| peaks equally
+at several points (f(-5) and f(5) of an even function), the last bit of the math library decides
+which one is named.
 """
 
 from __future__ import annotations

@@ -87,4 +87,17 @@ def test_screen_verdicts_equal_a_torch_autograd_screen_over_a_space_sample(numer
              parse("add(sqrt(max(abs(x), abs(x))), id(x))"), parse("div(id(x), id(x))")]
     for expr in exprs:
         for cfg in configs:
-            assert screen(expr, numerics, cfg) == _torch_screen(expr, numerics, cfg), expr  # type: ignore[arg-type]
+            got = screen(expr, numerics, cfg)  # type: ignore[arg-type]
+            assert _same_verdict(got, _torch_screen(expr, numerics, cfg)), expr
+
+
+def _same_verdict(a: ScreenResult, b: ScreenResult) -> bool:
+    """Equal verdicts and reasons, but where |f| or |f'| peaks equally at several points (f(-5)
+    and f(5) of an even function) the last bit of torch's or NumPy's sinh, cosh... picks which
+    one the reason names: the reasons then differ only after "at x="."""
+    if a == b:
+        return True
+    if a.ok or b.ok or a.reason is None or b.reason is None:
+        return False
+    head_a, head_b = a.reason.split(" at x=")[0], b.reason.split(" at x=")[0]
+    return "explodes" in head_a and head_a == head_b
