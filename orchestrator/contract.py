@@ -26,12 +26,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from orchestrator.space import Expr, Numerics, ParseError
 from orchestrator.space.activation import (
     ActivationRef,
+    BetaMode,
     Builtin,
     activation_fingerprint,
     activation_text,
     parse_activation,
 )
-from orchestrator.space.module import BetaMode
 
 ModelName = Literal[
     "resnet20", "resnet32", "resnet56", "preact_resnet164", "wrn_28_10", "densenet100_12",

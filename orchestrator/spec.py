@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from orchestrator.contract import MAX_PACK, TrainConfig
 from orchestrator.errors import ConfigError
-from orchestrator.search.registry import STRATEGY_NAMES, make_strategy
+from orchestrator.search.registry import STRATEGY_NAMES, check_options
 from orchestrator.space import BINARY_NAMES, UNARY_NAMES, SearchSpace, SpaceError
 from orchestrator.space.screen import ScreenConfig
 from orchestrator.validation import read_yaml, validate
@@ -83,7 +83,7 @@ class StrategySpec(_Model):
         return v
 
     def kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``make_strategy``."""
+        """Keyword arguments of ``make_strategy`` (and ``check_options``)."""
         return {**self.options, "failure_reward": self.failure_reward}
 
 
@@ -238,8 +238,8 @@ class SearchSpec(_Model):
 
     @model_validator(mode="after")
     def _strategy_options(self) -> SearchSpec:
-        try:  # building once validates option names and values
-            make_strategy(self.strategy.name, self.space.build(), self.seed, **self.strategy.kwargs())
+        try:  # names, types and ranges of the options, without building the strategy
+            check_options(self.strategy.name, self.seed, **self.strategy.kwargs())
         except (ValueError, TypeError) as e:
             raise ValueError(f"strategy.options: {e}") from e
         return self

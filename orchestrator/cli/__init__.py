@@ -1,35 +1,35 @@
-"""``actsearch-ctl``: one click group; each subcommand family lives in its own module."""
+"""``actsearch-ctl``: one click group; each subcommand family lives in its own module, imported
+only when one of its commands runs (or ``--help`` lists it)."""
 
 from __future__ import annotations
 
-import logging
-
 import click
 
-from orchestrator.cli.benchmark import benchmark, benchmark_report
-from orchestrator.cli.cluster import cancel, list_searches, logs, retry, status, submit
-from orchestrator.cli.operator import operator
-from orchestrator.cli.oneshot import oneshot
-from orchestrator.cli.run import run, top
-from orchestrator.cli.search_sim import search_sim
-from orchestrator.cli.space import space
+from orchestrator.cli.lazy import LazyGroup
+from orchestrator.cli.log_setup import configure_logging
+
+COMMANDS: dict[str, str] = {
+    "space": "orchestrator.cli.space:space",
+    "run": "orchestrator.cli.run:run",
+    "top": "orchestrator.cli.run:top",
+    "search-sim": "orchestrator.cli.search_sim:search_sim",
+    "benchmark": "orchestrator.cli.benchmark:benchmark",
+    "benchmark-report": "orchestrator.cli.benchmark:benchmark_report",
+    "oneshot": "orchestrator.cli.oneshot:oneshot",
+    "submit": "orchestrator.cli.cluster:submit",
+    "list": "orchestrator.cli.cluster:list_searches",
+    "status": "orchestrator.cli.cluster:status",
+    "logs": "orchestrator.cli.cluster:logs",
+    "retry": "orchestrator.cli.cluster:retry",
+    "cancel": "orchestrator.cli.cluster:cancel",
+    "operator": "orchestrator.cli.operator:operator",
+}
+"""Every subcommand: its name and where its click command lives."""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More log output (-v INFO, -vv DEBUG).")
 @click.version_option(package_name="actsearch")
 def main(verbose: int) -> None:
     """Search for neural-network activation functions, locally or on Kubernetes."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-main.add_command(space)
-main.add_command(run)
-main.add_command(top)
-main.add_command(search_sim)
-main.add_command(benchmark)
-main.add_command(benchmark_report)
-main.add_command(oneshot)
-for command in (submit, list_searches, status, logs, retry, cancel, operator):
-    main.add_command(command)
+    configure_logging(verbose)

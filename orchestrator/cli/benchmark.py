@@ -7,15 +7,18 @@ import functools
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.benchmark.runner import BenchmarkProgress
 from orchestrator.cli.errors import expected_errors
 from orchestrator.cli.options import run_with_progress
 from orchestrator.errors import ConfigError
+
+if TYPE_CHECKING:  # the runner imports the trainer's plots (torch): only when a benchmark runs
+    from orchestrator.benchmark.runner import BenchmarkProgress
 
 
 def _progress_table(p: BenchmarkProgress, started: float, name: str) -> Table:

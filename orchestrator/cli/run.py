@@ -7,6 +7,7 @@ import functools
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -14,12 +15,14 @@ from rich.table import Table
 
 from orchestrator.cli.errors import expected_errors
 from orchestrator.cli.options import run_with_progress
-from orchestrator.controller import Controller
 from orchestrator.errors import ConfigError
 from orchestrator.leaderboard import Entry, rank
 from orchestrator.space import parse, to_math
-from orchestrator.spec import SearchSpec
-from orchestrator.trials import Progress
+
+if TYPE_CHECKING:  # the controller and the spec are imported by the commands that use them
+    from orchestrator.controller import Controller
+    from orchestrator.spec import SearchSpec
+    from orchestrator.trials import Progress
 
 
 def _progress_table(p: Progress, started: float, name: str) -> Table:

@@ -11,12 +11,17 @@ import math
 from typing import Any
 
 import click
-import torch
 
 from orchestrator.cli.options import EXPRESSION, echo_json
-from orchestrator.cli.space import space_options, _space
+from orchestrator.cli.space import _space, space_options
 from orchestrator.search import STRATEGY_NAMES, StrategyError, make_strategy
-from orchestrator.search.simulate import SimilarityReward, Spread, Summary, simulate, summarize
+from orchestrator.search.simulate import (
+    SimilarityReward,
+    Spread,
+    Summary,
+    simulate,
+    summarize,
+)
 from orchestrator.space import Expr, to_text
 
 EXHAUSTIVE_LIMIT = 1_000_000
@@ -58,6 +63,8 @@ def search_sim(strategy_name: str, target: Expr, units: int, unary: str | None,
                binary: str | None, budget: int, seeds: int, threshold: float, batch: int,
                settings: tuple[str, ...], as_json: bool) -> None:
     """Best reward over the budget and evaluations to THRESHOLD, mean ± sd over seeds."""
+    import torch  # the policy strategies train a small torch controller
+
     torch.set_num_threads(1)
     space = _space(units, unary, binary)
     options = _parse_set(settings)

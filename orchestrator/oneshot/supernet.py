@@ -1,9 +1,10 @@
 """The one-shot supernet: a mixed activation cell whose every slot is a weighted sum of all ops.
 
-The cell is a chain of core units over the op table of ``orchestrator.space.ops``: unit 1 is
-``b1(u1(x), u2(x))`` and unit k > 1 is ``bk(u(2k-1)(unit k-1), u(2k)(x))``, so two units give the
-paper's figure-1 template ``b2(u3(b1(u1(x), u2(x))), u4(x))``. Each slot mixes its ops with
-weights drawn from one ``Architecture``, shared by every activation site of the network (GRAFS:
+The cell is a chain of core units over the ops of ``orchestrator.space.ops`` (in their torch
+forms, ``space.torch_ops``): unit 1 is ``b1(u1(x), u2(x))`` and unit k > 1 is
+``bk(u(2k-1)(unit k-1), u(2k)(x))``, so two units give the paper's figure-1 template
+``b2(u3(b1(u1(x), u2(x))), u4(x))``. Each slot mixes its ops with weights drawn from one
+``Architecture``, shared by every activation site of the network (GRAFS:
 the architecture is shared, the samples are not):
 
 - ``darts``: softmax(α), the same weights at every site;
@@ -27,8 +28,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from orchestrator.space.expr import X, Expr, Node, Unit
-from orchestrator.space.module import BetaMode
-from orchestrator.space.ops import BINARY, BINARY_NAMES, UNARY, UNARY_NAMES, Numerics
+from orchestrator.space.activation import BetaMode
+from orchestrator.space.ops import BINARY_NAMES, UNARY_NAMES, Numerics
+from orchestrator.space.torch_ops import BINARY_TORCH, UNARY_TORCH
 
 Variant = Literal["darts", "drnas", "gdas"]
 VARIANTS: tuple[Variant, ...] = ("darts", "drnas", "gdas")
@@ -85,8 +87,8 @@ class Architecture(nn.Module):
         self.alpha = nn.ParameterDict({s.name: nn.Parameter(torch.zeros(len(s.ops))) for s in self.slots})
         for s in self.slots:
             self.register_buffer(f"mask_{s.name}", torch.ones(len(s.ops), dtype=torch.bool))
-        table = {"unary": UNARY, "binary": BINARY}
-        self.fns = {s.name: [table[s.kind][op].torch_fn(numerics) for op in s.ops] for s in self.slots}
+        table = {"unary": UNARY_TORCH, "binary": BINARY_TORCH}
+        self.fns = {s.name: [table[s.kind][op].fn(numerics) for op in s.ops] for s in self.slots}
 
     def slot(self, name: str) -> Slot:
         return next(s for s in self.slots if s.name == name)

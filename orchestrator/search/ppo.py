@@ -6,27 +6,16 @@ Each token's importance ratio against the behaviour policy that drew it is clipp
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from orchestrator.search.options import build_config, require_int, require_number
-from orchestrator.search.policy_gradient import ControllerConfig, PolicyGradient
+from orchestrator.search.options import build_config
+from orchestrator.search.policy_gradient import PolicyGradient
+from orchestrator.search.policy_options import PPOConfig
 from orchestrator.space import SearchSpace
-
-
-@dataclass(frozen=True)
-class PPOConfig(ControllerConfig):
-    clip: float = 0.2
-    epochs: int = 4
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        require_number(self, "clip", 0.0, 1.0, low_open=True)
-        require_int(self, "epochs", 1)
 
 
 def clipped_objective(

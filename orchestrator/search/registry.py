@@ -1,45 +1,73 @@
-"""Strategies by name: ``make_strategy("ppo", space, seed, lr=1e-3)``."""
+"""Strategies by name: ``make_strategy("ppo", space, seed, lr=1e-3)``.
+
+Each strategy is listed with its options (a frozen dataclass whose ``__post_init__`` checks names,
+types and ranges) and where its builder lives. ``check_options`` validates a spec's options
+against that table alone, so a spec validates without importing torch or building a policy;
+``make_strategy`` imports the builder when a search actually runs.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 from orchestrator.search.base import Strategy, StrategyError
-from orchestrator.search.evolution import EvolutionConfig, make_evolution
-from orchestrator.search.exhaustive import ExhaustiveConfig, make_exhaustive
-from orchestrator.search.policy_gradient import ControllerConfig
-from orchestrator.search.ppo import PPOConfig, make_ppo
-from orchestrator.search.reinforce import make_reinforce
-from orchestrator.search.uniform import UniformConfig, make_uniform
+from orchestrator.search.evolution import EvolutionConfig
+from orchestrator.search.exhaustive import ExhaustiveConfig
+from orchestrator.search.options import build_config
+from orchestrator.search.policy_options import ControllerConfig, PPOConfig
+from orchestrator.search.uniform import UniformConfig
 from orchestrator.space import SearchSpace
 
-_BUILDERS: dict[str, tuple[Callable[..., Strategy], type]] = {
-    "ppo": (make_ppo, PPOConfig),
-    "reinforce": (make_reinforce, ControllerConfig),
-    "random": (make_uniform, UniformConfig),
-    "exhaustive": (make_exhaustive, ExhaustiveConfig),
-    "evolution": (make_evolution, EvolutionConfig),
+
+@dataclass(frozen=True)
+class _Entry:
+    options: type
+    builder: str  # "module:function", imported on first use
+
+
+_STRATEGIES: dict[str, _Entry] = {
+    "ppo": _Entry(PPOConfig, "orchestrator.search.ppo:make_ppo"),
+    "reinforce": _Entry(ControllerConfig, "orchestrator.search.reinforce:make_reinforce"),
+    "random": _Entry(UniformConfig, "orchestrator.search.uniform:make_uniform"),
+    "exhaustive": _Entry(ExhaustiveConfig, "orchestrator.search.exhaustive:make_exhaustive"),
+    "evolution": _Entry(EvolutionConfig, "orchestrator.search.evolution:make_evolution"),
 }
-STRATEGY_NAMES: tuple[str, ...] = tuple(_BUILDERS)
+STRATEGY_NAMES: tuple[str, ...] = tuple(_STRATEGIES)
 
 
 def strategy_options(name: str) -> dict[str, Any]:
     """The options a strategy accepts, with their defaults."""
     _check_name(name)
-    return {f.name: f.default for f in dataclasses.fields(_BUILDERS[name][1])}
+    return {f.name: f.default for f in dataclasses.fields(_STRATEGIES[name].options)}
+
+
+def check_options(name: str, seed: int, **options: Any) -> None:
+    """Refuse what ``make_strategy`` would refuse, with the same ``StrategyError``, building
+    nothing but the options dataclass."""
+    _check_name(name)
+    _check_seed(seed)
+    build_config(_STRATEGIES[name].options, name, options)
 
 
 def make_strategy(name: str, space: SearchSpace, seed: int, **options: Any) -> Strategy:
     """Build a strategy from its spec; an unknown name or option raises ``StrategyError``
     (a ``ValueError``) naming it and listing what is allowed."""
     _check_name(name)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise StrategyError(f"seed must be an integer >= 0; got {seed!r}")
-    return _BUILDERS[name][0](space, seed, **options)
+    _check_seed(seed)
+    module, function = _STRATEGIES[name].builder.split(":")
+    builder = cast(Callable[..., Strategy], getattr(importlib.import_module(module), function))
+    return builder(space, seed, **options)
 
 
 def _check_name(name: str) -> None:
-    if name not in _BUILDERS:
+    if name not in _STRATEGIES:
         raise StrategyError(f"unknown strategy {name!r}; allowed: {', '.join(STRATEGY_NAMES)}")
+
+
+def _check_seed(seed: int) -> None:
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise StrategyError(f"seed must be an integer >= 0; got {seed!r}")

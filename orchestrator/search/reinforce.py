@@ -11,7 +11,8 @@ from typing import Any
 from torch import Tensor
 
 from orchestrator.search.options import build_config
-from orchestrator.search.policy_gradient import ControllerConfig, PolicyGradient
+from orchestrator.search.policy_gradient import PolicyGradient
+from orchestrator.search.policy_options import ControllerConfig
 from orchestrator.space import SearchSpace
 
 

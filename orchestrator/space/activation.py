@@ -16,20 +16,19 @@ so they are built-ins, written ``builtin:<name>`` wherever an expression is acce
 
 A built-in's fingerprint hashes its name: built-ins never collide with grammar functions or
 with each other, and the key is stable across versions.
+
+This module is what the child's configuration reads, so it imports no torch; the modules that
+train an activation are built by ``orchestrator.space.module``.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from typing import Literal
 
 from orchestrator.space.expr import Expr, to_math, to_text
 from orchestrator.space.fingerprint import fingerprint
-from orchestrator.space.module import Activation, BetaMode
 from orchestrator.space.ops import Numerics
 from orchestrator.space.parse import ParseError, parse
 
@@ -46,6 +45,9 @@ BUILTIN_MATH: dict[str, str] = {
     "gelu": "GELU(x) = x·Φ(x)",
 }
 BUILTIN_NAMES: tuple[str, ...] = tuple(BUILTIN_MATH)
+
+BetaMode = Literal["channel", "scalar"]
+"""β of a searched activation: one per channel of its site, or one for the site."""
 
 
 @dataclass(frozen=True)
@@ -93,49 +95,3 @@ def activation_fingerprint(a: ActivationRef, numerics: Numerics = "safe") -> str
     if isinstance(a, Builtin):
         return hashlib.sha256(str(a).encode()).hexdigest()[:16]
     return fingerprint(a, numerics)
-
-
-class BuiltinActivation(nn.Module):
-    """One site of a built-in activation; PReLU owns a per-channel α (one α without channels)."""
-
-    def __init__(self, builtin: Builtin, channels: int | None = None) -> None:
-        super().__init__()
-        self.builtin = builtin
-        self.alpha: nn.Parameter | None = None
-        if builtin.name == "prelu":
-            self.alpha = nn.Parameter(torch.full((channels or 1,), PRELU_INIT))
-
-    def forward(self, x: Tensor) -> Tensor:
-        name = self.builtin.name
-        if name == "lrelu":
-            return F.leaky_relu(x, LRELU_SLOPE)
-        if name == "prelu":
-            assert self.alpha is not None
-            return F.prelu(x, self.alpha.to(x.dtype))
-        if name == "elu":
-            return F.elu(x, ELU_ALPHA)
-        if name == "selu":
-            return F.selu(x)
-        return F.gelu(x)
-
-    def extra_repr(self) -> str:
-        alpha = "" if self.alpha is None else f", alpha[{self.alpha.numel()}]"
-        return f"{self.builtin}{alpha}"
-
-
-def build_site(
-    a: ActivationRef,
-    channels: int | None = None,
-    beta_mode: BetaMode = "channel",
-    beta_init: float = 1.0,
-    numerics: Numerics = "safe",
-) -> nn.Module:
-    """The module of one activation site (the single place every site is built)."""
-    if isinstance(a, Builtin):
-        return BuiltinActivation(a, channels)
-    return Activation(a, channels, beta_mode, beta_init, numerics)
-
-
-def is_activation_site(m: nn.Module) -> bool:
-    """Whether ``m`` is an activation site; its parameters (β, PReLU's α) get no weight decay."""
-    return isinstance(m, (Activation, BuiltinActivation))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from orchestrator.space.expr import X, Expr, Node, Unit
+from orchestrator.space.expr import Expr, Node, Unit, X
 from orchestrator.space.ops import BINARY, UNARY, Numerics
 
 

@@ -10,7 +10,7 @@ Canonical text form: ``binary(unary(input), unary(input))``, e.g. Swish is
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, Literal, Union
+from typing import Final, Literal
 
 from orchestrator.space.ops import ATOM, BINARY, PASS, UNARY, Op
 
@@ -32,7 +32,7 @@ class Unit:
         return to_text(self)
 
 
-Node = Union[Literal["x"], Unit]
+Node = Literal["x"] | Unit
 Expr = Unit
 """An activation function: the root unit of its tree."""
 

@@ -109,7 +109,7 @@ class SearchSpace:
     def count(self) -> int:
         """The number of valid token sequences (one unit over all ops: 25·25·10 = 6,250)."""
         per_unit = len(self.unary) ** 2 * len(self.binary)
-        return _input_patterns(self.units, 0, 0, 0) * per_unit**self.units
+        return _input_patterns(self.units, 0, 0, 0) * int(per_unit**self.units)
 
     def enumerate(self) -> Iterator[tuple[int, ...]]:
         """Every valid sequence, in lexicographic token order (deterministic)."""

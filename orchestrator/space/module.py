@@ -1,4 +1,5 @@
-"""Compile an expression into an ``nn.Module`` with β as a trainable parameter.
+"""The torch modules of activation sites: an expression compiled with β as a trainable parameter,
+and the built-ins the grammar cannot express.
 
 The tree is flattened once into a straight-line program over its distinct units (canonical
 order), so ``forward`` is a fixed sequence of elementwise ops: no data-dependent control flow,
@@ -11,15 +12,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from orchestrator.space.expr import X, Expr, Node, to_text, units
-from orchestrator.space.ops import BINARY, UNARY, Numerics
+from orchestrator.space.activation import (
+    ELU_ALPHA,
+    LRELU_SLOPE,
+    PRELU_INIT,
+    ActivationRef,
+    BetaMode,
+    Builtin,
+)
+from orchestrator.space.expr import Expr, Node, X, to_text, units
+from orchestrator.space.ops import Numerics
+from orchestrator.space.torch_ops import BINARY_TORCH, UNARY_TORCH
 
-BetaMode = Literal["channel", "scalar"]
+__all__ = [
+    "Activation", "BetaMode", "BuiltinActivation", "build_activation", "build_site",
+    "is_activation_site",
+]
 
 
 @dataclass(frozen=True)
@@ -40,11 +53,11 @@ def _program(expr: Expr, numerics: Numerics) -> tuple[_Step, ...]:
 
     return tuple(
         _Step(
-            UNARY[u.unary1].torch_fn(numerics),
+            UNARY_TORCH[u.unary1].fn(numerics),
             ref(u.input1),
-            UNARY[u.unary2].torch_fn(numerics),
+            UNARY_TORCH[u.unary2].fn(numerics),
             ref(u.input2),
-            BINARY[u.binary].torch_fn(numerics),
+            BINARY_TORCH[u.binary].fn(numerics),
         )
         for u in order
     )
@@ -101,3 +114,49 @@ def build_activation(
 ) -> Activation:
     """The module for one activation site; pass the site's channel count for per-channel β."""
     return Activation(expr, channels, beta_mode, beta_init, numerics)
+
+
+class BuiltinActivation(nn.Module):
+    """One site of a built-in activation; PReLU owns a per-channel α (one α without channels)."""
+
+    def __init__(self, builtin: Builtin, channels: int | None = None) -> None:
+        super().__init__()
+        self.builtin = builtin
+        self.alpha: nn.Parameter | None = None
+        if builtin.name == "prelu":
+            self.alpha = nn.Parameter(torch.full((channels or 1,), PRELU_INIT))
+
+    def forward(self, x: Tensor) -> Tensor:
+        name = self.builtin.name
+        if name == "lrelu":
+            return F.leaky_relu(x, LRELU_SLOPE)
+        if name == "prelu":
+            assert self.alpha is not None
+            return F.prelu(x, self.alpha.to(x.dtype))
+        if name == "elu":
+            return F.elu(x, ELU_ALPHA)
+        if name == "selu":
+            return F.selu(x)
+        return F.gelu(x)
+
+    def extra_repr(self) -> str:
+        alpha = "" if self.alpha is None else f", alpha[{self.alpha.numel()}]"
+        return f"{self.builtin}{alpha}"
+
+
+def build_site(
+    a: ActivationRef,
+    channels: int | None = None,
+    beta_mode: BetaMode = "channel",
+    beta_init: float = 1.0,
+    numerics: Numerics = "safe",
+) -> nn.Module:
+    """The module of one activation site (the single place every site is built)."""
+    if isinstance(a, Builtin):
+        return BuiltinActivation(a, channels)
+    return Activation(a, channels, beta_mode, beta_init, numerics)
+
+
+def is_activation_site(m: nn.Module) -> bool:
+    """Whether ``m`` is an activation site; its parameters (β, PReLU's α) get no weight decay."""
+    return isinstance(m, (Activation, BuiltinActivation))

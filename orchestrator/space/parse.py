@@ -12,9 +12,10 @@ Whitespace between tokens is ignored; printing gives the canonical spacing back.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from orchestrator.space.expr import X, Expr, Node, Unit
+from orchestrator.space.expr import Expr, Node, Unit, X
 from orchestrator.space.ops import BINARY, BINARY_NAMES, UNARY, UNARY_NAMES
 
 _TOKEN = re.compile(r"\s*(?:(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<punct>[(),])|(?P<bad>\S))")
@@ -76,7 +77,7 @@ class _Parser:
             raise self.fail(f"expected {punct!r}")
         self.i += 1
 
-    def name(self, table: dict, what: str, allowed: tuple[str, ...]) -> str:
+    def name(self, table: Mapping[str, object], what: str, allowed: tuple[str, ...]) -> str:
         tok = self.peek()
         if tok.kind != "name":
             raise self.fail(f"expected a {what} function")

@@ -8,7 +8,8 @@ from typing import Any
 
 import torch
 
-from orchestrator.space.activation import ActivationRef, activation_math, build_site
+from orchestrator.space.activation import ActivationRef, activation_math
+from orchestrator.space.module import build_site
 from orchestrator.space.ops import Numerics
 
 

@@ -1,21 +1,25 @@
 """Numeric screen: reject, before any training, functions that cannot make a useful activation.
 
-The function is evaluated with the torch ops actually used in training (float64, autograd for
-f') on realistic pre-activations: ``points`` evenly spaced on ``[-domain, domain]`` (BatchNorm
-keeps pre-activations near N(0, 1); ±5 covers all but 6e-7 of them) at β = ``beta``.
-A function is rejected, with a reason, when it gives a non-finite value or gradient, is constant
-in x, or its value or gradient exceeds the configured limits anywhere on the domain.
+The function and its derivative are evaluated in NumPy, float64, with the rules torch's autograd
+applies to the training ops (``derivative``: the screen sees the gradient training would see, and
+loads without torch), on realistic pre-activations: ``points`` evenly spaced on
+``[-domain, domain]`` (BatchNorm keeps pre-activations near N(0, 1); ±5 covers all but 6e-7 of
+them) at β = ``beta``. A function is rejected, with a reason, when it gives a non-finite value or
+gradient, is constant in x, or its value or gradient exceeds the configured limits anywhere on
+the domain. The reason names the first point where that happens; where |f| or |f'| peaks equally
+at several points (f(-5) and f(5) of an even function), the last bit of the math library decides
+which one is named.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+import numpy as np
 
+from orchestrator.space.derivative import value_and_grad
 from orchestrator.space.expr import Expr
-from orchestrator.space.module import Activation
-from orchestrator.space.ops import Numerics
+from orchestrator.space.ops import Array, Numerics
 
 
 @dataclass(frozen=True)
@@ -42,36 +46,33 @@ def screen(
 ) -> ScreenResult:
     cfg = config or ScreenConfig()
     half = cfg.points // 2  # symmetric grid with 0 exactly on it
-    x = (torch.arange(-half, half + 1, dtype=torch.float64) * (cfg.domain / half)).requires_grad_()
-    act = Activation(expr, beta_mode="scalar", beta_init=cfg.beta, numerics=numerics).double()
-    y = act(x)
-    (grad,) = torch.autograd.grad(y.sum(), x, allow_unused=True)
-    grad = torch.zeros_like(x) if grad is None else grad
-    y, grad, xs = y.detach(), grad.detach(), x.detach()
+    xs = np.arange(-half, half + 1, dtype=np.float64) * (cfg.domain / half)
+    beta = float(np.float32(cfg.beta))  # training keeps β as a float32 parameter
+    y, grad = value_and_grad(expr, xs, beta, numerics)
 
-    def at(mask: torch.Tensor) -> float:
-        return float(xs[mask.nonzero()[0, 0]])
+    def at(mask: Array) -> float:
+        return float(xs[np.flatnonzero(mask)[0]])
 
-    bad = ~torch.isfinite(y)
+    bad = ~np.isfinite(y)
     if bad.any():
         return ScreenResult(False, f"non-finite value at x={at(bad):.4g}")
-    bad = ~torch.isfinite(grad)
+    bad = ~np.isfinite(grad)
     if bad.any():
         return ScreenResult(False, f"non-finite gradient at x={at(bad):.4g}")
-    if float(y.max() - y.min()) <= cfg.constant_tol * max(1.0, float(y.abs().max())):
+    if float(y.max() - y.min()) <= cfg.constant_tol * max(1.0, float(np.abs(y).max())):
         return ScreenResult(False, f"constant in x on [-{cfg.domain:g}, {cfg.domain:g}]")
-    peak = int(y.abs().argmax())
-    if float(y.abs()[peak]) > cfg.max_abs_value:
+    peak = int(np.abs(y).argmax())
+    if float(np.abs(y)[peak]) > cfg.max_abs_value:
         return ScreenResult(
             False,
-            f"value explodes: |f(x)| = {float(y.abs()[peak]):.3g} at x={float(xs[peak]):.4g} "
+            f"value explodes: |f(x)| = {float(np.abs(y)[peak]):.3g} at x={float(xs[peak]):.4g} "
             f"(limit {cfg.max_abs_value:g})",
         )
-    peak = int(grad.abs().argmax())
-    if float(grad.abs()[peak]) > cfg.max_abs_grad:
+    peak = int(np.abs(grad).argmax())
+    if float(np.abs(grad)[peak]) > cfg.max_abs_grad:
         return ScreenResult(
             False,
-            f"gradient explodes: |f'(x)| = {float(grad.abs()[peak]):.3g} at x={float(xs[peak]):.4g} "
+            f"gradient explodes: |f'(x)| = {float(np.abs(grad)[peak]):.3g} at x={float(xs[peak]):.4g} "
             f"(limit {cfg.max_abs_grad:g})",
         )
     return ScreenResult(True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from orchestrator.space.expr import X, Expr, Node, Unit, units
+from orchestrator.space.expr import Expr, Node, Unit, X, units
 from orchestrator.space.ops import BINARY_NAMES, UNARY_NAMES
 
 TOKENS_PER_UNIT = 5
@@ -30,7 +30,7 @@ def encode(expr: Expr) -> tuple[int, ...]:
     index = {u: i for i, u in enumerate(order)}
 
     def ref(node: Node) -> int:
-        return 0 if node == X else index[node] + 1  # type: ignore[index]
+        return 0 if node == X else index[node] + 1
 
     out: list[int] = []
     for u in order:

@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from orchestrator.space.activation import ActivationRef, build_site, is_activation_site
-from orchestrator.space.module import Activation
+from orchestrator.space.activation import ActivationRef
+from orchestrator.space.module import Activation, build_site, is_activation_site
 from orchestrator.trainer.augment import Batches, normalize
 from orchestrator.contract import TrainConfig
 from orchestrator.trainer.data import Data, ImageSet

@@ -77,3 +77,24 @@ def test_the_spec_is_frozen() -> None:
     spec = parse_spec({"name": "s"})
     with pytest.raises(ValueError):
         spec.parallelism = 3  # type: ignore[misc]
+
+
+def test_validating_a_spec_imports_no_torch_and_builds_no_strategy() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from orchestrator.spec import parse_spec\n"
+        "parse_spec({'name': 'x', 'strategy': {'name': 'ppo', 'options': {'lr': 0.01}}})\n"
+        "try:\n"
+        "    parse_spec({'name': 'x', 'strategy': {'name': 'ppo', 'options': {'clip': 2}}})\n"
+        "except Exception as e:\n"
+        "    assert 'strategy.options: option clip must be a number in (0, 1)' in str(e), e\n"
+        "else:\n"
+        "    raise AssertionError('a bad option passed')\n"
+        "loaded = sorted(m for m in ('torch', 'orchestrator.search.ppo', "
+        "'orchestrator.search.policy') if m in sys.modules)\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

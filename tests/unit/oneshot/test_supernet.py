@@ -7,8 +7,9 @@ import torch
 
 from orchestrator.oneshot.search import ops_kept
 from orchestrator.oneshot.supernet import VARIANTS, Architecture, MixedActivation, mix, template_slots
-from orchestrator.space import BINARY, BINARY_NAMES, UNARY, UNARY_NAMES, SearchSpace, parse, to_text
+from orchestrator.space import BINARY_NAMES, UNARY_NAMES, SearchSpace, parse, to_text
 from orchestrator.space.module import Activation
+from orchestrator.space.torch_ops import BINARY_TORCH, UNARY_TORCH
 
 X = torch.linspace(-5, 5, 201, dtype=torch.float64).reshape(3, 67)
 X2 = torch.linspace(4, -3, 201, dtype=torch.float64).reshape(3, 67)
@@ -21,22 +22,22 @@ def _one_hot(n: int, i: int) -> torch.Tensor:
 
 @pytest.mark.parametrize("name", UNARY_NAMES)
 def test_a_unary_mixture_with_one_hot_weights_is_exactly_that_op(name: str) -> None:
-    fns = [UNARY[n].torch_fn("safe") for n in UNARY_NAMES]
+    fns = [UNARY_TORCH[n].fn("safe") for n in UNARY_NAMES]
     i = UNARY_NAMES.index(name)
     got = mix(fns, _one_hot(len(fns), i), range(len(fns)), (X,), BETA, clamp=None)
-    torch.testing.assert_close(got, UNARY[name].torch_fn("safe")(X, BETA), rtol=0, atol=0)
+    torch.testing.assert_close(got, UNARY_TORCH[name].fn("safe")(X, BETA), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("name", BINARY_NAMES)
 def test_a_binary_mixture_with_one_hot_weights_is_exactly_that_op(name: str) -> None:
-    fns = [BINARY[n].torch_fn("safe") for n in BINARY_NAMES]
+    fns = [BINARY_TORCH[n].fn("safe") for n in BINARY_NAMES]
     i = BINARY_NAMES.index(name)
     got = mix(fns, _one_hot(len(fns), i), range(len(fns)), (X, X2), BETA, clamp=None)
-    torch.testing.assert_close(got, BINARY[name].torch_fn("safe")(X, X2, BETA), rtol=0, atol=0)
+    torch.testing.assert_close(got, BINARY_TORCH[name].fn("safe")(X, X2, BETA), rtol=0, atol=0)
 
 
 def test_clamping_bounds_every_op_of_a_mixture() -> None:
-    fns = [UNARY["exp"].torch_fn("safe"), UNARY["cube"].torch_fn("safe")]
+    fns = [UNARY_TORCH["exp"].fn("safe"), UNARY_TORCH["cube"].fn("safe")]
     out = mix(fns, torch.tensor([0.5, 0.5], dtype=torch.float64), [0, 1], (X,), BETA, clamp=10.0)
     assert float(out.abs().max()) <= 10.0
 

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from orchestrator.search import STRATEGY_NAMES, Candidate, Result, StrategyError, make_strategy
+from orchestrator.search import (
+    STRATEGY_NAMES,
+    Candidate,
+    Result,
+    StrategyError,
+    check_options,
+    make_strategy,
+)
 from orchestrator.search.evolution import mutate, mutations
 from orchestrator.space import SearchSpace, decode, to_text
 
@@ -154,19 +161,19 @@ def test_failures_count_as_the_configured_failure_reward(small_space: SearchSpac
     assert [r for _, r in strategy.members] == [-1.0, -1.0, -1.0]
 
 
-@pytest.mark.parametrize(
-    ("name", "options", "message"),
-    [
-        ("annealing", {}, "unknown strategy 'annealing'; allowed: ppo, reinforce"),
-        ("ppo", {"learning_rate": 0.1}, "unknown option(s) 'learning_rate' for strategy 'ppo'; allowed: hidden"),
-        ("reinforce", {"clip": 0.2}, "unknown option(s) 'clip' for strategy 'reinforce'"),
-        ("ppo", {"clip": 1.5}, "option clip must be a number in (0, 1)"),
-        ("evolution", {"population": 3, "sample_size": 5}, "sample_size (5) must not exceed population (3)"),
-        ("exhaustive", {"top_k": 0}, "option top_k must be an integer >= 1"),
-        ("ppo", {"top_k": -1}, "option top_k must be an integer >= 0"),
-        ("ppo", {"rank_advantages": True, "elite_fraction": 0.5}, "exclude each other"),
-    ],
-)
+BAD_OPTIONS = [
+    ("annealing", {}, "unknown strategy 'annealing'; allowed: ppo, reinforce"),
+    ("ppo", {"learning_rate": 0.1}, "unknown option(s) 'learning_rate' for strategy 'ppo'; allowed: hidden"),
+    ("reinforce", {"clip": 0.2}, "unknown option(s) 'clip' for strategy 'reinforce'"),
+    ("ppo", {"clip": 1.5}, "option clip must be a number in (0, 1)"),
+    ("evolution", {"population": 3, "sample_size": 5}, "sample_size (5) must not exceed population (3)"),
+    ("exhaustive", {"top_k": 0}, "option top_k must be an integer >= 1"),
+    ("ppo", {"top_k": -1}, "option top_k must be an integer >= 0"),
+    ("ppo", {"rank_advantages": True, "elite_fraction": 0.5}, "exclude each other"),
+]
+
+
+@pytest.mark.parametrize(("name", "options", "message"), BAD_OPTIONS)
 def test_a_bad_spec_is_refused_with_a_message_naming_it(
     name: str, options: dict, message: str, small_space: SearchSpace
 ) -> None:
@@ -174,6 +181,27 @@ def test_a_bad_spec_is_refused_with_a_message_naming_it(
         make_strategy(name, small_space, 0, **options)
     assert message in str(info.value)
     assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(("name", "options", "message"), BAD_OPTIONS)
+def test_checking_options_refuses_what_building_refuses_with_the_same_message(
+    name: str, options: dict, message: str, small_space: SearchSpace
+) -> None:
+    with pytest.raises(StrategyError) as built:
+        make_strategy(name, small_space, 0, **options)
+    with pytest.raises(StrategyError) as checked:
+        check_options(name, 0, **options)
+    assert str(checked.value) == str(built.value)
+
+
+@pytest.mark.parametrize("name", STRATEGY_NAMES)
+def test_checking_options_accepts_every_strategys_defaults_and_refuses_a_bad_seed(
+    name: str,
+) -> None:
+    check_options(name, 0)
+    check_options(name, 7, **FAST[name])
+    with pytest.raises(StrategyError, match="seed must be an integer >= 0"):
+        check_options(name, -1)
 
 
 def test_a_result_has_a_finite_reward_or_a_failure_reason(small_space: SearchSpace) -> None:

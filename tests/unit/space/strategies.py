@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from orchestrator.space import BINARY_NAMES, UNARY_NAMES, X, Unit
+from orchestrator.space import BINARY_NAMES, UNARY_NAMES, Unit, X
 
 
 def units_of(children: st.SearchStrategy) -> st.SearchStrategy:

@@ -9,13 +9,21 @@ import pytest
 import torch
 from torch import nn
 
+from orchestrator.contract import TrialSpec
 from orchestrator.space import ParseError, parse
 from orchestrator.space.activation import (
-    BUILTIN_NAMES, Builtin, BuiltinActivation, activation_fingerprint, activation_text,
-    build_site, is_activation_site, parse_activation,
+    BUILTIN_NAMES,
+    Builtin,
+    activation_fingerprint,
+    activation_text,
+    parse_activation,
 )
-from orchestrator.space.module import Activation
-from orchestrator.contract import TrialSpec
+from orchestrator.space.module import (
+    Activation,
+    BuiltinActivation,
+    build_site,
+    is_activation_site,
+)
 
 X = torch.linspace(-6.0, 6.0, 241, dtype=torch.float64)
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805

@@ -1,5 +1,5 @@
-"""Every op of the table: torch forms agree with the independent NumPy references, and every
-torch form's gradient passes gradcheck in float64."""
+"""Every op of the table: the torch forms (``torch_ops``) agree with the NumPy forms (``ops``),
+and every torch form's gradient passes gradcheck in float64."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ from orchestrator.space.ops import (
     UNARY_NAMES,
     UNARY_OPS,
 )
+from orchestrator.space.torch_ops import BINARY_TORCH, UNARY_TORCH
+
+TORCH = {**UNARY_TORCH, **BINARY_TORCH}
 
 PAPER_UNARY = [
     "id", "neg", "abs", "square", "cube", "sqrt", "mul_beta", "add_beta", "log_abs", "exp", "sin",
@@ -49,8 +52,8 @@ def test_unary_torch_forms_match_numpy_references(op, x: np.ndarray, beta: float
     t = torch.from_numpy(x)
     b = torch.tensor(beta, dtype=torch.float64)
     with np.errstate(all="ignore"):
-        _close(op.torch_safe(t, b), op.numpy_safe(x, np.float64(beta)))
-        _close(op.torch_paper(t, b), op.numpy_paper(x, np.float64(beta)))
+        _close(TORCH[op.name].safe(t, b), op.numpy_safe(x, np.float64(beta)))
+        _close(TORCH[op.name].paper(t, b), op.numpy_paper(x, np.float64(beta)))
 
 
 @pytest.mark.parametrize("op", BINARY_OPS, ids=lambda o: o.name)
@@ -63,8 +66,8 @@ def test_binary_torch_forms_match_numpy_references(op, data, beta: float) -> Non
     ta, tc = torch.from_numpy(a), torch.from_numpy(c)
     b = torch.tensor(beta, dtype=torch.float64)
     with np.errstate(all="ignore"):
-        _close(op.torch_safe(ta, tc, b), op.numpy_safe(a, c, np.float64(beta)))
-        _close(op.torch_paper(ta, tc, b), op.numpy_paper(a, c, np.float64(beta)))
+        _close(TORCH[op.name].safe(ta, tc, b), op.numpy_safe(a, c, np.float64(beta)))
+        _close(TORCH[op.name].paper(ta, tc, b), op.numpy_paper(a, c, np.float64(beta)))
 
 
 @pytest.mark.parametrize("op", UNARY_OPS + BINARY_OPS, ids=lambda o: o.name)
@@ -76,22 +79,21 @@ def test_safe_forms_are_finite_on_any_finite_input(op, data) -> None:
             for _ in range(op.arity)]
     args = [a[: min(len(x) for x in args)] for a in args]
     beta = torch.tensor(data.draw(st.floats(-10, 10, allow_nan=False)), dtype=torch.float64)
-    out = op.torch_safe(*args, beta)
+    out = TORCH[op.name].safe(*args, beta)
     assert torch.isfinite(out).all(), (op.name, args, out)
 
 
 def test_paper_forms_are_raw_where_the_safe_forms_guard() -> None:
-    ops = {o.name: o for o in UNARY_OPS + BINARY_OPS}
     x = torch.tensor([-4.0], dtype=torch.float64)
     one = torch.tensor(1.0, dtype=torch.float64)
-    assert torch.isnan(ops["sqrt"].torch_paper(x, one)).all()
-    assert torch.isfinite(ops["sqrt"].torch_safe(x, one)).all()
+    assert torch.isnan(TORCH["sqrt"].paper(x, one)).all()
+    assert torch.isfinite(TORCH["sqrt"].safe(x, one)).all()
     big = torch.tensor([200.0], dtype=torch.float64)
-    assert torch.isinf(ops["exp"].torch_paper(big.float(), one.float())).all()
-    assert float(ops["exp"].torch_safe(big, one)) == pytest.approx(GROWTH_LIMIT, rel=1e-9)
+    assert torch.isinf(TORCH["exp"].paper(big.float(), one.float())).all()
+    assert float(TORCH["exp"].safe(big, one)) == pytest.approx(GROWTH_LIMIT, rel=1e-9)
     zero = torch.tensor([-EPS], dtype=torch.float64)
-    assert torch.isinf(ops["div"].torch_paper(one.view(1), zero, one)).all()
-    assert torch.isfinite(ops["div"].torch_safe(one.view(1), zero, one)).all()
+    assert torch.isinf(TORCH["div"].paper(one.view(1), zero, one)).all()
+    assert torch.isfinite(TORCH["div"].safe(one.view(1), zero, one)).all()
 
 
 def _avoiding_kinks(n: int, gen: torch.Generator) -> torch.Tensor:
@@ -110,7 +112,7 @@ def test_unary_gradients_pass_gradcheck(op, numerics: str) -> None:
         x = x.abs()
     x.requires_grad_()
     beta = torch.tensor([0.8], dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda a, b: op.torch_fn(numerics)(a, b), (x, beta))
+    assert torch.autograd.gradcheck(lambda a, b: TORCH[op.name].fn(numerics)(a, b), (x, beta))
 
 
 @pytest.mark.parametrize("numerics", ["safe", "paper"])
@@ -124,7 +126,7 @@ def test_binary_gradients_pass_gradcheck(op, numerics: str) -> None:
     a.requires_grad_()
     c.requires_grad_()
     beta = torch.tensor([0.8], dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda p, q, b: op.torch_fn(numerics)(p, q, b), (a, c, beta))
+    assert torch.autograd.gradcheck(lambda p, q, b: TORCH[op.name].fn(numerics)(p, q, b), (a, c, beta))
 
 
 def test_docs_write_down_every_guarded_form() -> None:

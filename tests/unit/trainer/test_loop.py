@@ -110,7 +110,8 @@ def test_a_model_that_cannot_be_compiled_still_trains_eagerly(digits: D.Data, mo
 def test_a_builtin_prelu_child_learns_digits_and_its_alphas_train_without_weight_decay(
     digits: D.Data,
 ) -> None:
-    from orchestrator.space.activation import Builtin, BuiltinActivation
+    from orchestrator.space.activation import Builtin
+    from orchestrator.space.module import BuiltinActivation
 
     cfg = quick(steps=60)
     child = loop.build(cfg, Builtin("prelu"), digits, loop.resolve(cfg))

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from orchestrator.space import parse
-from orchestrator.space.activation import Builtin, build_site
+from orchestrator.space.activation import Builtin
+from orchestrator.space.module import build_site
 from orchestrator.trainer import data as D
 from orchestrator.trainer import loop
 from orchestrator.trainer.errors import NonFiniteLoss
