@@ -257,6 +257,10 @@ class Controller:
     def _launched(self) -> list[Trial]:
         return [t for t in self.trials if t.state == LAUNCHED]
 
+    def launches_in_flight(self) -> list[str]:
+        """Launch ids (trial or pack ids) of the children running now: what a cancel stops."""
+        return sorted({t.launch for t in self._launched()})
+
     def _running_launches(self) -> int:
         """Processes/Jobs in flight: what ``parallelism`` bounds (members of a pack share one)."""
         return len({t.launch for t in self._launched()})
