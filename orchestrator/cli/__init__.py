@@ -8,6 +8,7 @@ import click
 
 from orchestrator.cli.benchmark import benchmark, benchmark_report
 from orchestrator.cli.cluster import cancel, list_searches, logs, retry, status, submit
+from orchestrator.cli.crd import crd
 from orchestrator.cli.operator import operator
 from orchestrator.cli.oneshot import oneshot
 from orchestrator.cli.run import run, top
@@ -31,5 +32,5 @@ main.add_command(search_sim)
 main.add_command(benchmark)
 main.add_command(benchmark_report)
 main.add_command(oneshot)
-for command in (submit, list_searches, status, logs, retry, cancel, operator):
+for command in (submit, list_searches, status, logs, retry, cancel, crd, operator):
     main.add_command(command)
