@@ -16,7 +16,8 @@ Failed        False, <why>                     False, <why>                    T
 Cancelled     False, Cancelled                 False, Cancelled                False, Cancelled
 ============  ===============================  ==============================  ================
 
-``<why>`` is a CamelCase reason given by the operator (``InvalidSpec``, ``SearchFailed``).
+``<why>`` is a CamelCase reason given by the operator (``InvalidSpec``, ``SearchFailed``), kept
+by later writes that give none.
 A condition's ``lastTransitionTime`` changes only when its status does; its ``reason``,
 ``message`` and ``observedGeneration`` follow the latest write.
 """
@@ -77,6 +78,10 @@ def conditions(previous: Sequence[Mapping[str, Any]] | None, phase: str, message
     whose status is unchanged keeps its ``lastTransitionTime``; types other than ours (written
     by someone else) are kept as they are, after ours."""
     before = {str(c.get("type")): c for c in previous or []}
+    if phase == FAILED and reason is None:  # a later write (a note, a retry) keeps the why
+        failed = before.get(FAILED_CONDITION) or {}
+        reason = str(failed["reason"]) if failed.get("status") == "True" and failed.get(
+            "reason") else None
     stamp = now or _now()
     out: list[dict[str, Any]] = []
     for type_, (status, why) in derive(phase, reason).items():

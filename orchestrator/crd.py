@@ -206,7 +206,7 @@ def crd_schema() -> dict[str, Any]:
     }
 
 
-PRINTER_COLUMNS: Final[list[dict[str, str]]] = [
+PRINTER_COLUMNS: Final[list[dict[str, str | int]]] = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
     {"name": "Done", "type": "integer", "jsonPath": ".status.trialsDone",
      "description": "Children trained."},

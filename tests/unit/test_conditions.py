@@ -35,6 +35,13 @@ def test_a_failed_search_carries_its_reason_in_all_three_conditions() -> None:
     assert {r for _, r in derive("Cancelled").values()} == {"Cancelled"}
 
 
+def test_a_later_write_of_a_failed_search_keeps_the_reason_it_failed_for() -> None:
+    failed = conditions(None, "Failed", "bad spec", 1, "InvalidSpec", now="t0")
+    noted = by_type(conditions(failed, "Failed", "bad spec; an edit was refused", 2, now="t1"))
+    assert {c["reason"] for c in noted.values()} == {"InvalidSpec"}
+    assert noted["Failed"]["lastTransitionTime"] == "t0"
+
+
 def test_an_outage_makes_a_running_search_not_ready_without_changing_its_phase() -> None:
     assert derive("Running", "Unavailable")["Ready"] == ("False", "Unavailable")
     assert derive("Running")["Ready"] == ("True", "Running")
