@@ -27,7 +27,6 @@ from orchestrator.spec import SearchSpec, check_backend, parse_spec
 from orchestrator.storage import Store, open_store
 
 
-
 def _mlflow_tracker(uri: str, experiment: str) -> Tracker:
     from orchestrator.tracking import MlflowTracker
 

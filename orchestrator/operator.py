@@ -124,7 +124,8 @@ class SearchRunner:
                                   search_ref(self.obj), generation)
                 return
             if self.cancel_requested() and status.get("phase") in (None, PENDING, FAILED):
-                self._cancelled(generation, "Cancelled before it ran: nothing to stop.")
+                self._cancelled(generation, "Cancelled while its loop was not running: no Job "
+                                "was deleted.")
                 return
             if not self._run_generation(generation, status.get("phase") == SUCCEEDED):
                 return

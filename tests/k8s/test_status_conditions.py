@@ -120,5 +120,5 @@ def test_a_search_cancelled_before_it_ran_is_cancelled_without_a_job(
     apiserver.put_object("activationsearches", NAMESPACE, obj)
     with operator_running(api_client, defaults(tracker, str(tmp_path))):
         final = wait_for(lambda: phase(apiserver, "Cancelled"), 15, "phase Cancelled")
-    assert "Cancelled before it ran" in final["message"]
+    assert "Cancelled while its loop was not running" in final["message"]
     assert apiserver.calls("create", "jobs") == [] and tracker.runs == {}
