@@ -51,6 +51,7 @@ from orchestrator.trials import (
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class Controller:
     spec: SearchSpec
@@ -138,6 +139,10 @@ class Controller:
 
     def _in(self, state: str) -> list[Trial]:
         return [t for t in self.trials if t.state == state]
+
+    def launches_in_flight(self) -> list[str]:
+        """Launch ids (trial or pack ids) of the children running now: what a cancel stops."""
+        return sorted({t.launch for t in self._in(LAUNCHED)})
 
     def gpu_hours(self) -> float:
         """Wall time × GPUs of every launch, a pack counted once (``ledger.gpu_hours``)."""

@@ -13,6 +13,7 @@ model's cross-field rules still run when the operator parses the spec).
 
 from __future__ import annotations
 
+import copy
 import sys
 from typing import Any, Final, Literal
 
@@ -62,6 +63,19 @@ class Condition(BaseModel):
     observedGeneration: int | None = Field(None, ge=0, description="metadata.generation it describes.")
 
 
+class BestTrial(BaseModel):
+    """The leading trial so far (Katib's currentOptimalTrial): what `kubectl get` shows
+    without asking MLflow."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trial: str | None = Field(None, description="Trial id, e.g. s1-t00042.")
+    expression: str | None = Field(None, description="The function in math form.")
+    valAccuracy: float | None = Field(None, description="Its validation accuracy.")
+    fingerprint: str | None = Field(None, description="Fingerprint of the function.")
+    runId: str | None = Field(None, description="MLflow run id of the trial.")
+
+
 class SearchStatus(BaseModel):
     """What the operator reports on a search: summaries only, so the object stays small however
     many trials run (per-trial detail lives in MLflow)."""
@@ -74,10 +88,12 @@ class SearchStatus(BaseModel):
     trialsDone: int | None = Field(None, ge=0, description="Children finished (cache hits excluded).")
     trialsRunning: int | None = Field(None, ge=0, description="Children launched and not yet finished.")
     trialsFailed: int | None = Field(None, ge=0, description="Children that failed (NaN, crash, screened out).")
+    trialsBudget: int | None = Field(None, ge=0, description="Children the budget allows (budget.trials in force).")
     cacheHits: int | None = Field(None, ge=0, description="Candidates answered from earlier results.")
-    bestAccuracy: float | None = Field(None, description="Best validation accuracy so far.")
-    bestFunction: str | None = Field(None, description="Expression of the best function so far.")
-    bestFingerprint: str | None = Field(None, description="Fingerprint of the best function.")
+    best: BestTrial | None = Field(None, description="The best trial so far.")
+    bestAccuracy: float | None = Field(None, description="Best validation accuracy so far (also best.valAccuracy).")
+    bestFunction: str | None = Field(None, description="Expression of the best function so far (also best.expression).")
+    bestFingerprint: str | None = Field(None, description="Fingerprint of the best function (also best.fingerprint).")
     parentRunId: str | None = Field(None, description="MLflow run id of the search.")
     message: str | None = Field(None, description="Last notable event, in a sentence.")
     observedGeneration: int | None = Field(None, ge=0, description="metadata.generation last acted on.")
@@ -190,16 +206,23 @@ def crd_schema() -> dict[str, Any]:
     }
 
 
-PRINTER_COLUMNS: Final[list[dict[str, str]]] = [
+PRINTER_COLUMNS: Final[list[dict[str, str | int]]] = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-    {"name": "Done", "type": "integer", "jsonPath": ".status.trialsDone"},
-    {"name": "Running", "type": "integer", "jsonPath": ".status.trialsRunning"},
-    {"name": "Failed", "type": "integer", "jsonPath": ".status.trialsFailed"},
-    {"name": "Best", "type": "number", "jsonPath": ".status.bestAccuracy",
+    {"name": "Done", "type": "integer", "jsonPath": ".status.trialsDone",
+     "description": "Children trained."},
+    {"name": "Budget", "type": "integer", "jsonPath": ".status.trialsBudget",
+     "description": "Children the budget allows."},
+    {"name": "Running", "type": "integer", "jsonPath": ".status.trialsRunning", "priority": 1},
+    {"name": "Failed", "type": "integer", "jsonPath": ".status.trialsFailed", "priority": 1},
+    {"name": "Best", "type": "number", "jsonPath": ".status.best.valAccuracy",
      "description": "Best validation accuracy so far."},
-    {"name": "Function", "type": "string", "jsonPath": ".status.bestFunction"},
+    {"name": "Function", "type": "string", "jsonPath": ".status.best.expression",
+     "description": "The best function so far."},
+    {"name": "Trial", "type": "string", "jsonPath": ".status.best.trial", "priority": 1},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
+"""``kubectl get activationsearches``: the leader without reaching MLflow; ``-o wide`` adds
+the columns of priority 1."""
 
 
 def crd_manifest() -> dict[str, Any]:
@@ -249,9 +272,10 @@ def _draft4(node: dict[str, Any], closed: bool = True) -> dict[str, Any]:
     return out
 
 
-def validate_cr(obj: Any) -> list[str]:
+def validate_cr(obj: Any, schema: dict[str, Any] | None = None) -> list[str]:
     """Why the API server would reject ``obj`` as an ActivationSearch: one line per problem,
-    ``path: message``; empty when it would be accepted."""
+    ``path: message``; empty when it would be accepted. ``schema``: the ``openAPIV3Schema`` of
+    the CRD a cluster serves (default: this version's)."""
     if not isinstance(obj, dict):
         return [f"an ActivationSearch is a mapping; got {type(obj).__name__}"]
     errors = []
@@ -259,8 +283,8 @@ def validate_cr(obj: Any) -> list[str]:
         errors.append(f"apiVersion: must be {GROUP}/{VERSION}; got {obj.get('apiVersion')!r}")
     if obj.get("kind") != KIND:
         errors.append(f"kind: must be {KIND}; got {obj.get('kind')!r}")
-    schema = crd_schema()
-    metadata = schema["properties"].pop("metadata")
+    schema = copy.deepcopy(schema) if schema is not None else crd_schema()
+    metadata = schema["properties"].pop("metadata", {"type": "object"})
     draft4 = _draft4(schema)
     draft4["properties"]["metadata"] = _draft4(metadata, closed=False)
     draft4["required"] = ["metadata", "spec"]

@@ -28,8 +28,6 @@ from orchestrator.spec import SearchSpec, check_backend, parse_spec
 from orchestrator.storage import Store, open_store
 from orchestrator.tracker import Tracker
 
-PENDING, RUNNING, SUCCEEDED, FAILED = "Pending", "Running", "Succeeded", "Failed"
-
 
 def _mlflow_tracker(uri: str, experiment: str) -> Tracker:
     from orchestrator.tracking import MlflowTracker
@@ -169,15 +167,20 @@ def search_status(ctl: Controller, phase: str, message: str, generation: int | N
         "trialsDone": p.trained - p.running,
         "trialsRunning": p.running,
         "trialsFailed": p.failed,
+        "trialsBudget": p.budget,
         "cacheHits": p.cache_hits + p.duplicates,
         "parentRunId": ctl.parent_run_id,
         "message": message,
         "observedGeneration": generation,
     }
     if p.best is not None and p.best.reward is not None and math.isfinite(p.best.reward):
-        status.update(bestAccuracy=round(float(p.best.reward), 6),
-                      bestFunction=to_math(p.best.candidate.expr),
+        accuracy, expression = round(float(p.best.reward), 6), to_math(p.best.candidate.expr)
+        status.update(bestAccuracy=accuracy, bestFunction=expression,
                       bestFingerprint=p.best.fingerprint)
+        status["best"] = {"trial": p.best.trial_id, "expression": expression,
+                          "valAccuracy": accuracy, "fingerprint": p.best.fingerprint}
+        if p.best.run_id:
+            status["best"]["runId"] = p.best.run_id
     return status
 
 

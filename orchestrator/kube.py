@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from orchestrator.errors import ActsearchError, ConfigError, TemporaryUnavailable
@@ -44,6 +44,9 @@ PLURAL = "activationsearches"
 API_VERSION = f"{GROUP}/{VERSION}"
 CONTROLLER_SELECTOR = "app.kubernetes.io/name=actsearch,app.kubernetes.io/component=controller"
 """Labels of the controller's pods (the chart's Deployment), for ``actsearch-ctl logs``."""
+CANCEL_ANNOTATION = f"{GROUP}/cancel-requested"
+"""Set on a search by ``actsearch-ctl cancel`` (its value: when): the operator deletes its
+running Jobs, keeps its checkpoint and reports phase Cancelled."""
 
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 CRD_MISSING = (
@@ -193,6 +196,7 @@ class Cluster:
         self.custom = client.CustomObjectsApi(api_client)
         self.core = client.CoreV1Api(api_client)
         self.batch = client.BatchV1Api(api_client)
+        self.extensions = client.ApiextensionsV1Api(api_client)
         self.backoff = backoff
 
     def with_backoff(self, backoff: Backoff) -> Cluster:
@@ -279,6 +283,22 @@ class Cluster:
                 f"there is no ActivationSearch {name!r} in namespace {namespace!r}",
                 e.status, e.reason) from e
 
+    def annotate_search(self, namespace: str, name: str, annotations: dict[str, str | None]
+                        ) -> dict[str, Any]:
+        """Merge ``annotations`` into the search's metadata (None removes one); the spec, and so
+        ``metadata.generation``, is untouched."""
+        try:
+            return self._call(
+                lambda: self.custom.patch_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, name,
+                    {"metadata": {"annotations": annotations}}),
+                f"annotating ActivationSearch {namespace}/{name}",
+            )
+        except NotFound as e:
+            raise SearchNotFound(
+                f"there is no ActivationSearch {name!r} in namespace {namespace!r}; "
+                "`actsearch-ctl list` shows the searches there", e.status, e.reason) from e
+
     def patch_search_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Merge ``status`` into the status subresource (the main object is untouched)."""
         self._call(
@@ -286,6 +306,36 @@ class Cluster:
                 GROUP, VERSION, namespace, PLURAL, name, {"status": status}),
             f"writing the status of ActivationSearch {namespace}/{name}",
         )
+
+    # -- the CRD (cluster-scoped: a cluster administrator's rights) ----------------------------
+
+    def read_crd(self, name: str) -> dict[str, Any] | None:
+        """A CustomResourceDefinition as plain data, or None when there is none."""
+        try:
+            response = self._call(
+                lambda: self.extensions.read_custom_resource_definition(
+                    name, _preload_content=False),
+                f"reading CustomResourceDefinition {name}")
+        except NotFound:
+            return None
+        return dict(json.loads(response.data))
+
+    def create_crd(self, body: dict[str, Any]) -> dict[str, Any]:
+        name = body["metadata"]["name"]
+        response = self._call(
+            lambda: self.extensions.create_custom_resource_definition(
+                body, _preload_content=False),
+            f"creating CustomResourceDefinition {name}")
+        return dict(json.loads(response.data))
+
+    def replace_crd(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Replace a CRD; ``metadata.resourceVersion`` in ``body`` guards a concurrent edit."""
+        name = body["metadata"]["name"]
+        response = self._call(
+            lambda: self.extensions.replace_custom_resource_definition(
+                name, body, _preload_content=False),
+            f"replacing CustomResourceDefinition {name}")
+        return dict(json.loads(response.data))
 
     # -- jobs -----------------------------------------------------------------------------------
 
@@ -338,3 +388,25 @@ class Cluster:
             f"reading the log of pod {namespace}/{pod}",
         )
         return bytes(response.data).decode("utf-8", errors="replace")
+
+    def follow_pod_log(self, namespace: str, pod: str, tail: int | None = None
+                       ) -> Iterator[str]:
+        """A pod's log line by line as it is written (``kubectl logs -f``), until the pod's
+        container ends or the connection closes."""
+        kwargs: dict[str, Any] = {"tail_lines": tail} if tail else {}
+        response = self._call(
+            lambda: self.core.read_namespaced_pod_log(pod, namespace, follow=True,
+                                                      _preload_content=False, **kwargs),
+            f"following the log of pod {namespace}/{pod}",
+        )
+        pending = b""
+        try:
+            for chunk in response.stream(4096):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    yield line.decode("utf-8", errors="replace") + "\n"
+            if pending:
+                yield pending.decode("utf-8", errors="replace")
+        finally:
+            response.release_conn()

@@ -15,6 +15,14 @@ runs on. The daemon's filter (``needs_a_loop``) stops the loop of a search that 
 current generation; an edit, or ``actsearch-ctl retry`` (which clears ``observedGeneration``),
 brings it back.
 
+Cancel: ``actsearch-ctl cancel`` sets the ``actsearch.io/cancel-requested`` annotation; between
+two ticks the loop deletes the search's running Jobs, writes its checkpoint (a retry resumes
+from it and launches the cancelled children again) and reports phase Cancelled.
+
+Status: besides the summaries (``incluster.search_status``), every write carries the standard
+conditions Ready, Succeeded and Failed (``orchestrator.conditions``), derived from the phase, so
+``kubectl wait --for=condition=Succeeded`` works.
+
 Failures are split the project's way: a bad spec, a refused permission or an invalid object
 (``ConfigError``) ends the search with phase Failed and the reason as its message; an outage
 (``TemporaryUnavailable``, after the per-call retries) is written to the message, waited out
@@ -33,13 +41,27 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from orchestrator.amend import Change, amend, describe, rejection
+from orchestrator.conditions import (
+    CANCELLED,
+    ENDED,
+    FAILED,
+    PENDING,
+    RUNNING,
+    SUCCEEDED,
+    UNAVAILABLE,
+    conditions,
+)
 from orchestrator.controller import Controller
 from orchestrator.errors import ConfigError, TemporaryUnavailable
 from orchestrator.incluster import (
-    FAILED, PENDING, RUNNING, SUCCEEDED, ClusterDefaults, build_controller, progress_message,
-    search_ref, search_status, spec_of,
+    ClusterDefaults,
+    build_controller,
+    progress_message,
+    search_ref,
+    search_status,
+    spec_of,
 )
-from orchestrator.kube import GROUP, PLURAL, VERSION, Cluster
+from orchestrator.kube import CANCEL_ANNOTATION, GROUP, PLURAL, VERSION, Cluster
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +104,18 @@ class SearchRunner:
         g = (self.obj.get("metadata") or {}).get("generation")
         return int(g) if g is not None else None
 
-    def write(self, status: dict[str, Any]) -> None:
-        """Patch the status subresource, only with what changed since the last write."""
+    def cancel_requested(self) -> bool:
+        annotations = (self.obj.get("metadata") or {}).get("annotations") or {}
+        return CANCEL_ANNOTATION in annotations
+
+    def write(self, status: dict[str, Any], reason: str | None = None) -> None:
+        """Patch the status subresource, only with what changed since the last write; the
+        conditions follow the phase (``reason``: why it failed, or ``Unavailable``)."""
+        merged = {**(self._written or {}), **status}
+        if merged.get("phase"):
+            status = {**status, "conditions": conditions(
+                merged.get("conditions"), merged["phase"], str(merged.get("message") or ""),
+                merged.get("observedGeneration"), reason)}
         changed = {k: v for k, v in status.items()
                    if self._written is None or self._written.get(k) != v}
         if not changed:
@@ -98,10 +130,14 @@ class SearchRunner:
         self._written = dict(self.obj.get("status") or {})
         while not self.stopped.is_set():
             status, generation = self._written or {}, self._generation()
-            ended = status.get("phase") in (SUCCEEDED, FAILED)
+            ended = status.get("phase") in ENDED
             if ended and status.get("observedGeneration") == generation:
                 self.logger.debug("search %s ended at generation %s; nothing to do",
                                   search_ref(self.obj), generation)
+                return
+            if self.cancel_requested() and status.get("phase") in (None, PENDING, FAILED):
+                self._cancelled(generation, "Cancelled while its loop was not running: no Job "
+                                "was deleted.")
                 return
             if not self._run_generation(generation, status.get("phase") == SUCCEEDED):
                 return
@@ -117,7 +153,7 @@ class SearchRunner:
             self.logger.error("%s; nothing was created", e)
             self.event("Warning", "InvalidSpec", f"{e}; nothing was created.")
             self.write({"phase": FAILED, "message": f"{e}; nothing was created.",
-                        "observedGeneration": generation})
+                        "observedGeneration": generation}, reason="InvalidSpec")
             return False
         outages = 0
         while not self.stopped.is_set():
@@ -152,7 +188,7 @@ class SearchRunner:
                            "it (it resumes from its checkpoint), or delete and resubmit it.")
                 self.event("Warning", "Failed", message)
                 self.write({"phase": FAILED, "message": message,
-                            "observedGeneration": generation})
+                            "observedGeneration": generation}, reason="SearchFailed")
                 return False
             except TemporaryUnavailable as e:
                 delay = min(self.defaults.backoff.initial * 2 ** outages, MAX_OUTAGE_WAIT)
@@ -163,7 +199,7 @@ class SearchRunner:
                            f"in {delay:.0f} s.")
                 try:
                     self.write({"message": f"{e}. Resuming from the last checkpoint in "
-                                f"{delay:.0f} s."})
+                                f"{delay:.0f} s."}, reason=UNAVAILABLE)
                 except (ConfigError, TemporaryUnavailable) as again:
                     self.logger.warning("search %s: status not written either: %s",
                                         search_ref(self.obj), again)
@@ -176,6 +212,9 @@ class SearchRunner:
         """Tick until the search ends or ``stopped`` is set (False), or until an edit of live
         fields needs the controller rebuilt with it (True)."""
         while not self.stopped.is_set():
+            if self.cancel_requested():
+                self._cancel(ctl, generation)
+                return False
             finished = ctl.tick()
             if finished:
                 self._finish(ctl, generation)
@@ -228,6 +267,27 @@ class SearchRunner:
         self._note = (f" The edit of generation {generation} was not applied ({short}); "
                       "`kubectl describe` shows why.")
         self.write({"message": message + self._note, "observedGeneration": generation})
+
+    def _cancel(self, ctl: Controller, generation: int | None) -> None:
+        """Stop a running search: delete its running Jobs, keep its checkpoint (with those
+        children still launched: a retry finds their Jobs gone and launches them again)."""
+        launches = ctl.launches_in_flight()
+        for launch in launches:
+            ctl.backend.cancel(launch)
+        ctl.checkpoint()
+        jobs = f"{len(launches)} running Job{'s' if len(launches) != 1 else ''} deleted"
+        self._cancelled(generation, f"Cancelled: {progress_message(ctl, finished=True)} {jobs}.",
+                        ctl)
+
+    def _cancelled(self, generation: int | None, message: str,
+                   ctl: Controller | None = None) -> None:
+        message += (" Its checkpoint and MLflow runs stay: `actsearch-ctl retry` resumes it, "
+                    "`actsearch-ctl cancel --delete` deletes it.")
+        self.logger.info("search %s cancelled: %s", search_ref(self.obj), message)
+        self.event("Normal", "Cancelled", message)
+        status = (search_status(ctl, CANCELLED, message, generation) if ctl is not None else
+                  {"phase": CANCELLED, "message": message, "observedGeneration": generation})
+        self.write(status)
 
     def _finish(self, ctl: Controller, generation: int | None) -> None:
         from orchestrator.report import publish
@@ -298,7 +358,7 @@ def needs_a_loop(status: Mapping[str, Any], meta: Mapping[str, Any], **_: Any) -
     """kopf's filter of the search daemon: every search has a loop unless it ended at its
     current generation, so finished searches hold no thread, and an edit (a new generation) or
     `actsearch-ctl retry` (which clears ``observedGeneration``) brings the loop back."""
-    return not (status.get("phase") in (SUCCEEDED, FAILED)
+    return not (status.get("phase") in ENDED
                 and status.get("observedGeneration") == meta.get("generation"))
 
 

@@ -3,9 +3,10 @@
 The chart's Role (helm/actsearch/templates/rbac.yaml) and the plain manifests must grant exactly
 these rules (a chart test compares them), and the operator and Kubernetes backend tests check that
 every API call they make is covered and every rule is used (tests/k8s/test_rbac.py). Each rule
-names who needs it. Child Jobs are never deleted or listed by the controller: deleting a search
+names who needs it. Child Jobs are never listed by the controller: deleting a search
 garbage-collects them through their ownerReferences, and a restarted controller finds them by
-name. ``KubernetesBackend.list_trials``/``cancel`` exist for tools run with a user's own rights.
+name; it deletes them only when a search is cancelled (``actsearch-ctl cancel``).
+``KubernetesBackend.list_trials`` exists for tools run with a user's own rights.
 """
 
 from __future__ import annotations
@@ -20,8 +21,14 @@ RULES: Final[list[dict[str, list[str]]]] = [
     # operator: write progress into .status (merge patch of the status subresource)
     {"apiGroups": ["actsearch.io"], "resources": ["activationsearches/status"],
      "verbs": ["patch"]},
-    # kubernetes backend: one Job per child, created by name (a 409 re-attaches; no get needed)
-    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create"]},
+    # kubernetes backend: a child's Job names its search as owner with blockOwnerDeletion; where
+    # the OwnerReferencesPermissionEnforcement admission plugin is on (OpenShift by default), the
+    # Job's creator needs update on the owner's finalizers (checked at create; never requested)
+    {"apiGroups": ["actsearch.io"], "resources": ["activationsearches/finalizers"],
+     "verbs": ["update"]},
+    # kubernetes backend: one Job per child, created by name (a 409 re-attaches; no get needed);
+    # operator: a cancelled search's running Jobs are deleted (their GPUs freed at once)
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "delete"]},
     # kubernetes backend: read a Job's status to see a child that died without logging
     {"apiGroups": ["batch"], "resources": ["jobs/status"], "verbs": ["get"]},
     # operator: Events on searches (Started, Resumed, Succeeded, Failed...: `kubectl describe`)

@@ -16,12 +16,24 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from orchestrator.space import ParseError
-from orchestrator.space.activation import Builtin, activation_math, activation_text, parse_activation
-from orchestrator.spec import BackendSpec, StorageSpec, TrackingSpec, check_name
 from orchestrator.contract import MAX_PACK, DatasetName, ModelName, TrainConfig
+from orchestrator.space import ParseError
+from orchestrator.space.activation import (
+    Builtin,
+    activation_math,
+    activation_text,
+    parse_activation,
+)
+from orchestrator.spec import BackendSpec, StorageSpec, TrackingSpec, check_name
 from orchestrator.validation import describe, read_yaml, validate
 
 BASELINES: dict[str, str] = {

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "logs": "orchestrator.cli.cluster:logs",
     "retry": "orchestrator.cli.cluster:retry",
     "cancel": "orchestrator.cli.cluster:cancel",
+    "crd": "orchestrator.cli.crd:crd",
     "operator": "orchestrator.cli.operator:operator",
 }
 """Every subcommand: its name and where its click command lives."""

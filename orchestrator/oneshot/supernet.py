@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from orchestrator.space.expr import X, Expr, Node, Unit
 from orchestrator.space.activation import BetaMode
+from orchestrator.space.expr import Expr, Node, Unit, X
 from orchestrator.space.ops import BINARY_NAMES, UNARY_NAMES, Numerics
 from orchestrator.space.torch_ops import BINARY_TORCH, UNARY_TORCH
 

@@ -1,6 +1,13 @@
 """Search strategies behind one interface: ppo, reinforce, random, exhaustive, evolution."""
 
-from orchestrator.search.base import Candidate, Learner, Result, Strategy, StrategyError, UpdateStats
+from orchestrator.search.base import (
+    Candidate,
+    Learner,
+    Result,
+    Strategy,
+    StrategyError,
+    UpdateStats,
+)
 from orchestrator.search.dedup import Dedup, Routed, candidate_key
 from orchestrator.search.registry import (
     STRATEGY_NAMES,

@@ -29,16 +29,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from orchestrator.contract import TrainConfig
 from orchestrator.space.activation import ActivationRef
 from orchestrator.space.module import Activation, build_site, is_activation_site
 from orchestrator.trainer.augment import Batches, normalize
-from orchestrator.contract import TrainConfig
 from orchestrator.trainer.data import Data, ImageSet
 from orchestrator.trainer.errors import BadInput, NonFiniteLoss
 from orchestrator.trainer.models import MakeAct, build_model
 from orchestrator.trainer.packing import (
-    build_packed_network, optimizer_names, pack_optimizer_state, pack_state, packed_sites,
-    unpack_optimizer_state, unpack_state,
+    build_packed_network,
+    optimizer_names,
+    pack_optimizer_state,
+    pack_state,
+    packed_sites,
+    unpack_optimizer_state,
+    unpack_state,
 )
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,16 @@ from orchestrator.crd import validate_cr
 from orchestrator.rbac import RULES
 from orchestrator.spec import KubernetesBackendSpec, parse_spec
 from tests.chart.conftest import (
-    CHART, FULL_VALUES, NAMESPACE, RELEASE, SKIP_ENV, Helm, find_tool, named, of_kind, pod_specs,
+    CHART,
+    FULL_VALUES,
+    NAMESPACE,
+    RELEASE,
+    SKIP_ENV,
+    Helm,
+    find_tool,
+    named,
+    of_kind,
+    pod_specs,
 )
 
 K8S_VERSION = "1.35.0"

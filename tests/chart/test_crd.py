@@ -11,7 +11,14 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from orchestrator.crd import CLUSTER_DEFAULTS, CRD_NAME, crd_manifest, crd_schema, render, validate_cr
+from orchestrator.crd import (
+    CLUSTER_DEFAULTS,
+    CRD_NAME,
+    crd_manifest,
+    crd_schema,
+    render,
+    validate_cr,
+)
 from orchestrator.spec import KubernetesBackendSpec, SearchSpec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,11 +133,18 @@ def test_the_status_holds_summaries_only() -> None:
 def test_printer_columns_and_names_for_kubectl() -> None:
     spec = crd_manifest()["spec"]
     columns = {c["name"]: c["jsonPath"] for c in spec["versions"][0]["additionalPrinterColumns"]}
-    assert list(columns) == ["Phase", "Done", "Running", "Failed", "Best", "Function", "Age"]
-    status = crd_schema()["properties"]["status"]["properties"]
+    assert list(columns) == ["Phase", "Done", "Budget", "Running", "Failed", "Best", "Function",
+                             "Trial", "Age"]
+    assert columns["Best"] == ".status.best.valAccuracy"  # the leader, without MLflow
+    assert columns["Function"] == ".status.best.expression"
+    wide = {c["name"] for c in spec["versions"][0]["additionalPrinterColumns"] if c.get("priority")}
+    assert wide == {"Running", "Failed", "Trial"}  # `kubectl get -o wide` only
     for name, path in columns.items():  # every column points at a field that exists
         if path.startswith(".status."):
-            assert path.removeprefix(".status.") in status, name
+            node = crd_schema()["properties"]["status"]
+            for part in path.removeprefix(".status.").split("."):
+                assert part in node.get("properties", {}), name
+                node = node["properties"][part]
     assert spec["names"]["shortNames"] == ["asearch"] and spec["names"]["categories"] == ["actsearch"]
 
 

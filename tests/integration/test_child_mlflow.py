@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import torch
-
 from mlflow.tracking import MlflowClient
 
 from orchestrator.contract import ExitCode, TrainConfig

@@ -9,7 +9,10 @@ Implemented:
 
 - discovery: ``/version``, ``/api``, ``/api/v1``, ``/apis``, ``/apis/<group>/<version>``;
 - resources: ``batch/v1`` jobs (+ ``/status``), ``actsearch.io/v1alpha1`` activationsearches
-  (+ ``/status``), core ``v1`` pods (+ ``/log``, text set by the test) and events; all namespaced;
+  (+ ``/status``), core ``v1`` pods (+ ``/log``, text set by the test) and events, all
+  namespaced; cluster-scoped ``apiextensions.k8s.io/v1`` customresourcedefinitions: once the
+  ActivationSearch CRD is stored here, its served schema (not this version's) checks the
+  objects, so a CRD upgrade can be tested;
 - create (201; 409 AlreadyExists; 422 Invalid for bad names, label values, a Job without
   containers or with a restartPolicy other than Never/OnFailure, a non-string env value; 400
   for a namespace that differs from the URL's), get (404 NotFound as a Status), list (namespaced
@@ -31,7 +34,9 @@ Implemented:
   is older than the history kept), label/field selectors, ``timeoutSeconds``;
 - the Job defaults the tests rely on (``job-name`` labels on the pod template);
 - a record of every request as (verb, API group, resource[/subresource], namespace), for RBAC
-  coverage tests; fault injection: ``fail(verb, resource, status, times)``;
+  coverage tests, with the ``update`` of an owner's ``finalizers`` that the
+  OwnerReferencesPermissionEnforcement admission plugin checks when a create sets
+  ``blockOwnerDeletion``; fault injection: ``fail(verb, resource, status, times)``;
 - optional schema validation of created ActivationSearch objects through
   ``orchestrator.crd.validate_cr`` when that function exists.
 
@@ -74,6 +79,7 @@ class Kind:
     subresources: tuple[str, ...] = ()
     custom: bool = False
     short_names: tuple[str, ...] = ()
+    namespaced: bool = True
 
     @property
     def api_version(self) -> str:
@@ -86,7 +92,10 @@ KINDS = (
          ("status",), custom=True, short_names=("asearch",)),
     Kind("", "v1", "pods", "Pod", "pod", ("status", "log")),
     Kind("", "v1", "events", "Event", "event"),
+    Kind("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
+         "customresourcedefinition", ("status",), short_names=("crd",), namespaced=False),
 )
+CLUSTER = ""  # the namespace under which cluster-scoped objects are kept
 
 
 @dataclass(frozen=True)
@@ -237,7 +246,8 @@ _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z
 _LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
-def _validate(kind: Kind, obj: dict[str, Any], validate_cr: Callable[..., list[str]] | None) -> None:
+def _validate(kind: Kind, obj: dict[str, Any], validate_cr: Callable[..., list[str]] | None,
+              served_schema: dict[str, Any] | None = None) -> None:
     meta = obj["metadata"]
     problems = []
     name = meta.get("name", "")
@@ -266,10 +276,25 @@ def _validate(kind: Kind, obj: dict[str, Any], validate_cr: Callable[..., list[s
                                    f"json: cannot unmarshal {type(e['value']).__name__} into Go "
                                    f"struct field EnvVar.value of type string (env {e.get('name')})")
     if kind.custom and validate_cr is not None:
-        problems += validate_cr(obj)
+        problems += validate_cr(obj, served_schema) if served_schema else validate_cr(obj)
     if problems:
         raise ApiError(422, "Invalid", f"{kind.kind} {name!r} is invalid: " + "; ".join(problems),
                        {"name": name, "group": kind.group, "kind": kind.kind})
+
+
+def owner_checks(obj: dict[str, Any], namespace: str) -> list[Request]:
+    """The permission checks of the OwnerReferencesPermissionEnforcement admission plugin (on
+    in OpenShift): creating an object whose ownerReference sets ``blockOwnerDeletion`` needs
+    ``update`` on the owner's ``finalizers`` subresource. Recorded as requests of the creator,
+    for the RBAC audit, though no such request is sent."""
+    checks = []
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        owner = next((k for k in KINDS if k.kind == ref.get("kind")
+                      and k.api_version == ref.get("apiVersion")), None)
+        if ref.get("blockOwnerDeletion") and owner is not None:
+            checks.append(Request("update", owner.group, f"{owner.plural}/finalizers", namespace,
+                                  ref.get("name")))
+    return checks
 
 
 def _crd_validator() -> Callable[..., list[str]] | None:
@@ -415,6 +440,14 @@ class FakeApiServer:
         with self._lock:
             self._delete(_kind_by_plural(plural), namespace, name, "Background")
 
+    def patch_object(self, plural: str, namespace: str, name: str, patch: dict[str, Any],
+                     subresource: str | None = None) -> dict[str, Any]:
+        """Merge-patch in-process, as ``kubectl patch --type=merge`` would, unrecorded."""
+        kind = _kind_by_plural(plural)
+        with self._lock:
+            return self._update(kind, namespace, name, subresource,
+                                lambda old: merge_patch(old, patch))
+
     def set_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Write ``.status`` in-process, as the Job controller would."""
         kind = _kind_by_plural(plural)
@@ -453,18 +486,21 @@ class FakeApiServer:
         meta = obj.setdefault("metadata", {})
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
-        if meta.get("namespace", namespace) != namespace:
+        if kind.namespaced and meta.get("namespace", namespace) != namespace:
             raise ApiError(400, "BadRequest", "the namespace of the provided object does not "
                            "match the namespace sent on the request")
         obj.setdefault("apiVersion", kind.api_version)
         obj.setdefault("kind", kind.kind)
-        meta["namespace"] = namespace
+        if kind.namespaced:
+            meta["namespace"] = namespace
+        else:
+            meta.pop("namespace", None)
         if kind.kind == "Job":
             template_labels = obj.setdefault("spec", {}).setdefault("template", {}) \
                 .setdefault("metadata", {}).setdefault("labels", {})
             template_labels.setdefault("batch.kubernetes.io/job-name", meta.get("name", ""))
             template_labels.setdefault("job-name", meta.get("name", ""))
-        _validate(kind, obj, self._validate_cr)
+        _validate(kind, obj, self._validate_cr, self._served_schema(kind))
         key = (kind.group, kind.plural, namespace, meta["name"])
         if key in self.objects:
             raise ApiError(409, "AlreadyExists",
@@ -478,6 +514,18 @@ class FakeApiServer:
         out = self._store(kind, key, obj, "ADDED")
         self._collect_garbage()
         return out
+
+    def _served_schema(self, kind: Kind) -> dict[str, Any] | None:
+        """The ``openAPIV3Schema`` of ``kind`` in the CRD stored here, if a test or a client
+        created one (else custom objects are checked against this version's CRD)."""
+        crd = self.objects.get(("apiextensions.k8s.io", "customresourcedefinitions", CLUSTER,
+                                f"{kind.plural}.{kind.group}"))
+        if not kind.custom or crd is None:
+            return None
+        for version in (crd.get("spec") or {}).get("versions") or []:
+            if version.get("name") == kind.version and version.get("served"):
+                return (version.get("schema") or {}).get("openAPIV3Schema")
+        return None
 
     def _existing(self, kind: Kind, namespace: str, name: str) -> dict[str, Any]:
         obj = self.objects.get((kind.group, kind.plural, namespace, name))
@@ -519,7 +567,7 @@ class FakeApiServer:
             if body(merged) != body(old):
                 merged["metadata"]["generation"] = old["metadata"]["generation"] + 1
         if (kind.kind == "Job" and sub is None) or kind.custom:
-            _validate(kind, merged, self._validate_cr)
+            _validate(kind, merged, self._validate_cr, self._served_schema(kind))
         key = (kind.group, kind.plural, namespace, name)
         if merged["metadata"].get("deletionTimestamp") and not merged["metadata"].get("finalizers"):
             merged["metadata"]["resourceVersion"] = self._next_rv()
@@ -560,7 +608,8 @@ class FakeApiServer:
 
     def _collect_garbage(self) -> None:
         """Delete every object whose ownerReferences all point at objects that are gone."""
-        uids = {(o["metadata"]["namespace"], o["metadata"]["uid"]) for o in self.objects.values()}
+        uids = {(o["metadata"].get("namespace", CLUSTER), o["metadata"]["uid"])
+                for o in self.objects.values()}
         for key, o in list(self.objects.items()):
             refs = o["metadata"].get("ownerReferences") or []
             # a namespaced owner counts only in the dependent's own namespace
@@ -650,10 +699,10 @@ def _discovery(path: str, crd_installed: bool = True) -> dict[str, Any] | None:
     verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
     resources = []
     for k in served:
-        resources.append({"name": k.plural, "singularName": k.singular, "namespaced": True,
+        resources.append({"name": k.plural, "singularName": k.singular, "namespaced": k.namespaced,
                           "kind": k.kind, "verbs": verbs, "shortNames": list(k.short_names)})
         for s in k.subresources:
-            resources.append({"name": f"{k.plural}/{s}", "singularName": "", "namespaced": True,
+            resources.append({"name": f"{k.plural}/{s}", "singularName": "", "namespaced": k.namespaced,
                               "kind": k.kind, "verbs": ["get", "patch", "update"]})
     if not group:  # discovery only (kopf looks for it); namespaces are not served as objects
         resources.append({"name": "namespaces", "singularName": "namespace", "namespaced": False,
@@ -767,12 +816,17 @@ class _Handler(BaseHTTPRequestHandler):
                                   (q.get("fieldSelector") or [None])[0])
                 return 200, {"kind": f"{kind.kind}List", "apiVersion": kind.api_version,
                              "metadata": {"resourceVersion": str(api._rv)}, "items": items}
+            if not kind.namespaced:
+                if ns is not None:
+                    raise ApiError(404, "NotFound", f"{kind.plural} are not namespaced")
+                ns = CLUSTER
             if ns is None:
                 raise ApiError(405, "MethodNotAllowed", "the server does not allow this method "
                                "on the requested resource without a namespace")
             if method == "POST" and name is None:
                 if not isinstance(body, dict):
                     raise ApiError(400, "BadRequest", "the request body must be an object")
+                api.requests += owner_checks(body, ns)
                 return 201, api._create(kind, ns, body)
             if name is None:
                 raise ApiError(405, "MethodNotAllowed", f"{method} on a collection is not supported")

@@ -178,6 +178,7 @@ def test_a_single_trials_job_has_no_pack_label_or_annotation() -> None:
 
 def test_a_pack_job_passes_the_upstream_kubernetes_schema() -> None:
     import kubernetes_validate
+
     from tests.chart.test_crd import K8S_VERSION
 
     kubernetes_validate.validate(job_manifest(pack_launch_of(), "s1", NAMESPACE, FULL, "uid-1"),

@@ -223,7 +223,7 @@ def test_logs_without_a_trial_are_the_controller_lines_about_that_search(
                                           "INFO [research/s1] search research/s1 started"]
 
 
-def test_cancel_deletes_the_search_and_its_jobs_go_with_it(
+def test_cancel_delete_deletes_the_search_and_its_jobs_go_with_it(
         apiserver: FakeApiServer, kubeconfig: Path) -> None:
     from orchestrator.backends.base import Launch
     from orchestrator.backends.kubernetes import job_manifest
@@ -233,11 +233,11 @@ def test_cancel_deletes_the_search_and_its_jobs_go_with_it(
     launch = Launch("s1-t00000", "run-1", {"expression": "relu(x)"}, {})
     apiserver.put_object("jobs", NAMESPACE, job_manifest(
         launch, "s1", NAMESPACE, KubernetesBackendSpec(), obj["metadata"]["uid"]))
-    result = ctl("cancel", "s1", "--kubeconfig", str(kubeconfig))
+    result = ctl("cancel", "s1", "--delete", "--kubeconfig", str(kubeconfig))
     assert result.exit_code == 0, result.output
     assert apiserver.get("activationsearches", NAMESPACE, "s1") is None
     assert apiserver.items("jobs") == []
-    again = ctl("cancel", "s1", "--kubeconfig", str(kubeconfig))
+    again = ctl("cancel", "s1", "--delete", "--kubeconfig", str(kubeconfig))
     assert again.exit_code == 1 and "there is no ActivationSearch 's1'" in again.output
 
 

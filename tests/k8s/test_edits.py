@@ -17,7 +17,13 @@ import yaml
 from tests.k8s.conftest import NAMESPACE
 from tests.k8s.fake_apiserver import FakeApiServer
 from tests.k8s.harness import (
-    Children, LockedTracker, defaults, operator_running, search_object, status_of, wait_for,
+    Children,
+    LockedTracker,
+    defaults,
+    operator_running,
+    search_object,
+    status_of,
+    wait_for,
 )
 from tests.k8s.test_cli import ctl
 from tests.k8s.test_operator import event_reasons, phase, wait_for_event

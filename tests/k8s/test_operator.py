@@ -19,13 +19,19 @@ from orchestrator.storage import S3Store
 from tests.k8s.conftest import NAMESPACE
 from tests.k8s.fake_apiserver import FakeApiServer
 from tests.k8s.harness import (
-    Children, LockedTracker, defaults, operator_running, search_object, status_of, wait_for,
+    Children,
+    LockedTracker,
+    defaults,
+    operator_running,
+    search_object,
+    status_of,
+    wait_for,
 )
 from tests.unit.controller.fakes import hashed_reward
 
-STATUS_FIELDS = {"phase", "trialsDone", "trialsRunning", "trialsFailed", "cacheHits",
-                 "bestAccuracy", "bestFunction", "bestFingerprint", "parentRunId", "message",
-                 "observedGeneration"}
+STATUS_FIELDS = {"phase", "trialsDone", "trialsRunning", "trialsFailed", "trialsBudget",
+                 "cacheHits", "best", "bestAccuracy", "bestFunction", "bestFingerprint",
+                 "parentRunId", "message", "observedGeneration", "conditions"}
 
 
 def phase(apiserver: FakeApiServer, wanted: str, name: str = "s1") -> dict[str, Any]:
@@ -72,6 +78,12 @@ def test_a_submitted_search_runs_its_trials_as_jobs_and_its_status_progresses_to
     assert final["bestAccuracy"] == pytest.approx(best.reward)
     assert final["bestFunction"] == best.tags["actsearch.math"]
     assert final["bestFingerprint"] == best.fingerprint
+    assert final["best"] == {"trial": best.trial_id, "expression": best.tags["actsearch.math"],
+                             "valAccuracy": pytest.approx(best.reward),
+                             "fingerprint": best.fingerprint, "runId": best.run_id}
+    assert final["trialsBudget"] == 4
+    assert {c["type"]: c["status"] for c in final["conditions"]} == {
+        "Ready": "True", "Succeeded": "True", "Failed": "False"}
     assert final["parentRunId"] == "parent-s1" and final["observedGeneration"] == 1
     assert final["message"].startswith("Finished: 4 of 4 children trained")
     jobs = apiserver.items("jobs", NAMESPACE)
@@ -250,12 +262,20 @@ def test_server_errors_are_retried_and_an_outage_is_reported_then_waited_out(
     with children.running(), operator_running(api_client, defaults(tracker, str(tmp_path))):
         wait_for(lambda: status_of(apiserver).get("trialsRunning") == 2, 15, "two running")
         apiserver.fail("get", "jobs/status", 503, times=3)  # more than one call's 3 attempts
-        wait_for(lambda: messages.append(status_of(apiserver).get("message", "")) or
-                 "Resuming from the last checkpoint" in messages[-1], 15, "the outage message")
+        def in_outage() -> dict[str, Any]:
+            st = status_of(apiserver)
+            messages.append(st.get("message", ""))
+            return st if "Resuming from the last checkpoint" in messages[-1] else {}
+
+        outage = wait_for(in_outage, 15, "the outage message")
         children.hold = False
         final = wait_for(lambda: phase(apiserver, "Succeeded"), 30, "phase Succeeded")
         wait_for_event(apiserver, "Unavailable")
     assert "failed 3 times" in messages[-1] and "503" in messages[-1]
+    ready = next(c for c in outage["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "Unavailable")
+    assert outage["phase"] == "Running"
+    assert next(c for c in final["conditions"] if c["type"] == "Ready")["status"] == "True"
     assert final["trialsDone"] == 4
     assert len(apiserver.items("jobs")) == 4
 

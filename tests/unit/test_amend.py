@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.amend import LIVE_FIELDS, UNSET, amend, changes, describe, is_live, rejection
+from orchestrator.amend import (
+    LIVE_FIELDS,
+    UNSET,
+    amend,
+    changes,
+    describe,
+    is_live,
+    rejection,
+)
 from orchestrator.spec import SearchSpec, parse_spec
 
 BASE: dict[str, Any] = {"name": "s1", "strategy": {"name": "random"}, "budget": {"trials": 8},

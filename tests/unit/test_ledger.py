@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from orchestrator.backends.base import ChildState, Launch
+from orchestrator.contract import PACK_KEY
 from orchestrator.ledger import (
     DONE,
     LAUNCHED,
@@ -25,7 +26,6 @@ from orchestrator.ledger import (
     run_outcome,
     running_launches,
 )
-from orchestrator.contract import PACK_KEY
 
 # -- pure decisions ------------------------------------------------------------------------------
 

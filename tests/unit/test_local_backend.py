@@ -12,6 +12,7 @@ from pathlib import Path
 from orchestrator.backends.base import Launch
 from orchestrator.backends.local import LocalBackend
 
+
 def script(tmp_path: Path, name: str, body: str) -> str:
     """An executable stand-in for the interpreter: the backend runs it as `python -m ...`."""
     path = tmp_path / name

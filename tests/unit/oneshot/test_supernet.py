@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from orchestrator.oneshot.search import ops_kept
-from orchestrator.oneshot.supernet import VARIANTS, Architecture, MixedActivation, mix, template_slots
+from orchestrator.oneshot.supernet import (
+    VARIANTS,
+    Architecture,
+    MixedActivation,
+    mix,
+    template_slots,
+)
 from orchestrator.space import BINARY_NAMES, UNARY_NAMES, SearchSpace, parse, to_text
 from orchestrator.space.module import Activation
 from orchestrator.space.torch_ops import BINARY_TORCH, UNARY_TORCH

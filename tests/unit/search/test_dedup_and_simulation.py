@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from orchestrator.search import Candidate, Dedup, Result, candidate_key, make_strategy
-from orchestrator.search.simulate import SimilarityReward, Trace, simulate, similarity, summarize
+from orchestrator.search.simulate import (
+    SimilarityReward,
+    Trace,
+    similarity,
+    simulate,
+    summarize,
+)
 from orchestrator.space import SearchSpace, encode, parse, to_text
 
 MAX_SIGMOID = "max(id(x), sigmoid(x))"
