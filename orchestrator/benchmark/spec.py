@@ -35,7 +35,7 @@ BASELINES: dict[str, str] = {
     "Swish-1": "sigmul(id(x), id(x))",
     "Swish": "sigmul(mul_beta(x), id(x))",
 }
-"""The paper's baselines (PAPER.md §4): grammar forms where the grammar is exact, else built-ins."""
+"""The paper's baselines (docs/benchmark.md): grammar forms where the grammar is exact, else built-ins."""
 
 _BY_KEY = {re.sub(r"[^a-z0-9]", "", k.lower()): k for k in BASELINES}
 _BY_EXPRESSION = {v: k for k, v in BASELINES.items()}
