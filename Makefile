@@ -1,6 +1,6 @@
 # The two commands of the README: `make quickstart` and `make test`.
 # Both create .venv on first use; `make test` also fetches helm and kubectl into .tools/bin for
-# the chart tests. Nothing else needs to be installed by hand.
+# the chart tests, and runs `make lint` first. Nothing else needs to be installed by hand.
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
@@ -8,7 +8,7 @@ STAMP   = $(VENV)/.installed
 HELM   ?= .tools/bin/helm
 CRD     = helm/actsearch/crds/activationsearches.actsearch.io.yaml
 
-.PHONY: quickstart test venv tools crds manifests clean
+.PHONY: quickstart test lint venv tools crds manifests clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,15 @@ quickstart: $(STAMP)
 	rm -rf .actsearch/quickstart
 	$(VENV)/bin/actsearch-ctl run examples/quickstart.yaml
 
-test: $(STAMP) tools
+test: $(STAMP) tools lint
 	HELM=$(HELM) $(PY) -m pytest
+
+# The rules CI checks besides the tests (configuration in pyproject.toml): ruff, mypy (strict on
+# the space, the contract and the search loop), and the import contracts of the layout.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # Regenerate the CRD from the spec model; a test fails while the committed file is stale.
 crds: $(STAMP)

@@ -109,7 +109,7 @@ def manifests(objects: list[dict[str, Any]]) -> dict[str, str]:
 def main() -> None:
     files = manifests(render_chart(helm_binary()))
     OUT.mkdir(exist_ok=True)
-    for stale in set(p.name for p in OUT.glob("*.yaml")) - set(files):
+    for stale in {p.name for p in OUT.glob("*.yaml")} - set(files):
         (OUT / stale).unlink()
     for name, text in files.items():
         (OUT / name).write_text(text)

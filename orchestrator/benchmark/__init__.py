@@ -1,3 +1,3 @@
-"""The paper's validation protocol (PAPER.md §4): activations × models × datasets × seeds, each
-cell a child run under one MLflow parent run, summarised as medians over seeds with a sign test
-against a baseline. See docs/benchmark.md."""
+"""The paper's validation protocol (docs/architecture.md, "Benchmark protocol"): activations ×
+models × datasets × seeds, each cell a child run under one MLflow parent run, summarised as
+medians over seeds with a sign test against a baseline. See docs/benchmark.md."""

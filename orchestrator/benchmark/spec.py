@@ -13,6 +13,7 @@ data set's ``data_source``).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,7 +48,7 @@ BASELINES: dict[str, str] = {
     "Swish-1": "sigmul(id(x), id(x))",
     "Swish": "sigmul(mul_beta(x), id(x))",
 }
-"""The paper's baselines (PAPER.md §4): grammar forms where the grammar is exact, else built-ins."""
+"""The paper's baselines (docs/benchmark.md): grammar forms where the grammar is exact, else built-ins."""
 
 _BY_KEY = {re.sub(r"[^a-z0-9]", "", k.lower()): k for k in BASELINES}
 _BY_EXPRESSION = {v: k for k, v in BASELINES.items()}
@@ -249,7 +250,9 @@ class BenchmarkSpec(_Model):
         if base is not None and base not in labels:
             raise ValueError(f"sign_test.baseline: {base!r} is not one of the activations' "
                              f"labels ({', '.join(labels) or 'none: only top-k rows'})")
-        for axis, entries in (("models", self.models), ("datasets", self.datasets)):
+        axes: tuple[tuple[str, Sequence[ModelSpec | DatasetSpec]], ...] = (
+            ("models", self.models), ("datasets", self.datasets))
+        for axis, entries in axes:
             for i, entry in enumerate(entries):
                 given = sorted(set(entry.child) & AXIS_FIELDS)
                 if given:

@@ -3,7 +3,7 @@
 ``OneShotConfig`` holds the search itself; the network, data and optimiser of the supernet's
 weights are the ordinary ``TrainConfig`` (``child``), which is also how the discretised function
 is trained from scratch afterwards, so that evaluation is an ordinary child. Defaults follow the
-GRAFS fixes (PAPER.md §2): DrNAS, warm-start one epoch with ReLU, ops clamped to ±10,
+GRAFS fixes (docs/oneshot.md): DrNAS, warm-start one epoch with ReLU, ops clamped to ±10,
 independent Dirichlet samples per site, progressive shrinking to one op per slot.
 """
 

@@ -32,7 +32,7 @@ def parse_oneshot_spec(raw: dict[str, Any]) -> OneShotSpec:
 def run_oneshot(raw: dict[str, Any], tracking_uri: str | None, run_id: str | None,
                 cache_dir: Path | None, as_json: bool) -> NoReturn:
     from orchestrator.oneshot.run import run
-    from orchestrator.trainer.cli import stdout_kept_for_json
+    from orchestrator.trainer.output import stdout_kept_for_json
 
     try:
         with stdout_kept_for_json():

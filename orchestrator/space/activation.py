@@ -1,6 +1,6 @@
 """What a child can train: a grammar expression, or a built-in the grammar cannot express.
 
-The paper validates found functions against nine baselines (PAPER.md §4). Four of them are
+The paper validates found functions against nine baselines (docs/benchmark.md). Four of them are
 grammar expressions exactly: ReLU ``max(relu(x), relu(x))``, Softplus
 ``max(softplus(x), softplus(x))``, Swish-1 ``sigmul(id(x), id(x))`` and Swish
 ``sigmul(mul_beta(x), id(x))``. The other five need constants or parameters the grammar lacks,

@@ -8,12 +8,10 @@ source; every expected failure ends in one stderr line per problem and its exit 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,7 @@ from orchestrator.contract import (
 from orchestrator.oneshot.config import ONESHOT_KEY
 from orchestrator.trainer.errors import BadInput, TrainerError
 from orchestrator.validation import describe
+from orchestrator.trainer.output import stdout_kept_for_json
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +73,6 @@ def build_spec(spec_file: Path | None, top: dict[str, Any], child: dict[str, Any
         return TrialSpec.model_validate(raw)
     except ValidationError as e:
         raise BadInput(describe(e, "trial spec")) from e
-
-
-@contextlib.contextmanager
-def stdout_kept_for_json() -> Iterator[None]:
-    """While training, stdout goes to stderr: MLflow prints its "View run" links on stdout, and
-    ``--json`` promises stdout holds the summary and nothing else."""
-    with contextlib.redirect_stdout(sys.stderr):
-        yield
 
 
 def build_pack(raw: dict[str, Any], top: dict[str, Any], child: dict[str, Any]) -> PackSpec:

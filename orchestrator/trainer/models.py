@@ -20,7 +20,7 @@ DenseNet's concatenation) go through ``pad_channels``/``cat_channels``, which ac
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import torch
@@ -180,7 +180,7 @@ class PreActBasic(nn.Module):
 class PreActNet(nn.Module):
     """Pre-activation trunk shared by ResNet-164 (bottleneck) and WRN (wide basic blocks)."""
 
-    def __init__(self, stages: list[list[nn.Module]], width_in: int, width_out: int,
+    def __init__(self, stages: Sequence[Sequence[nn.Module]], width_in: int, width_out: int,
                  num_classes: int, in_channels: int, L: Layers) -> None:
         super().__init__()
         self.stem = _conv3(L, in_channels, width_in)

@@ -150,7 +150,7 @@ def test_each_watched_namespace_gets_exactly_the_controllers_rules(
 
 
 def test_the_default_role_is_rules_and_nothing_is_cluster_wide(rendered: list[dict[str, Any]]) -> None:
-    assert [r["rules"] for r in of_kind(rendered, "Role")][0] == RULES
+    assert next(r["rules"] for r in of_kind(rendered, "Role")) == RULES
     assert not of_kind(rendered, "ClusterRole") and not of_kind(rendered, "ClusterRoleBinding")
     for role in of_kind(rendered, "Role"):
         for rule in role["rules"]:

@@ -159,7 +159,8 @@ def label_matcher(selector: str | None) -> Callable[[dict[str, str]], bool]:
             k, v = (s.strip() for s in re.split("==?", req, maxsplit=1))
             tests.append(lambda ls, k=k, v=v: ls.get(k) == v)
         elif req.startswith("!"):
-            tests.append(lambda ls, k=req[1:].strip(): k not in ls)
+            absent = req[1:].strip()
+            tests.append(lambda ls, k=absent: k not in ls)
         elif re.match(r"^[\w./-]+$", req):
             tests.append(lambda ls, k=req: k in ls)
         else:
@@ -719,22 +720,22 @@ class _Handler(BaseHTTPRequestHandler):
     api: FakeApiServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: the request record is the log
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._serve("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._serve("POST")
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self._serve("PUT")
 
-    def do_PATCH(self) -> None:  # noqa: N802
+    def do_PATCH(self) -> None:
         self._serve("PATCH")
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._serve("DELETE")
 
     def _body(self) -> Any:

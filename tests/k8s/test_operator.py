@@ -204,7 +204,7 @@ def test_a_restarted_operator_reattaches_to_its_jobs_and_continues_from_the_s3_c
             time.sleep(0.3)  # a few ticks re-attached to running Jobs: nothing relaunched
             after = {j["metadata"]["name"]: j["metadata"]["uid"] for j in apiserver.items("jobs")}
             assert after == before
-            assert [r for r in apiserver.calls("create", "jobs")][2:] == []
+            assert list(apiserver.calls("create", "jobs"))[2:] == []
             children.hold = False
             final = wait_for(lambda: phase(apiserver, "Succeeded"), 30, "phase Succeeded")
     trained = sorted(r.trial_id for r in tracker.runs.values()

@@ -160,7 +160,7 @@ def test_a_resumed_packed_benchmark_keeps_its_packs_and_never_trains_a_finished_
     assert not set(relaunched) & done_before and finished_unseen not in relaunched
     assert set(relaunched) == {c.cell_id for c in second.cells} - done_before - {finished_unseen}
     # the lost packs went again under their ids, with their undone members
-    lost = {pid for pid in in_flight.values()}
+    lost = set(in_flight.values())
     for launch in second_backend.history[:2]:
         assert launch.trial_id in lost
         assert set(launch.members) == {k for k, v in in_flight.items()

@@ -113,16 +113,16 @@ def test_tokens_to_tree_to_tokens_round_trips(units: int, seed: int) -> None:
 def test_malformed_token_sequences_fail_with_the_position() -> None:
     with pytest.raises(TokenError, match="5 tokens per unit"):
         decode([0, 0, 0])
-    with pytest.raises(TokenError, match="token 0 .*allowed 0 \\(x\\) to 0"):
+    with pytest.raises(TokenError, match=r"token 0 .*allowed 0 \(x\) to 0"):
         decode([1, 0, 0, 0, 0])
-    with pytest.raises(TokenError, match="token 4 .*binary"):
+    with pytest.raises(TokenError, match=r"token 4 .*binary"):
         decode([0, 0, 0, 0, 10])
 
 
 def test_bad_space_settings_name_the_field_and_the_allowed_values() -> None:
-    with pytest.raises(SpaceError, match="space.units"):
+    with pytest.raises(SpaceError, match=r"space\.units"):
         SearchSpace(units=0)
-    with pytest.raises(SpaceError, match="space.unary .*'tan'.*allowed: id, neg"):
+    with pytest.raises(SpaceError, match=r"space\.unary .*'tan'.*allowed: id, neg"):
         SearchSpace(unary=("id", "tan"))
-    with pytest.raises(SpaceError, match="space.binary must name"):
+    with pytest.raises(SpaceError, match=r"space\.binary must name"):
         SearchSpace(binary=())
