@@ -39,7 +39,7 @@ lint: $(STAMP)
 
 # Regenerate the CRD from the spec model; a test fails while the committed file is stale.
 crds: $(STAMP)
-	$(PY) -m orchestrator.crd > $(CRD)
+	$(PY) -m orchestrator.cluster.crd > $(CRD)
 
 # Regenerate manifests/ from the chart; a test fails while the committed files are stale.
 manifests: $(STAMP) tools

@@ -24,19 +24,18 @@ import platform
 import resource
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-import tempfile
-
 import torch
 
+from orchestrator.contract import PackSpec, TrainConfig, TrialSpec
 from orchestrator.space import SearchSpace, parse, to_text
 from orchestrator.space.activation import ActivationRef, activation_text
 from orchestrator.trainer import data as D
 from orchestrator.trainer import loop
 from orchestrator.trainer.augment import Batches, normalize
-from orchestrator.contract import PackSpec, TrainConfig, TrialSpec
 
 ACTIVATIONS = {
     "relu": "max(id(x), relu(x))",

@@ -107,7 +107,10 @@ class TrainConfig(BaseModel):
     precision: Precision = Field(
         default="auto", description=f"One of {_allowed(Precision)}; auto is bf16 autocast on CUDA, fp32 on CPU."
     )
-    device: DeviceName = Field(default="auto", description=f"One of {_allowed(DeviceName)}; auto picks CUDA when present.")
+    device: DeviceName = Field(
+        default="auto",
+        description=f"One of {_allowed(DeviceName)}; auto picks CUDA when present.",
+    )
     compile: CompileMode = Field(
         default="auto",
         description=f"One of {_allowed(CompileMode)}: eager; compile (torch.compile); graph "
@@ -202,7 +205,10 @@ class TrialSpec(BaseModel):
     )
     search: str | None = Field(default=None, description="Search name; tag actsearch.search.")
     trial: str | None = Field(default=None, description="Trial id; tag actsearch.trial.")
-    experiment: str = Field(default="actsearch-children", description="MLflow experiment of a run this child creates itself.")
+    experiment: str = Field(
+        default="actsearch-children",
+        description="MLflow experiment of a run this child creates itself.",
+    )
     run_id: str | None = Field(
         default=None, description="MLflow run to log into (pre-created by the controller); default: "
         "$MLFLOW_RUN_ID or --run-id, else a new run. Packed members each name their own."

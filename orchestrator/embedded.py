@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.assembly import assemble_controller
+from orchestrator.adapters.storage import Store, open_store
+from orchestrator.adapters.tracking import MlflowTracker
 from orchestrator.backends.local import LocalBackend
-from orchestrator.checkpoint import CHECKPOINT_KEY
-from orchestrator.controller import Controller
 from orchestrator.errors import ConfigError
+from orchestrator.loop.assembly import assemble_controller
+from orchestrator.loop.checkpoint import CHECKPOINT_KEY
+from orchestrator.loop.controller import Controller
 from orchestrator.spec import SearchSpec, check_backend
-from orchestrator.storage import Store, open_store
-from orchestrator.tracking import MlflowTracker
 
 if TYPE_CHECKING:
     from orchestrator.benchmark.spec import BenchmarkSpec

@@ -1,5 +1,5 @@
 """Children as ``batch/v1`` Jobs: what a search's Jobs look like, and reading their state. The
-API calls go through the Kubernetes adapter (``orchestrator.kube.Cluster``).
+API calls go through the Kubernetes adapter (``orchestrator.adapters.kube.Cluster``).
 
 A Job is named after its launch id (deterministic): a child trained alone is labelled
 ``actsearch.io/trial: <trial id>``; a pack of children trained side by side (``packing``) is
@@ -19,9 +19,7 @@ import logging
 import re
 from typing import Any
 
-from orchestrator.backends.base import ChildState, Launch
-from orchestrator.contract import PERMANENT_EXIT_CODES, TRIAL_SPEC_ENV
-from orchestrator.kube import (
+from orchestrator.adapters.kube import (
     DEFAULT_BACKOFF,
     GROUP,
     KIND,
@@ -31,7 +29,9 @@ from orchestrator.kube import (
     Conflict,
     NotFound,
 )
-from orchestrator.retry import Backoff
+from orchestrator.adapters.retry import Backoff
+from orchestrator.backends.base import ChildState, Launch
+from orchestrator.contract import PERMANENT_EXIT_CODES, TRIAL_SPEC_ENV
 from orchestrator.spec import KubernetesBackendSpec
 
 log = logging.getLogger(__name__)

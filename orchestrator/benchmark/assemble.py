@@ -14,14 +14,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+from orchestrator.adapters.tracking import BENCHMARK, SEARCH, MlflowTracker
 from orchestrator.backends.base import Backend
 from orchestrator.benchmark.results import Results, plot, to_json, to_markdown
 from orchestrator.benchmark.runner import CHECKPOINT_KEY, BenchmarkRunner
 from orchestrator.benchmark.spec import BenchmarkSpec, TopSpec
 from orchestrator.embedded import layout, local_backend, open_checkpoints
 from orchestrator.errors import ConfigError
-from orchestrator.leaderboard import Entry, rank
-from orchestrator.tracking import BENCHMARK, SEARCH, MlflowTracker
+from orchestrator.loop.leaderboard import Entry, rank
 
 REPORT_MD, REPORT_JSON, REPORT_PNG = "benchmark.md", "benchmark.json", "benchmark.png"
 

@@ -4,7 +4,7 @@ store), so cells run as local processes or Kubernetes Jobs exactly as trials do.
 One ``tick``: settle launched cells (their MLflow run ended, or their child died), launch queued
 cells while fewer than ``parallelism`` processes (Jobs) run, checkpoint the ledger when anything
 changed. Launching and settling are the search loop's, through the same launch ledger
-(``orchestrator.ledger``): MLflow first; a child that vanished is launched again under the same
+(``orchestrator.loop.ledger``): MLflow first; a child that vanished is launched again under the same
 run (up to ``max_launches``); one that ended without a finished run is marked FAILED with the
 reason.
 
@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from orchestrator.adapters.storage import Store
 from orchestrator.backends.base import Backend
 from orchestrator.benchmark.cells import (
     Cell,
@@ -43,10 +44,9 @@ from orchestrator.benchmark.cells import (
 )
 from orchestrator.benchmark.results import Results, build, records_from_runs
 from orchestrator.benchmark.spec import BenchmarkSpec
-from orchestrator.ledger import DONE, LAUNCHED, QUEUED, Ledger, Outcome
-from orchestrator.polling import drive
-from orchestrator.storage import Store
-from orchestrator.tracker import Tracker
+from orchestrator.loop.ledger import DONE, LAUNCHED, QUEUED, Ledger, Outcome
+from orchestrator.loop.polling import drive
+from orchestrator.loop.tracker import Tracker
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from orchestrator.cli.lazy import LazyGroup
-from orchestrator.cli.log_setup import configure_logging
+from orchestrator.log_setup import configure_logging
 
 COMMANDS: dict[str, str] = {
     "space": "orchestrator.cli.space:space",

@@ -90,6 +90,7 @@ def benchmark_report(target: str, tracking_uri: str | None, experiment: str | No
                      workdir: str | None, metric: str | None, baseline: str | None,
                      tie_tolerance: float | None, pairs: str | None, as_json: bool) -> None:
     """Print a benchmark's table from its cell runs in MLflow (finished or still running)."""
+    from orchestrator.adapters.tracking import BENCHMARK, MlflowTracker
     from orchestrator.benchmark.results import (
         build,
         records_from_runs,
@@ -98,7 +99,6 @@ def benchmark_report(target: str, tracking_uri: str | None, experiment: str | No
     )
     from orchestrator.benchmark.spec import load_benchmark
     from orchestrator.embedded import layout
-    from orchestrator.tracking import BENCHMARK, MlflowTracker
 
     if Path(target).is_file():
         spec = load_benchmark(target)

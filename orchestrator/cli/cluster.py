@@ -23,17 +23,17 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.cli.errors import expected_errors
-from orchestrator.conditions import CANCELLED, ENDED, FAILED, TYPES, condition
-from orchestrator.errors import ConfigError
-from orchestrator.kube import (
+from orchestrator.adapters.kube import (
     API_VERSION,
     CANCEL_ANNOTATION,
     CONTROLLER_SELECTOR,
     AlreadyExists,
     Cluster,
 )
-from orchestrator.retry import Backoff
+from orchestrator.adapters.retry import Backoff
+from orchestrator.cli.errors import expected_errors
+from orchestrator.cluster.conditions import CANCELLED, ENDED, FAILED, TYPES, condition
+from orchestrator.errors import ConfigError
 
 F = TypeVar("F", bound=Callable[..., Any])
 CLI_BACKOFF = Backoff(attempts=2, initial=0.5)  # a command line fails fast, after one retry
@@ -44,14 +44,13 @@ def cluster_options(f: F) -> F:
     f = click.option("--context", default=None, help="kubeconfig context (default: the current one).")(f)
     f = click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None,
                      help="kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).")(f)
-    f = click.option("-n", "--namespace", default=None,
-                     help="Namespace (default: the context's, else 'default').")(f)
-    return f
+    return click.option("-n", "--namespace", default=None,
+                        help="Namespace (default: the context's, else 'default').")(f)
 
 
 def connect(kubeconfig: str | None, context: str | None, namespace: str | None
             ) -> tuple[Cluster, str]:
-    from orchestrator.kube import current_namespace, load_api_client
+    from orchestrator.adapters.kube import current_namespace, load_api_client
 
     api_client = load_api_client(kubeconfig, context)
     return Cluster(api_client, CLI_BACKOFF), namespace or current_namespace(kubeconfig, context)
@@ -107,8 +106,8 @@ def submit(spec_path: str, namespace: str | None, kubeconfig: str | None, contex
     children as GPU Jobs. FILE is a search spec (the file `actsearch-ctl run` takes) or an
     ActivationSearch manifest (the file `kubectl apply -f` takes; its metadata.namespace is used
     unless -n is given)."""
-    from orchestrator.kube import current_namespace
-    from orchestrator.submission import read_submission
+    from orchestrator.adapters.kube import current_namespace
+    from orchestrator.cluster.submission import read_submission
     from orchestrator.validation import read_yaml
 
     # every bad field named; nothing is created
@@ -137,8 +136,8 @@ def submit(spec_path: str, namespace: str | None, kubeconfig: str | None, contex
 
 def _update(cluster: Any, ns: str, spec: Any, body: dict[str, Any]) -> None:
     """Replace the spec of an existing search, after checking the edit the way the operator
-    will (``orchestrator.amend``): a refused change is named here and nothing is sent."""
-    from orchestrator.amend import amend, describe, rejection
+    will (``orchestrator.loop.amend``): a refused change is named here and nothing is sent."""
+    from orchestrator.loop.amend import amend, describe, rejection
     from orchestrator.spec import parse_spec
 
     current = cluster.get_search(ns, spec.name)
@@ -373,7 +372,8 @@ def _logs(name: str, trial: str | None, namespace: str | None, kubeconfig: str |
     if trial is not None:
         tid = trial_id(name, trial)
         pods = trial_pods(cluster, ns, name, tid)
-        packs = sorted({(p.metadata.labels or {}).get(PACK_LABEL) for p in pods} - {None, tid})
+        packs = sorted({pack for p in pods
+                        if (pack := (p.metadata.labels or {}).get(PACK_LABEL)) not in (None, tid)})
         if packs:
             click.echo(f"trial {tid} trains in pack {', '.join(packs)}: its log is the pack's",
                        err=True)

@@ -39,7 +39,7 @@ def crd() -> None:
 @crd.command()
 def show() -> None:
     """Print the CRD as YAML (the file `kubectl apply -f -` takes)."""
-    from orchestrator.crd import render
+    from orchestrator.cluster.crd import render
 
     click.echo(render(), nl=False)
 
@@ -53,7 +53,7 @@ def apply(namespace: str | None, kubeconfig: str | None, context: str | None,
     """Create the CRD, or replace the one the cluster serves with this version's. Existing
     searches stay; needs the rights of a cluster administrator (get, create and update of
     customresourcedefinitions)."""
-    from orchestrator.crd import CRD_NAME, crd_manifest
+    from orchestrator.cluster.crd import CRD_NAME, crd_manifest
 
     cluster, _ = connect(kubeconfig, context, namespace)
     wanted = crd_manifest()

@@ -83,11 +83,11 @@ def oneshot(spec_path: str, pairs: tuple[str, ...], workdir: str | None, print_t
 
 
 def _run_local(spec: Any, raw: dict[str, Any], workdir: str | None) -> dict[str, Any]:
+    from orchestrator.adapters.tracking import MlflowTracker
     from orchestrator.backends.base import Launch
     from orchestrator.backends.local import LocalBackend
     from orchestrator.contract import Tag
     from orchestrator.embedded import layout
-    from orchestrator.tracking import MlflowTracker
 
     lay = layout(spec, workdir)
     lay.workdir.mkdir(parents=True, exist_ok=True)

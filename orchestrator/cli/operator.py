@@ -1,6 +1,6 @@
 """``actsearch-ctl operator``: the controller of a cluster, as the chart's Deployment and the
 image run it. Every ActivationSearch in the watched namespaces gets a search loop
-(``orchestrator.operator``); this module only reads the options and the defaults file, builds
+(``orchestrator.cluster.operator``); this module only reads the options and the defaults file, builds
 the API client and hands them over.
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 import click
 
 from orchestrator.cli.errors import expected_errors
-from orchestrator.cli.log_setup import configure_logging, group_verbosity
 from orchestrator.errors import ConfigError
+from orchestrator.log_setup import configure_logging, group_verbosity
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +51,9 @@ def operator(namespaces: tuple[str, ...], all_namespaces: bool, tracking_uri: st
              json_logs: bool, verbose: int) -> None:
     """Run the controller: every ActivationSearch in the watched namespaces gets a search loop,
     resumed from its checkpoint after a restart."""
-    from orchestrator.incluster import ClusterDefaults, split_defaults
-    from orchestrator.kube import current_namespace, load_api_client
-    from orchestrator.operator import OperatorConfig, run
+    from orchestrator.adapters.kube import current_namespace, load_api_client
+    from orchestrator.cluster.incluster import ClusterDefaults, split_defaults
+    from orchestrator.cluster.operator import OperatorConfig, run
 
     configure_logging(group_verbosity() + verbose, json_logs, replace=True)
     if all_namespaces and namespaces:

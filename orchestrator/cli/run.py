@@ -16,13 +16,13 @@ from rich.table import Table
 from orchestrator.cli.errors import expected_errors
 from orchestrator.cli.options import run_with_progress
 from orchestrator.errors import ConfigError
-from orchestrator.leaderboard import Entry, rank
+from orchestrator.loop.leaderboard import Entry, rank
 from orchestrator.space import parse, to_math
 
 if TYPE_CHECKING:  # the controller and the spec are imported by the commands that use them
-    from orchestrator.controller import Controller
+    from orchestrator.loop.controller import Controller
+    from orchestrator.loop.trials import Progress
     from orchestrator.spec import SearchSpec
-    from orchestrator.trials import Progress
 
 
 def _progress_table(p: Progress, started: float, name: str) -> Table:
@@ -56,7 +56,7 @@ def leaderboard_table(rows: list[Entry], title: str) -> Table:
 
 def _report(ctl: Controller, console: Console, top: int, workdir: Path) -> None:
     """Leaderboard to the terminal and, with a plot of the top functions, to the parent run."""
-    from orchestrator.report import publish
+    from orchestrator.loop.report import publish
 
     rows, png = publish(ctl, top, workdir)
     console.print(leaderboard_table(rows, f"leaderboard of {ctl.name}"))
@@ -78,8 +78,8 @@ def _report(ctl: Controller, console: Console, top: int, workdir: Path) -> None:
 def run(spec_path: str, resume: bool, workdir: str | None, top: int, quiet: bool) -> None:
     """Run a search on this machine: children are local processes, MLflow a local SQLite file
     unless the spec names a tracking server."""
-    from orchestrator.amend import describe
     from orchestrator.embedded import build_controller, layout
+    from orchestrator.loop.amend import describe
     from orchestrator.spec import load_spec
 
     spec = load_spec(spec_path)
@@ -119,9 +119,9 @@ def top(target: str, tracking_uri: str | None, experiment: str | None, workdir: 
         context: str | None) -> None:
     """Print the leaderboard of a search, read from MLflow: a spec file, a search run on this
     machine, or an ActivationSearch in the cluster (its tracking URI read from the object)."""
+    from orchestrator.adapters.tracking import MlflowTracker
     from orchestrator.embedded import layout
     from orchestrator.spec import SearchSpec, load_spec
-    from orchestrator.tracking import MlflowTracker
 
     if Path(target).is_file():
         spec = load_spec(target)
@@ -165,7 +165,7 @@ def _cluster_tracking(spec: SearchSpec, tracking_uri: str | None, namespace: str
     import os
 
     from orchestrator.cli.cluster import connect
-    from orchestrator.incluster import spec_of
+    from orchestrator.cluster.incluster import spec_of
 
     kube, ns = connect(kubeconfig, context, namespace)
     found = spec_of(kube.get_search(ns, spec.name))

@@ -13,14 +13,14 @@ from orchestrator.search.options import require_bool, require_int, require_numbe
 class ControllerConfig:
     """Controller, optimiser and baseline settings shared by PPO and REINFORCE.
 
-    The paper gives no hyper-parameters; PAPER.md §2 takes them from NASNet (lr 3.5e-4,
-    entropy weight 1e-5, EMA decay 0.95, 20 children per update, clip 0.2), kept here except:
-    lr 1e-3, advantages divided by the batch's reward spread, logits squashed as in ENAS
-    (``tanh_constant`` 2.5, ``temperature`` 5), and a priority queue (below). With the plain NASNet values the policy either
-    barely moves within a few thousand evaluations or collapses onto the first good plateau it
-    finds (docs/search.md). ``tanh_constant=0, temperature=1, lr=3.5e-4,
-    normalize_advantages=False, top_k=0`` gives the paper's setting back. ``elite_fraction`` < 1 trains
-    only on the best fraction of each batch against its quantile (risk-seeking policy
+    The paper gives no hyper-parameters; docs/architecture.md takes them from NASNet (lr 3.5e-4,
+    entropy weight 1e-5, EMA decay 0.95, 20 children per update, clip 0.2), kept here except: lr
+    1e-3, advantages divided by the batch's reward spread, logits squashed as in ENAS
+    (``tanh_constant`` 2.5, ``temperature`` 5), and a priority queue (below). With the plain NASNet
+    values the policy either barely moves within a few thousand evaluations or collapses onto the
+    first good plateau it finds (docs/search.md). ``tanh_constant=0, temperature=1, lr=3.5e-4,
+    normalize_advantages=False, top_k=0`` gives the paper's setting back. ``elite_fraction`` < 1
+    trains only on the best fraction of each batch against its quantile (risk-seeking policy
     gradient, Petersen et al. 2021) instead of the EMA baseline; off by default.
 
     ``top_k`` (10) and ``top_k_weight`` (1.0): priority-queue training (Abolafia et al. 2018,

@@ -49,7 +49,7 @@ def _program(expr: Expr, numerics: Numerics) -> tuple[_Step, ...]:
     index = {u: i + 1 for i, u in enumerate(order)}
 
     def ref(node: Node) -> int:
-        return 0 if node == X else index[node]  # type: ignore[index]
+        return 0 if node == X else index[node]
 
     return tuple(
         _Step(
@@ -82,7 +82,7 @@ class Activation(nn.Module):
         self.expression = to_text(expr)
         self.numerics = numerics
         self.beta_mode = beta_mode
-        size = channels if beta_mode == "channel" else 1
+        size = channels if beta_mode == "channel" and channels is not None else 1
         self.beta = nn.Parameter(torch.full((size,), float(beta_init)))
         self._steps = _program(expr, numerics)
 

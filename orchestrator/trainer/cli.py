@@ -18,7 +18,6 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from orchestrator.cli.log_setup import CHILD, configure_logging
 from orchestrator.contract import (
     PACK_KEY,
     TRIAL_SPEC_ENV,
@@ -27,10 +26,11 @@ from orchestrator.contract import (
     TrainConfig,
     TrialSpec,
 )
+from orchestrator.log_setup import CHILD, configure_logging
 from orchestrator.oneshot.config import ONESHOT_KEY
 from orchestrator.trainer.errors import BadInput, TrainerError
-from orchestrator.validation import describe
 from orchestrator.trainer.output import stdout_kept_for_json
+from orchestrator.validation import describe
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,8 @@ def read_spec(spec_file: Path | None, top: dict[str, Any], child: dict[str, Any]
 @click.option("--spec", "spec_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="JSON trial spec: {expression, search, trial, experiment, child: {...}} "
                    f"[default: the JSON in env {TRIAL_SPEC_ENV}, as a Kubernetes Job passes it].")
-@click.option("--expression", "-e", default=None, help="Activation: canonical text form, or builtin:lrelu|prelu|elu|selu|gelu.")
+@click.option("--expression", "-e", default=None,
+              help="Activation: canonical text form, or builtin:lrelu|prelu|elu|selu|gelu.")
 @click.option("--search", default=None, help="Search name (tag actsearch.search).")
 @click.option("--trial", default=None, help="Trial id (tag actsearch.trial).")
 @click.option("--experiment", default=None, help="MLflow experiment for a run created here.")

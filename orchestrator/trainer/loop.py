@@ -123,7 +123,8 @@ class Child:
         """Member ``member``'s searched activation sites (none for a built-in)."""
         if self.k == 1:
             return [m for m in self.model.modules() if isinstance(m, Activation)]
-        return [s.sites[member] for s in packed_sites(self.model) if isinstance(s.sites[member], Activation)]
+        return [site for s in packed_sites(self.model)
+                if isinstance(site := s.sites[member], Activation)]
 
     def beta_mean(self, member: int = 0) -> float:
         betas = [a.beta.detach().float().flatten() for a in self.activations(member)]
@@ -136,7 +137,7 @@ class Child:
 
     def state(self, step: int, elapsed_s: float, member: int = 0) -> dict[str, Any]:
         """Member ``member``'s checkpoint: a plain child's, whatever the pack (packing.py)."""
-        rng = {"cpu": torch.get_rng_state()}
+        rng: dict[str, Any] = {"cpu": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         optimizer = self.optimizer.state_dict()

@@ -1,6 +1,6 @@
 """Fetch one object from S3 (or an S3-compatible server) into a local cache, checksum verified.
 
-The client comes from ``orchestrator.s3``, the project's one S3 adapter: the endpoint is
+The client comes from ``orchestrator.adapters.s3``, the project's one S3 adapter: the endpoint is
 ``$MLFLOW_S3_ENDPOINT_URL`` (what the operator passes to a child's Job), else
 ``$AWS_ENDPOINT_URL``; credentials from boto3's usual chain.
 """
@@ -11,7 +11,7 @@ import hashlib
 import logging
 from pathlib import Path
 
-from orchestrator.s3 import error_code, is_client_failure, make_client
+from orchestrator.adapters.s3 import error_code, is_client_failure, make_client
 from orchestrator.trainer.errors import BadInput, Infrastructure
 
 log = logging.getLogger(__name__)

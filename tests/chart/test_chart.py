@@ -10,8 +10,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from orchestrator.crd import validate_cr
-from orchestrator.rbac import RULES
+from orchestrator.cluster.crd import validate_cr
+from orchestrator.cluster.rbac import RULES
 from orchestrator.spec import KubernetesBackendSpec, parse_spec
 from tests.chart.conftest import (
     CHART,

@@ -11,7 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from orchestrator.crd import (
+from orchestrator.cluster.crd import (
     CLUSTER_DEFAULTS,
     CRD_NAME,
     crd_manifest,

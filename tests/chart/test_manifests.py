@@ -9,8 +9,8 @@ from types import ModuleType
 import kubernetes_validate
 import yaml
 
-from orchestrator.crd import crd_manifest
-from orchestrator.rbac import RULES
+from orchestrator.cluster.crd import crd_manifest
+from orchestrator.cluster.rbac import RULES
 from tests.chart.conftest import ROOT, Helm
 
 MANIFESTS = ROOT / "manifests"

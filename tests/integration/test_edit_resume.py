@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from orchestrator.storage import load_state
+from orchestrator.adapters.storage import load_state
 
 SPEC: dict[str, Any] = {
     "name": "edited",

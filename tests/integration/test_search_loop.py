@@ -21,13 +21,13 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from orchestrator.adapters.retry import Backoff
+from orchestrator.adapters.storage import S3Store, load_state
+from orchestrator.adapters.tracking import MlflowTracker
 from orchestrator.embedded import build_controller
-from orchestrator.retry import Backoff
 from orchestrator.space import parse
 from orchestrator.space.fingerprint import fingerprint
 from orchestrator.spec import parse_spec
-from orchestrator.storage import S3Store, load_state
-from orchestrator.tracking import MlflowTracker
 from tests.servers import Server
 
 CHILD = {"model": "mlp", "dataset": "digits", "steps": 15, "batch_size": 32, "lr": 0.05,
@@ -238,7 +238,7 @@ def test_mlflow_unreachable_for_a_while_is_retried_and_nothing_is_lost(
     tracker = MlflowTracker(mlflow_server.url, f"outage-{uuid.uuid4().hex[:8]}",
                             backoff=Backoff(initial=0.5, factor=2.0, attempts=10))
     parent = tracker.start_search("outage", {"name": "outage"})
-    caplog.set_level(logging.WARNING, logger="orchestrator.retry")
+    caplog.set_level(logging.WARNING, logger="orchestrator.adapters.retry")
     timer = _pause(mlflow_server, 3.0)
     try:
         run_id = tracker.create_trial_run("outage", parent, "outage-t00000",
@@ -262,7 +262,7 @@ def test_s3_unreachable_for_a_while_is_retried_and_the_checkpoint_lands(
             mp.setenv(k, v)
         store = S3Store(s3_bucket, "outage", endpoint_url=proxy.url,
                         backoff=Backoff(initial=0.5, factor=2.0, attempts=10))
-    caplog.set_level(logging.WARNING, logger="orchestrator.retry")
+    caplog.set_level(logging.WARNING, logger="orchestrator.adapters.retry")
     proxy.down_for(3.0)
     try:
         store.put("controller.pt", b"state")

@@ -38,7 +38,7 @@ Implemented:
   OwnerReferencesPermissionEnforcement admission plugin checks when a create sets
   ``blockOwnerDeletion``; fault injection: ``fail(verb, resource, status, times)``;
 - optional schema validation of created ActivationSearch objects through
-  ``orchestrator.crd.validate_cr`` when that function exists.
+  ``orchestrator.cluster.crd.validate_cr`` when that function exists.
 
 Not implemented: authentication and authorisation (any token is accepted; RBAC is checked by the
 tests from the request record), admission webhooks, server-side apply, field managers,
@@ -300,7 +300,7 @@ def owner_checks(obj: dict[str, Any], namespace: str) -> list[Request]:
 
 def _crd_validator() -> Callable[..., list[str]] | None:
     try:
-        from orchestrator.crd import validate_cr  # type: ignore[attr-defined]
+        from orchestrator.cluster.crd import validate_cr  # type: ignore[attr-defined]
     except ImportError:
         return None
     return validate_cr  # type: ignore[no-any-return]

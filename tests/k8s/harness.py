@@ -12,9 +12,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.incluster import ClusterDefaults
-from orchestrator.operator import OperatorConfig, run
-from orchestrator.retry import Backoff
+from orchestrator.adapters.retry import Backoff
+from orchestrator.cluster.incluster import ClusterDefaults
+from orchestrator.cluster.operator import OperatorConfig, run
 from tests.k8s.conftest import NAMESPACE
 from tests.k8s.fake_apiserver import FakeApiServer
 from tests.unit.controller.fakes import FakeTracker, hashed_reward
@@ -59,7 +59,7 @@ def search_object(name: str = "s1", **spec: Any) -> dict[str, Any]:
 def defaults(tracker: FakeTracker, store_root: str | None = None,
              make_store: Callable[[str, str | None], Any] | None = None,
              poll_interval: float = 0.05) -> ClusterDefaults:
-    from orchestrator.storage import LocalStore
+    from orchestrator.adapters.storage import LocalStore
 
     return ClusterDefaults(
         tracking_uri="http://mlflow.test:5000", storage_uri="s3://checkpoints/searches",

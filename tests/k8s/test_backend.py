@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from orchestrator.adapters.kube import Cluster
+from orchestrator.adapters.retry import Backoff
 from orchestrator.backends.base import Launch
 from orchestrator.backends.kubernetes import KubernetesBackend, job_manifest
 from orchestrator.errors import ConfigError, TemporaryUnavailable
-from orchestrator.kube import Cluster
-from orchestrator.retry import Backoff
 from orchestrator.spec import KubernetesBackendSpec
 from tests.k8s.conftest import NAMESPACE
 from tests.k8s.fake_apiserver import FakeApiServer

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
+from orchestrator.adapters.kube import CONTROLLER_SELECTOR
 from orchestrator.cli import main
-from orchestrator.kube import CONTROLLER_SELECTOR
 from tests.k8s.conftest import NAMESPACE
 from tests.k8s.fake_apiserver import FakeApiServer
 from tests.k8s.harness import SPACE, search_object
@@ -244,7 +244,7 @@ def test_cancel_delete_deletes_the_search_and_its_jobs_go_with_it(
 def test_top_of_a_cluster_search_reads_the_tracking_uri_from_the_object(
         apiserver: FakeApiServer, kubeconfig: Path, mlflow_env: dict[str, str],
         mlflow_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from orchestrator.tracking import MlflowTracker
+    from orchestrator.adapters.tracking import MlflowTracker
 
     tracker = MlflowTracker(mlflow_server.url, "cli-top")
     parent = tracker.start_search("topsearch", {})

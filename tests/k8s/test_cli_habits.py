@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.kube import CANCEL_ANNOTATION
-from orchestrator.submission import is_manifest
+from orchestrator.adapters.kube import CANCEL_ANNOTATION
+from orchestrator.cluster.submission import is_manifest
 from tests.k8s.conftest import NAMESPACE
 from tests.k8s.fake_apiserver import FakeApiServer
 from tests.k8s.test_cli import SPEC, ctl, resource_calls, with_status
@@ -188,7 +188,7 @@ def test_status_watch_prints_each_change_until_the_search_ends(
     phases = [line.split()[1] for line in result.output.splitlines() if line.startswith("phase")]
     assert phases == ["Running", "Running", "Succeeded"]  # one print per change, no repeats
     assert time.monotonic() - started < 10
-    gets = [r for r in apiserver.calls("get", "activationsearches")]
+    gets = list(apiserver.calls("get", "activationsearches"))
     assert 4 <= len(gets) <= 20  # polled at the interval, not in a busy loop
     as_json = ctl("status", "s1", "--watch", "--json", "--kubeconfig", str(kubeconfig))
     assert json.loads(as_json.output)["phase"] == "Succeeded"  # ended: one line, then done
@@ -206,7 +206,7 @@ def test_logs_follow_streams_the_newest_pod_of_a_trial(
     result = ctl("logs", "s1", "3", "-f", "--kubeconfig", str(kubeconfig))
     assert result.exit_code == 0, result.output
     assert result.output == "step 1\nstep 2"
-    (call,) = [r for r in apiserver.calls("get", "pods/log")]
+    (call,) = list(apiserver.calls("get", "pods/log"))
     assert call.name == "s1-t00003-bbbbb"
 
 

@@ -12,7 +12,7 @@ import yaml
 from click.testing import CliRunner
 
 from orchestrator.cli import main
-from orchestrator.crd import CRD_NAME, crd_manifest, render
+from orchestrator.cluster.crd import CRD_NAME, crd_manifest, render
 from tests.k8s.conftest import NAMESPACE
 from tests.k8s.fake_apiserver import CLUSTER, FakeApiServer
 from tests.k8s.harness import search_object

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.storage import S3Store
+from orchestrator.adapters.storage import S3Store
 from tests.k8s.conftest import NAMESPACE
 from tests.k8s.fake_apiserver import FakeApiServer
 from tests.k8s.harness import (
@@ -288,8 +288,8 @@ def test_a_search_tracked_by_the_real_mlflow_server_succeeds_with_its_leaderboar
     API server is the fake (no real one can run here)."""
     from mlflow.tracking import MlflowClient
 
-    from orchestrator.incluster import ClusterDefaults
-    from orchestrator.storage import LocalStore
+    from orchestrator.adapters.storage import LocalStore
+    from orchestrator.cluster.incluster import ClusterDefaults
 
     client = MlflowClient(mlflow_server.url)
 
@@ -317,7 +317,7 @@ def test_a_search_tracked_by_the_real_mlflow_server_succeeds_with_its_leaderboar
 def test_the_defaults_file_is_split_into_spec_defaults_and_the_operators_own() -> None:
     """The chart's ConfigMap is a spec fragment: its storage.uri is a prefix the operator keeps
     (each search gets its own folder), everything else is merged under each search's spec."""
-    from orchestrator.incluster import spec_of, split_defaults
+    from orchestrator.cluster.incluster import spec_of, split_defaults
 
     fragment = {
         "tracking": {"uri": "http://mlflow:5000", "experiment": "team"},

@@ -1,12 +1,12 @@
 """RBAC coverage: what the controller's own code asked of the (fake: no real API server runs
-here) API server, across the backend and operator tests, against ``orchestrator.rbac.RULES``,
+here) API server, across the backend and operator tests, against ``orchestrator.cluster.rbac.RULES``,
 the rules the chart's Role grants. Every request must be granted, and every rule used."""
 
 from __future__ import annotations
 
 import pytest
 
-from orchestrator.rbac import RULES
+from orchestrator.cluster.rbac import RULES
 from tests.k8s.conftest import AUDITED_TESTS, CONTROLLER_TRAFFIC
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.kube import CANCEL_ANNOTATION
+from orchestrator.adapters.kube import CANCEL_ANNOTATION
 from tests.k8s.conftest import NAMESPACE
 from tests.k8s.fake_apiserver import FakeApiServer
 from tests.k8s.harness import (
@@ -95,8 +95,7 @@ def test_a_cancel_request_deletes_the_running_jobs_and_sets_phase_cancelled_and_
         wait_for_event(apiserver, "Cancelled")
         assert apiserver.items("jobs") == []  # their GPUs are free
         assert sorted(c.name for c in apiserver.calls("delete", "jobs")) == launched
-        assert conditions(cancelled) == {t: ("False", "Cancelled") for t in
-                                         ("Ready", "Succeeded", "Failed")}
+        assert conditions(cancelled) == dict.fromkeys(("Ready", "Succeeded", "Failed"), ("False", "Cancelled"))
         assert "2 running Jobs deleted" in cancelled["message"]
         assert "actsearch-ctl retry" in cancelled["message"]
         assert cancelled["observedGeneration"] == 1

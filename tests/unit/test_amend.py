@@ -1,4 +1,4 @@
-"""The rule for edits of a started search (orchestrator/amend.py): pure, no I/O."""
+"""The rule for edits of a started search (orchestrator/loop/amend.py): pure, no I/O."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.amend import (
+from orchestrator.loop.amend import (
     LIVE_FIELDS,
     UNSET,
     amend,

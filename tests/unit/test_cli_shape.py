@@ -1,4 +1,4 @@
-"""One CLI shape: one meaning of -v for every program (orchestrator.cli.log_setup) and one rule
+"""One CLI shape: one meaning of -v for every program (orchestrator.log_setup) and one rule
 that turns the project's expected errors into a one-line message and exit code 1
 (orchestrator.cli.errors)."""
 
@@ -15,10 +15,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from orchestrator.adapters.kube import NotFound
 from orchestrator.cli.errors import EXPECTED_FAILURE, USAGE_ERROR, expected_errors
-from orchestrator.cli.log_setup import CHILD, JsonFormatter, configure_logging, level_of
 from orchestrator.errors import ConfigError
-from orchestrator.kube import NotFound
+from orchestrator.log_setup import CHILD, JsonFormatter, configure_logging, level_of
 
 
 @pytest.mark.parametrize(("verbosity", "command_line", "child"), [

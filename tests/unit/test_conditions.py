@@ -1,10 +1,10 @@
-"""The standard conditions of a search's status, derived from its phase (orchestrator.conditions)."""
+"""The standard conditions of a search's status, derived from its phase (orchestrator.cluster.conditions)."""
 
 from __future__ import annotations
 
 import pytest
 
-from orchestrator.conditions import PHASES, TYPES, conditions, derive
+from orchestrator.cluster.conditions import PHASES, TYPES, conditions, derive
 
 
 def by_type(items: list[dict[str, object]]) -> dict[object, dict[str, object]]:

@@ -77,7 +77,7 @@ def test_a_one_word_failure_takes_no_detail() -> None:
 def test_only_a_diverged_loss_is_a_permanent_failure() -> None:
     """A screen verdict depends on the search's screen settings, which the config hash leaves
     out: another search may screen differently, so it must not reuse the verdict."""
-    assert PERMANENT_FAILURES == {FailureKind.DIVERGED}
+    assert {FailureKind.DIVERGED} == PERMANENT_FAILURES
     assert [k for k in FailureKind if k.permanent] == [FailureKind.DIVERGED]
 
 

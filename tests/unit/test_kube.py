@@ -1,5 +1,5 @@
 """The Kubernetes adapter's error translation: every answer of the API server becomes one of the
-project's errors in one place (orchestrator.kube.translate), typed where callers decide on it."""
+project's errors in one place (orchestrator.adapters.kube.translate), typed where callers decide on it."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import json
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from orchestrator.errors import ConfigError, TemporaryUnavailable
-from orchestrator.kube import (
+from orchestrator.adapters.kube import (
     AlreadyExists,
     Conflict,
     CrdMissing,
@@ -17,6 +16,7 @@ from orchestrator.kube import (
     NotFound,
     translate,
 )
+from orchestrator.errors import ConfigError, TemporaryUnavailable
 
 
 def api_error(status: int, reason: str | None = None, message: str = "the server said so",

@@ -11,7 +11,7 @@ import pytest
 
 from orchestrator.backends.base import ChildState, Launch
 from orchestrator.contract import PACK_KEY
-from orchestrator.ledger import (
+from orchestrator.loop.ledger import (
     DONE,
     LAUNCHED,
     QUEUED,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.packs import plan_packs
+from orchestrator.loop.packs import plan_packs
 
 # (name, existing pack, key)
 QUEUE = [("a", None, "m1"), ("b", "p-old", "m1"), ("c", None, "m2"), ("d", None, "m1"),

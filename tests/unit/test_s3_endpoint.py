@@ -1,5 +1,5 @@
 """One S3 endpoint rule for the controller's checkpoints and the child's data
-(orchestrator.s3), and a checkpoint store that does not need torch to be imported."""
+(orchestrator.adapters.s3), and a checkpoint store that does not need torch to be imported."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from orchestrator import s3
-from orchestrator.storage import S3Store, dump_state, load_state
+from orchestrator.adapters import s3
+from orchestrator.adapters.storage import S3Store, dump_state, load_state
 
 MINIO = "http://minio.test:9000"
 OTHER = "http://other.test:9000"
@@ -41,7 +41,7 @@ def test_the_checkpoint_store_and_the_childs_client_follow_the_same_rule(
 
 
 def test_a_checkpoint_store_is_imported_without_torch() -> None:
-    code = ("import sys, orchestrator.storage, orchestrator.s3; "
+    code = ("import sys, orchestrator.adapters.storage, orchestrator.adapters.s3; "
             "sys.exit(1 if 'torch' in sys.modules or 'boto3' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 

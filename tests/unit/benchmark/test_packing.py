@@ -9,10 +9,10 @@ import json
 
 import pytest
 
+from orchestrator.adapters.storage import LocalStore
 from orchestrator.backends.base import Launch
 from orchestrator.benchmark.runner import BenchmarkProgress, BenchmarkRunner
 from orchestrator.benchmark.spec import parse_benchmark
-from orchestrator.storage import LocalStore
 from tests.unit.benchmark.test_runner import SPEC, Backend, Tracker, accuracy, runner
 
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from orchestrator.adapters.storage import LocalStore
 from orchestrator.backends.base import ChildState, Launch
 from orchestrator.benchmark.runner import BenchmarkRunner
 from orchestrator.benchmark.spec import parse_benchmark
-from orchestrator.storage import LocalStore
 
 
 @dataclass

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from orchestrator.controller import Controller
+from orchestrator.adapters.storage import LocalStore
 from orchestrator.errors import ConfigError
+from orchestrator.loop.controller import Controller
+from orchestrator.loop.trials import DONE
 from orchestrator.search.registry import make_strategy
 from orchestrator.spec import parse_spec
-from orchestrator.storage import LocalStore
-from orchestrator.trials import DONE
 
 from .fakes import FakeBackend, FakeTracker
 
@@ -75,7 +75,7 @@ def test_never_more_children_than_parallelism_at_once(tmp_path: Path) -> None:
 
 
 def test_a_function_is_never_trained_twice_in_a_search(tmp_path: Path) -> None:
-    ctl, _, backend = make_controller(tmp_path, budget={"trials": 40, "max_samples": 150})
+    ctl, _, _backend = make_controller(tmp_path, budget={"trials": 40, "max_samples": 150})
     ctl.run()
     trained_prints = [t.fingerprint for t in ctl.trials if t.source == "trained"]
     assert len(trained_prints) == len(set(trained_prints))
@@ -89,7 +89,7 @@ def test_a_function_is_never_trained_twice_in_a_search(tmp_path: Path) -> None:
 def test_a_second_search_reuses_the_first_searchs_results(tmp_path: Path) -> None:
     first, tracker, _ = make_controller(tmp_path, budget={"trials": 30, "max_samples": 200})
     first.run()
-    second, _, backend2 = make_controller(
+    second, _, _backend2 = make_controller(
         tmp_path, tracker=tracker, name="s2", budget={"trials": 10, "max_samples": 60}, seed=3
     )
     final = second.run()

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from orchestrator.adapters.storage import dump_state, load_state
 from orchestrator.backends.base import Launch
-from orchestrator.checkpoint import CHECKPOINT_KEY
-from orchestrator.storage import dump_state, load_state
-from orchestrator.trials import DONE, LAUNCHED, QUEUED, Progress, Trial
+from orchestrator.loop.checkpoint import CHECKPOINT_KEY
+from orchestrator.loop.trials import DONE, LAUNCHED, QUEUED, Progress, Trial
 
 from .test_controller import make_controller
 
@@ -200,7 +200,7 @@ def test_resume_re_attaches_running_packs_by_their_id(tmp_path: Path) -> None:
 
 def test_resume_relaunches_lost_packs_and_never_trains_a_finished_trial_again(
         tmp_path: Path) -> None:
-    part, tracker, backend = make_controller(tmp_path, packing=3, parallelism=2, generation=9)
+    part, tracker, _backend = make_controller(tmp_path, packing=3, parallelism=2, generation=9)
     part.start(resume=False)
     for _ in range(4):
         part.tick()
@@ -249,7 +249,7 @@ def test_a_launch_without_members_is_not_a_pack() -> None:
 
 def test_progress_shows_running_children_and_the_packs_carrying_them(tmp_path: Path) -> None:
     from orchestrator.cli.run import _progress_table
-    from orchestrator.incluster import progress_message
+    from orchestrator.cluster.incluster import progress_message
 
     ctl, _, _ = make_controller(tmp_path, packing=4, parallelism=3, generation=7,
                                 budget={"trials": 40})

@@ -86,7 +86,7 @@ def test_gdas_runs_and_ends_with_one_op_per_slot(digits: data_mod.Data, one_thre
 
 
 def test_options_outside_the_space_or_the_ranges_are_refused_by_name() -> None:
-    with pytest.raises(ValidationError, match="unknown function.*'swish'"):
+    with pytest.raises(ValidationError, match=r"unknown function.*'swish'"):
         OneShotConfig(unary=("id", "swish"))
     with pytest.raises(ValidationError, match="variant"):
         OneShotConfig(variant="enas")  # type: ignore[arg-type]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -93,7 +95,7 @@ def test_shrinking_stops_at_one_op_per_slot() -> None:
 def test_the_shrinking_schedule_is_logarithmic_from_every_op_to_one() -> None:
     kept = [ops_kept(25, s, 100) for s in range(101)]
     assert kept[0] == 25 and kept[99] == 2 and kept[100] == 1
-    assert all(a >= b for a, b in zip(kept, kept[1:]))
+    assert all(a >= b for a, b in itertools.pairwise(kept))
     assert kept[50] == 5  # 25 ** 0.5: half the time, a fifth of the ops
     assert 25 - kept[25] > kept[75] - 1  # most ops go early, the last few slowly
 

@@ -88,7 +88,7 @@ def test_builtin_names_parse_print_and_fingerprint_stably() -> None:
 
 
 def test_an_unknown_builtin_is_refused_with_the_allowed_names() -> None:
-    with pytest.raises(ParseError, match="unknown built-in activation 'swish'.*builtin:gelu"):
+    with pytest.raises(ParseError, match=r"unknown built-in activation 'swish'.*builtin:gelu"):
         parse_activation("builtin:swish")
 
 

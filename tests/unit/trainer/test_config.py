@@ -67,7 +67,7 @@ def test_the_hash_changes_with_what_affects_the_result_only() -> None:
     operational = TrainConfig(data_source="s3://b/cifar.tgz", log_every=7, checkpoint_every=50,
                               eval_every=10, save_weights=True, device="cpu", compile="eager")
     assert operational.config_hash() == base.config_hash()
-    assert OPERATIONAL_FIELDS <= set(TrainConfig.model_fields)
+    assert set(TrainConfig.model_fields) >= OPERATIONAL_FIELDS
 
 
 def test_every_field_is_documented() -> None:

@@ -38,7 +38,7 @@ def test_cifar_loads_from_a_tarball_with_its_checksum(tmp_path: Path) -> None:
 def test_a_tarball_with_the_wrong_checksum_is_refused_naming_both_digests(tmp_path: Path) -> None:
     write_small_cifar(tmp_path / "src")
     tgz = tarball_of(tmp_path / "src" / "cifar-10-batches-py", tmp_path / "c.tgz")
-    with pytest.raises(BadInput, match="data_sha256 mismatch.*expected 0{64}, got [0-9a-f]{64}"):
+    with pytest.raises(BadInput, match=r"data_sha256 mismatch.*expected 0{64}, got [0-9a-f]{64}"):
         D.load(TrainConfig(data_source=str(tgz), data_sha256="0" * 64), tmp_path / "cache")
 
 
@@ -72,7 +72,7 @@ def test_the_validation_split_depends_on_split_seed_only(tmp_path: Path) -> None
 
 
 def test_synthetic_data_is_cifar_shaped_and_fixed() -> None:
-    train, test, classes = D.synthetic(100, 20)
+    train, _test, classes = D.synthetic(100, 20)
     again, _, _ = D.synthetic(100, 20)
     assert train.images.shape == (100, 3, 32, 32) and classes == 10
     assert torch.equal(train.images, again.images)

@@ -37,8 +37,8 @@ class Recorder:
 
 
 def quick(**kw: Any) -> TrainConfig:
-    base = dict(model="tiny_cnn", dataset="digits", steps=200, batch_size=64, lr=0.1, crop_padding=1,
-                flip=False, log_every=50, device="cpu")
+    base = {"model": "tiny_cnn", "dataset": "digits", "steps": 200, "batch_size": 64, "lr": 0.1, "crop_padding": 1,
+                "flip": False, "log_every": 50, "device": "cpu"}
     return TrainConfig(**{**base, **kw})
 
 

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from orchestrator.adapters.kube import API_VERSION, KIND
 from orchestrator.errors import ConfigError
-from orchestrator.kube import API_VERSION, KIND
 from orchestrator.spec import SearchSpec, check_backend, parse_spec
 
 MANIFEST_KEYS: Final = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})

@@ -8,7 +8,7 @@ the object's status subresource whenever it changes. On deletion kopf sets ``sto
 ends between two ticks and kopf removes its finalizer; the Jobs go with the object through their
 ownerReferences.
 
-Edits (``orchestrator.amend``): a new ``metadata.generation`` that changes only live fields
+Edits (``orchestrator.loop.amend``): a new ``metadata.generation`` that changes only live fields
 (budget, parallelism, packing, Job scheduling) rebuilds the controller from its checkpoint with
 the edited spec; any other edit is answered with a ``SpecChangeRejected`` Event and the search
 runs on. The daemon's filter (``needs_a_loop``) stops the loop of a search that ended at its
@@ -20,7 +20,7 @@ two ticks the loop deletes the search's running Jobs, writes its checkpoint (a r
 from it and launches the cancelled children again) and reports phase Cancelled.
 
 Status: besides the summaries (``incluster.search_status``), every write carries the standard
-conditions Ready, Succeeded and Failed (``orchestrator.conditions``), derived from the phase, so
+conditions Ready, Succeeded and Failed (``orchestrator.cluster.conditions``), derived from the phase, so
 ``kubectl wait --for=condition=Succeeded`` works.
 
 Failures are split the project's way: a bad spec, a refused permission or an invalid object
@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from orchestrator.amend import Change, amend, describe, rejection
-from orchestrator.conditions import (
+from orchestrator.adapters.kube import CANCEL_ANNOTATION, GROUP, PLURAL, VERSION, Cluster
+from orchestrator.cluster.conditions import (
     CANCELLED,
     ENDED,
     FAILED,
@@ -51,9 +51,7 @@ from orchestrator.conditions import (
     UNAVAILABLE,
     conditions,
 )
-from orchestrator.controller import Controller
-from orchestrator.errors import ConfigError, TemporaryUnavailable
-from orchestrator.incluster import (
+from orchestrator.cluster.incluster import (
     ClusterDefaults,
     build_controller,
     progress_message,
@@ -61,7 +59,9 @@ from orchestrator.incluster import (
     search_status,
     spec_of,
 )
-from orchestrator.kube import CANCEL_ANNOTATION, GROUP, PLURAL, VERSION, Cluster
+from orchestrator.errors import ConfigError, TemporaryUnavailable
+from orchestrator.loop.amend import Change, amend, describe, rejection
+from orchestrator.loop.controller import Controller
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class SearchRunner:
 
     def run(self) -> None:
         """Run the search from its checkpoint until it ends or ``stopped`` is set. An edit of
-        live fields (``orchestrator.amend``) rebuilds the controller with the edited spec, while
+        live fields (``orchestrator.loop.amend``) rebuilds the controller with the edited spec, while
         it runs or after it ended; an edit of any other field is reported and not applied."""
         self._written = dict(self.obj.get("status") or {})
         while not self.stopped.is_set():
@@ -290,7 +290,7 @@ class SearchRunner:
         self.write(status)
 
     def _finish(self, ctl: Controller, generation: int | None) -> None:
-        from orchestrator.report import publish
+        from orchestrator.loop.report import publish
 
         with tempfile.TemporaryDirectory(prefix="actsearch-report-") as tmp:
             rows, _ = publish(ctl, LEADERBOARD_ROWS, Path(tmp))

@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.adapters.storage import Store, dump_state, load_state
+from orchestrator.loop.trials import Trial
 from orchestrator.spec import SearchSpec
-from orchestrator.storage import Store, dump_state, load_state
-from orchestrator.trials import Trial
 
 log = logging.getLogger(__name__)
 

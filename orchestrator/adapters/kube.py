@@ -2,7 +2,7 @@
 search, pod logs, and the translation of API errors into the project's errors. It is the only
 module that imports the official ``kubernetes`` client; ``backends/kubernetes.py`` builds Job
 manifests as plain dicts and sends them through ``Cluster``. kopf, which watches searches for
-the operator, keeps its own connection (``orchestrator/operator.py``).
+the operator, keeps its own connection (``orchestrator/cluster/operator.py``).
 
 Clients are built by the entry points (``load_api_client``, then ``Cluster``) and passed in;
 nothing here touches the network at import time.
@@ -30,8 +30,8 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+from orchestrator.adapters.retry import Backoff, retry
 from orchestrator.errors import ActsearchError, ConfigError, TemporaryUnavailable
-from orchestrator.retry import Backoff, retry
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -5,7 +5,7 @@ Every item (a trial, a cell) carries a ``Record`` of its launches: ``queued`` (i
 pre-created or about to be, waiting for a slot) -> ``launched`` -> ``done``. The ledger
 
 - **launches** queued items while fewer than ``parallelism`` processes run. With ``packing`` > 1
-  a launch is a pack (``orchestrator.packs.plan_packs``): up to ``packing`` items trained side
+  a launch is a pack (``orchestrator.loop.packs.plan_packs``): up to ``packing`` items trained side
   by side by one process, each into its own run, under a pack id that is checkpointed before the
   process starts, so a pack id always names the same items;
 - **settles** launched items: a run that ended gives the result (MLflow first, a pack's members
@@ -32,8 +32,8 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from orchestrator.backends.base import Backend, ChildState, Launch, Phase
 from orchestrator.contract import PACK_KEY, FailureKind, failure_kind, failure_text
-from orchestrator.packs import plan_packs
-from orchestrator.tracker import ChildRun, RunBus
+from orchestrator.loop.packs import plan_packs
+from orchestrator.loop.tracker import ChildRun, RunBus
 
 log = logging.getLogger(__name__)
 

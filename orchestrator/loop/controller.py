@@ -1,4 +1,4 @@
-"""The search loop, against interfaces for the strategy, the tracker (``orchestrator.tracker``), the
+"""The search loop, against interfaces for the strategy, the tracker (``orchestrator.loop.tracker``), the
 checkpoint store and the backend; it knows nothing of MLflow, S3 or Kubernetes.
 
 One ``tick`` (docs/search-loop.md): **settle** trials whose run ended or whose child died, and the
@@ -6,10 +6,10 @@ duplicates held behind them; **propose** a generation when nothing waits to laun
 each candidate and reusing known results (same fingerprint in this search, or fingerprint and
 child-config hash in any search of the experiment); **launch** queued trials, alone or in packs,
 as ``parallelism`` and the budget allow; **checkpoint** whenever anything changed. Launching,
-settling, relaunching lost children and GPU-hours are the launch ledger's (``orchestrator.ledger``,
-shared with the benchmark loop); the trials (``orchestrator.trials``) are its records.
+settling, relaunching lost children and GPU-hours are the launch ledger's (``orchestrator.loop.ledger``,
+shared with the benchmark loop); the trials (``orchestrator.loop.trials``) are its records.
 
-Resume: the checkpoint (``orchestrator.checkpoint``) says which trials exist, in which state and
+Resume: the checkpoint (``orchestrator.loop.checkpoint``) says which trials exist, in which state and
 under which launch id: launched ones are re-attached by launch id (or read from MLflow when they
 finished), queued ones launched once, and nothing finished is trained again.
 """
@@ -23,31 +23,31 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.amend import Change, amend, describe, rejection
+from orchestrator.adapters.storage import Store
 from orchestrator.backends.base import Backend
-from orchestrator.checkpoint import CHECKPOINT_KEY, encode, read
-from orchestrator.contract import FailureKind, Tag, TrialSpec, failure_text
+from orchestrator.contract import FailureKind, TrialSpec, failure_text
 from orchestrator.errors import ConfigError
-from orchestrator.leaderboard import Entry, rank
-from orchestrator.ledger import DONE, LAUNCHED, QUEUED, Ledger, is_crash
-from orchestrator.polling import drive
-from orchestrator.search.base import Learner, Result, Strategy
-from orchestrator.search.dedup import Dedup
-from orchestrator.space.expr import to_math
-from orchestrator.space.fingerprint import fingerprint
-from orchestrator.space.screen import screen
-from orchestrator.spec import SearchSpec
-from orchestrator.storage import Store
-from orchestrator.tracker import Tracker
-from orchestrator.trials import (
+from orchestrator.loop.amend import Change, amend, describe, rejection
+from orchestrator.loop.checkpoint import CHECKPOINT_KEY, encode, read
+from orchestrator.loop.leaderboard import Entry, rank
+from orchestrator.loop.ledger import DONE, LAUNCHED, QUEUED, Ledger, is_crash
+from orchestrator.loop.polling import drive
+from orchestrator.loop.tracker import Tracker
+from orchestrator.loop.trials import (
     HELD,
     Progress,
     Trial,
     dedup_from,
     generation_metrics,
+    run_tags,
     summarize,
     trained,
 )
+from orchestrator.search.base import Learner, Result, Strategy
+from orchestrator.search.dedup import Dedup
+from orchestrator.space.fingerprint import fingerprint
+from orchestrator.space.screen import screen
+from orchestrator.spec import SearchSpec
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class Controller:
     def start(self, resume: bool) -> None:
         """Open the search's parent run and, when resuming, reload the last checkpoint. An edit
         since it started is applied and recorded when it touches live fields only
-        (``orchestrator.amend``); any other raises ``ConfigError`` before anything is written."""
+        (``orchestrator.loop.amend``); any other raises ``ConfigError`` before anything is written."""
         saved = read(self.store, self.name) if resume else None
         amendment = amend(saved.spec if saved else None, self.spec)
         if amendment.rejected:
@@ -203,14 +203,8 @@ class Controller:
 
     def _create_run(self, trial: Trial) -> str:
         assert self.parent_run_id is not None
-        tags = {
-            Tag.FINGERPRINT: trial.fingerprint,
-            Tag.CONFIG_HASH: self.config_hash,
-            Tag.EXPRESSION: trial.candidate.expression,
-            Tag.MATH: to_math(trial.candidate.expr),
-            Tag.SOURCE: trial.source,
-        }
-        return self.tracker.create_trial_run(self.name, self.parent_run_id, trial.trial_id, tags)
+        return self.tracker.create_trial_run(self.name, self.parent_run_id, trial.trial_id,
+                                             run_tags(trial, self.config_hash))
 
     def _settle_now(self, trial: Trial, reward: float | None, failure: str | None, source: str
                     ) -> list[Result]:
@@ -244,11 +238,10 @@ class Controller:
     def _trial_spec(self, trial: Trial) -> dict[str, Any]:
         if trial.run_id is None:  # pre-created here, so a queued trial never left has no run
             trial.run_id = self._create_run(trial)
-        return TrialSpec(
-            expression=trial.candidate.expression, search=self.name, trial=trial.trial_id,
-            experiment=self.spec.tracking.experiment, child=self.spec.child,
-            fingerprint=trial.fingerprint,
-        ).model_dump(mode="json", exclude={"run_id"})
+        return TrialSpec(expression=trial.candidate.expression, search=self.name,
+                         trial=trial.trial_id, experiment=self.spec.tracking.experiment,
+                         child=self.spec.child, fingerprint=trial.fingerprint,
+                         ).model_dump(mode="json", exclude={"run_id"})
 
     def _settle(self) -> None:
         settled = self._ledger.settle(self.trials)

@@ -1,5 +1,5 @@
 """Where the controller keeps its checkpoints: a local directory or an S3 bucket (its client
-from ``orchestrator.s3``, the endpoint by that module's rule).
+from ``orchestrator.adapters.s3``, the endpoint by that module's rule).
 
 Objects are small (strategy state + trial ledger) and written whole: locally through a
 temporary file and ``os.replace``, on S3 by one PUT (S3 replaces an object atomically), so a
@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
-from orchestrator import s3
+from orchestrator.adapters import s3
+from orchestrator.adapters.retry import Backoff, retry
 from orchestrator.errors import ConfigError
-from orchestrator.retry import Backoff, retry
 
 log = logging.getLogger(__name__)
 DEFAULT_BACKOFF = Backoff()

@@ -68,7 +68,7 @@ def derive(phase: str, reason: str | None = None) -> dict[str, tuple[str, str]]:
         why = reason or "SearchFailed"
         return {READY: ("False", why), SUCCEEDED_CONDITION: ("False", why),
                 FAILED_CONDITION: ("True", why)}
-    return {t: ("False", CANCELLED) for t in TYPES}
+    return dict.fromkeys(TYPES, ("False", CANCELLED))
 
 
 def conditions(previous: Sequence[Mapping[str, Any]] | None, phase: str, message: str,

@@ -4,7 +4,7 @@ The CRD's ``.spec`` schema is ``SearchSpec``'s JSON schema minus ``name`` (which
 ``metadata.name``), rewritten into the *structural* OpenAPI v3 dialect the API server accepts:
 ``$ref``s inlined, ``X | None`` as ``nullable: true``, free-form maps kept open with
 ``x-kubernetes-preserve-unknown-fields``. Generating it means the API server and the operator
-never disagree about what a search looks like; ``python -m orchestrator.crd`` writes the YAML
+never disagree about what a search looks like; ``python -m orchestrator.cluster.crd`` writes the YAML
 that the chart ships (``make crds``) and a test checks the committed copy is current.
 
 ``validate_cr`` checks an ActivationSearch object the way the API server would (schema only: the
@@ -297,7 +297,7 @@ def validate_cr(obj: Any, schema: dict[str, Any] | None = None) -> list[str]:
 
 def render() -> str:
     """The CRD as the YAML file the chart ships."""
-    header = "# Generated from orchestrator/spec.py by `python -m orchestrator.crd` (make crds); do not edit.\n"
+    header = "# Generated from orchestrator/spec.py by `python -m orchestrator.cluster.crd` (make crds); do not edit.\n"
     return header + yaml.safe_dump(crd_manifest(), sort_keys=False, width=100, allow_unicode=True)
 
 

@@ -15,22 +15,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.amend import Amendment, amend
-from orchestrator.assembly import assemble_controller
+from orchestrator.adapters.kube import Cluster
+from orchestrator.adapters.retry import Backoff
+from orchestrator.adapters.storage import Store, open_store
 from orchestrator.backends.kubernetes import KubernetesBackend
-from orchestrator.checkpoint import stored_spec
-from orchestrator.controller import Controller
 from orchestrator.errors import ConfigError
-from orchestrator.kube import Cluster
-from orchestrator.retry import Backoff
+from orchestrator.loop.amend import Amendment, amend
+from orchestrator.loop.assembly import assemble_controller
+from orchestrator.loop.checkpoint import stored_spec
+from orchestrator.loop.controller import Controller
+from orchestrator.loop.tracker import Tracker
 from orchestrator.space.expr import to_math
 from orchestrator.spec import SearchSpec, check_backend, parse_spec
-from orchestrator.storage import Store, open_store
-from orchestrator.tracker import Tracker
 
 
 def _mlflow_tracker(uri: str, experiment: str) -> Tracker:
-    from orchestrator.tracking import MlflowTracker
+    from orchestrator.adapters.tracking import MlflowTracker
 
     return MlflowTracker(uri, experiment)
 

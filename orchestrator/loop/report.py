@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from orchestrator.controller import Controller
-from orchestrator.leaderboard import Entry, to_markdown
+from orchestrator.loop.controller import Controller
+from orchestrator.loop.leaderboard import Entry, to_markdown
 from orchestrator.space import parse
 
 PLOTTED = 5  # functions drawn in top_functions.png

@@ -1,6 +1,6 @@
 """A search's trials: one candidate's life each, and what is read from the list of them.
 
-A trial is a launch ledger ``Record`` (``orchestrator.ledger``) with what the search adds: the
+A trial is a launch ledger ``Record`` (``orchestrator.loop.ledger``) with what the search adds: the
 candidate, its fingerprint, where its result came from (``source``) and the result. States:
 ``queued`` (run created, waiting for a slot) -> ``launched`` -> ``done``; ``held`` (a duplicate
 waiting for the same function's result) -> ``done``. The list of trials is the controller's
@@ -14,9 +14,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from orchestrator.ledger import DONE, LAUNCHED, QUEUED, is_crash, launch_of
+from orchestrator.contract import Tag
+from orchestrator.loop.ledger import DONE, LAUNCHED, QUEUED, is_crash, launch_of
 from orchestrator.search.base import Candidate, Result
 from orchestrator.search.dedup import Dedup
+from orchestrator.space.expr import to_math
 
 HELD = "held"
 
@@ -61,6 +63,17 @@ class Trial:
         if self.failure is not None:
             return Result.failed(self.candidate, self.failure)
         return Result.success(self.candidate, float(self.reward or 0.0))
+
+
+def run_tags(trial: Trial, config_hash: str) -> dict[str, str]:
+    """The tags of a trial's MLflow run: what the evaluation cache and the UI look it up by."""
+    return {
+        Tag.FINGERPRINT: trial.fingerprint,
+        Tag.CONFIG_HASH: config_hash,
+        Tag.EXPRESSION: trial.candidate.expression,
+        Tag.MATH: to_math(trial.candidate.expr),
+        Tag.SOURCE: trial.source,
+    }
 
 
 def dedup_from(trials: list[Trial]) -> Dedup:

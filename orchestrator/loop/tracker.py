@@ -1,4 +1,4 @@
-"""What the loops need from the results bus (MLflow in ``orchestrator.tracking``, in-memory fakes
+"""What the loops need from the results bus (MLflow in ``orchestrator.adapters.tracking``, in-memory fakes
 in tests): protocols only, so the search loop, the benchmark loop and the launch ledger depend on
 this and not on each other or on mlflow.
 

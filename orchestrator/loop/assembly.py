@@ -7,12 +7,12 @@ them here, where the strategy comes from the spec and the controller is put toge
 
 from __future__ import annotations
 
+from orchestrator.adapters.storage import Store
 from orchestrator.backends.base import Backend
-from orchestrator.controller import Controller
+from orchestrator.loop.controller import Controller
+from orchestrator.loop.tracker import Tracker
 from orchestrator.search.registry import make_strategy
 from orchestrator.spec import SearchSpec
-from orchestrator.storage import Store
-from orchestrator.tracker import Tracker
 
 
 def assemble_controller(spec: SearchSpec, *, tracker: Tracker, store: Store, backend: Backend,

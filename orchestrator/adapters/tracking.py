@@ -13,7 +13,7 @@ itself):
 | ``actsearch.fingerprint`` | trial | the function's fingerprint |
 | ``actsearch.config_hash`` | trial | hash of the child config |
 | ``actsearch.expression`` | trial | canonical expression |
-| ``actsearch.failure`` | trial | why it failed (``contract.FailureKind``: ``nan``, ``screened: ...``, ``crashed: ...``) |
+| ``actsearch.failure`` | trial | why it failed (``contract.FailureKind``: ``nan``, ``screened: …``, ``crashed: …``) |
 | ``mlflow.parentRunId`` | trial | the search's run id |
 
 A benchmark (``actsearch-ctl benchmark``) uses the same calls under ``BENCHMARK`` scope: its
@@ -29,10 +29,11 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
+from orchestrator.adapters.retry import Backoff, retry
 from orchestrator.contract import FailureKind, Tag, failure_text, reusable_result
-from orchestrator.retry import Backoff, retry
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +128,8 @@ class MlflowTracker:
         token = None
         while True:
             page = self._call(
-                lambda t=token: self.client.search_runs(
-                    [self.experiment_id], filter_string, max_results=min(max_results, 1000),
-                    page_token=t,
-                ),
+                partial(self.client.search_runs, [self.experiment_id], filter_string,
+                        max_results=min(max_results, 1000), page_token=token),
                 "MLflow search_runs",
             )
             runs += list(page)
@@ -158,7 +157,7 @@ class MlflowTracker:
         )
         run_id = run.info.run_id
         flat = _flatten(spec)
-        self._call(lambda: self.client.log_batch(run_id, params=_params(flat)), "MLflow log params")
+        self._call(lambda: self.client.log_batch(run_id, params=list(_params(flat))), "MLflow log params")
         self._call(lambda: self.client.log_dict(run_id, spec, "search_spec.json"),
                    "MLflow log spec")
         return run_id

@@ -1,0 +1,1 @@
+"""One adapter per outside system: MLflow, checkpoints, S3, Kubernetes; retries."""

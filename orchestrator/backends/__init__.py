@@ -1,0 +1,1 @@
+"""Where children run: local processes or Kubernetes Jobs, behind one interface."""

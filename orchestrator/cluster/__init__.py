@@ -1,0 +1,1 @@
+"""Kubernetes wiring: operator, in-cluster controller, CRD, RBAC, conditions, submission."""

@@ -1,0 +1,1 @@
+"""The search loop: controller, trials, checkpoint, launch ledger, polling, leaderboard."""
