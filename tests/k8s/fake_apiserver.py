@@ -32,6 +32,11 @@ Implemented:
 - the Job defaults the tests rely on (``job-name`` labels on the pod template);
 - a record of every request as (verb, API group, resource[/subresource], namespace), for RBAC
   coverage tests; fault injection: ``fail(verb, resource, status, times)``;
+- structural schema of custom resources, from the CRD the chart installs (``CRD_FILE``): on
+  every create, update and patch, unknown fields are pruned (``x-kubernetes-preserve-unknown-
+  fields`` keeps them; ``?fieldValidation=Strict``, kubectl's default, refuses them with 400
+  instead) and ``default:`` values are filled in, so what is stored is what a real API server
+  would store;
 - optional schema validation of created ActivationSearch objects through
   ``orchestrator.crd.validate_cr`` when that function exists.
 
@@ -98,6 +103,7 @@ class Request:
     resource: str
     namespace: str | None
     name: str | None = None
+    body: Any = field(default=None, compare=False, hash=False)  # what the client sent
 
 
 class ApiError(Exception):
@@ -280,6 +286,78 @@ def _crd_validator() -> Callable[..., list[str]] | None:
     return validate_cr  # type: ignore[no-any-return]
 
 
+CRD_FILE = (Path(__file__).resolve().parents[2] / "helm" / "actsearch" / "crds"
+            / "activationsearches.actsearch.io.yaml")
+"""The CRD the chart installs: its ``openAPIV3Schema`` drives defaulting and pruning."""
+
+
+def crd_schema_from_file(path: Path = CRD_FILE) -> dict[str, Any]:
+    import yaml
+
+    crd = yaml.safe_load(path.read_text())
+    return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]  # type: ignore[no-any-return]
+
+
+_OBJECT_META = {"apiVersion", "kind", "metadata"}
+
+
+def prune(schema: dict[str, Any], obj: Any, path: str = "") -> tuple[Any, list[str]]:
+    """Drop the fields a structural schema does not know, as the API server does (unless a
+    node has ``x-kubernetes-preserve-unknown-fields``); returns the object and the dropped
+    fields' paths (``spec.budget.trails``). ``apiVersion``, ``kind`` and ``metadata`` of the
+    root are the API's own, never pruned."""
+    dropped: list[str] = []
+    if isinstance(obj, dict) and ("properties" in schema or "additionalProperties" in schema
+                                  or schema.get("type") == "object"):
+        props = schema.get("properties") or {}
+        extra = schema.get("additionalProperties")
+        keep = schema.get("x-kubernetes-preserve-unknown-fields")
+        out = {}
+        for k, v in obj.items():
+            where = f"{path}.{k}" if path else k
+            if not path and k in _OBJECT_META:
+                out[k] = v
+            elif k in props:
+                out[k], d = prune(props[k], v, where)
+                dropped += d
+            elif isinstance(extra, dict):
+                out[k], d = prune(extra, v, where)
+                dropped += d
+            elif keep or extra is True:
+                out[k] = v
+            else:
+                dropped.append(where)
+        return out, dropped
+    if isinstance(obj, list) and isinstance(schema.get("items"), dict):
+        out_list = []
+        for i, v in enumerate(obj):
+            item, d = prune(schema["items"], v, f"{path}[{i}]")
+            out_list.append(item)
+            dropped += d
+        return out_list, dropped
+    return obj, dropped
+
+
+def apply_defaults(schema: dict[str, Any], obj: Any) -> Any:
+    """Structural defaulting as the API server does it on every write: an absent field (or a
+    null in a non-nullable one) with a ``default`` gets it, then defaulting goes on inside, so
+    ``default: {}`` on an object fills its fields' defaults."""
+    if isinstance(obj, dict):
+        for name, sub in (schema.get("properties") or {}).items():
+            if "default" in sub and (name not in obj or (obj[name] is None
+                                                          and not sub.get("nullable"))):
+                obj[name] = copy.deepcopy(sub["default"])
+            if name in obj:
+                obj[name] = apply_defaults(sub, obj[name])
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for k in list(obj):
+                obj[k] = apply_defaults(extra, obj[k])
+    elif isinstance(obj, list) and isinstance(schema.get("items"), dict):
+        return [apply_defaults(schema["items"], x) for x in obj]
+    return obj
+
+
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -310,6 +388,7 @@ class FakeApiServer:
     """The fake; ``start()`` serves it on a free port of 127.0.0.1 (or use it as a context)."""
 
     validate_crs: bool = True
+    structural: bool = True  # prune and default custom resources by the chart's CRD schema
     crd_installed: bool = True  # False: activationsearches answer 404 as for a missing CRD
     history: int = 10_000
     objects: dict[Key, dict[str, Any]] = field(default_factory=dict)
@@ -325,6 +404,7 @@ class FakeApiServer:
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._validate_cr = _crd_validator() if self.validate_crs else None
+        self._schema = crd_schema_from_file() if self.structural else None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -449,7 +529,22 @@ class FakeApiServer:
         del self._events[: -self.history]
         self._lock.notify_all()
 
-    def _create(self, kind: Kind, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
+    def _structural(self, kind: Kind, obj: dict[str, Any], field_validation: str) -> dict[str, Any]:
+        """Prune unknown fields and apply defaults, as the API server does to a custom resource
+        on every write; ``?fieldValidation=Strict`` (kubectl's default) refuses unknown fields
+        instead (400, as the real server answers a strict decoding error)."""
+        if not kind.custom or self._schema is None:
+            return obj
+        pruned, dropped = prune(self._schema, obj)
+        if dropped and field_validation == "Strict":
+            raise ApiError(400, "BadRequest", f'{kind.kind} in version "{kind.version}" cannot be '
+                           f"handled as a {kind.kind}: strict decoding error: "
+                           + ", ".join(f'unknown field "{d}"' for d in dropped))
+        return apply_defaults(self._schema, pruned)  # type: ignore[no-any-return]
+
+    def _create(self, kind: Kind, namespace: str, obj: dict[str, Any],
+                field_validation: str = "Warn") -> dict[str, Any]:
+        obj = self._structural(kind, obj, field_validation)
         meta = obj.setdefault("metadata", {})
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
@@ -487,9 +582,10 @@ class FakeApiServer:
         return obj
 
     def _update(self, kind: Kind, namespace: str, name: str, sub: str | None,
-                change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+                change: Callable[[dict[str, Any]], dict[str, Any]],
+                field_validation: str = "Warn") -> dict[str, Any]:
         old = self._existing(kind, namespace, name)
-        new = change(copy.deepcopy(old))
+        new = self._structural(kind, change(copy.deepcopy(old)), field_validation)
         rv = (new.get("metadata") or {}).get("resourceVersion")
         if rv and rv != old["metadata"]["resourceVersion"]:
             raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {kind.plural} "{name}": '
@@ -736,7 +832,8 @@ class _Handler(BaseHTTPRequestHandler):
         resource = f"{kind.plural}/{sub}" if sub else kind.plural
         try:
             with self.api._lock:
-                self.api.requests.append(Request(verb, kind.group, resource, ns, name))
+                self.api.requests.append(Request(verb, kind.group, resource, ns, name,
+                                                 copy.deepcopy(body)))
                 fault = self.api._take_fault(verb, resource)
             if fault is not None:
                 reasons = {403: "Forbidden", 409: "Conflict", 429: "TooManyRequests",
@@ -761,6 +858,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str, kind: Kind, ns: str | None, name: str | None, sub: str | None,
                   q: dict[str, list[str]], body: Any) -> tuple[int, Any]:
         api = self.api
+        strictness = (q.get("fieldValidation") or ["Warn"])[0]
         with api._lock:
             if method == "GET" and name is None:
                 items = api._list(kind, ns, (q.get("labelSelector") or [None])[0],
@@ -773,7 +871,7 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "POST" and name is None:
                 if not isinstance(body, dict):
                     raise ApiError(400, "BadRequest", "the request body must be an object")
-                return 201, api._create(kind, ns, body)
+                return 201, api._create(kind, ns, body, strictness)
             if name is None:
                 raise ApiError(405, "MethodNotAllowed", f"{method} on a collection is not supported")
             if method == "GET":
@@ -788,17 +886,19 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "PUT":
                 if not isinstance(body, dict):
                     raise ApiError(400, "BadRequest", "the request body must be an object")
-                return 200, api._update(kind, ns, name, sub, lambda old: body)
+                return 200, api._update(kind, ns, name, sub, lambda old: body, strictness)
             ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
             if ctype == "application/json-patch+json":
                 if not isinstance(body, list):
                     raise ApiError(400, "BadRequest", "a JSON patch is a list of operations")
-                return 200, api._update(kind, ns, name, sub, lambda old: json_patch(old, body))
+                return 200, api._update(kind, ns, name, sub, lambda old: json_patch(old, body),
+                                        strictness)
             if ctype == "application/merge-patch+json" or (
                     ctype == "application/strategic-merge-patch+json" and not kind.custom):
                 if not isinstance(body, dict):
                     raise ApiError(400, "BadRequest", "a merge patch is an object")
-                return 200, api._update(kind, ns, name, sub, lambda old: merge_patch(old, body))
+                return 200, api._update(kind, ns, name, sub, lambda old: merge_patch(old, body),
+                                        strictness)
             raise ApiError(415, "UnsupportedMediaType",
                            f"the body of the request was in an unknown format - accepted media "
                            f"types include: application/json-patch+json, "
