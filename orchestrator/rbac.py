@@ -22,6 +22,11 @@ RULES: Final[list[dict[str, list[str]]]] = [
      "verbs": ["patch"]},
     # kubernetes backend: one Job per child, created by name (a 409 re-attaches; no get needed)
     {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create"]},
+    # kubernetes backend: a Job's ownerReference to its search has blockOwnerDeletion: true,
+    # which OwnerReferencesPermissionEnforcement (OpenShift, hardened clusters) lets only an
+    # account that may update the owner's finalizers set
+    {"apiGroups": ["actsearch.io"], "resources": ["activationsearches/finalizers"],
+     "verbs": ["update"]},
     # kubernetes backend: read a Job's status to see a child that died without logging
     {"apiGroups": ["batch"], "resources": ["jobs/status"], "verbs": ["get"]},
     # operator: Events on searches (Started, Resumed, Succeeded, Failed...: `kubectl describe`)

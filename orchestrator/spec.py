@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -156,9 +156,15 @@ class Toleration(_Model):
     tolerationSeconds: int | None = None
 
 
+QUANTITY_PATTERN = r"^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$"
+"""A Kubernetes resource quantity (``500m``, ``16Gi``, ``2``): the API server refuses a Job
+with anything else (``16GB``), so a spec does too, naming the field."""
+Quantity = Annotated[str, Field(pattern=QUANTITY_PATTERN)]
+
+
 class Resources(_Model):
-    requests: dict[str, str] = Field(default_factory=dict)
-    limits: dict[str, str] = Field(default_factory=dict)
+    requests: dict[str, Quantity] = Field(default_factory=dict)
+    limits: dict[str, Quantity] = Field(default_factory=dict)
 
 
 class KubernetesBackendSpec(_Model):

@@ -29,6 +29,9 @@ Implemented:
 - watch (``?watch=true``, any case): ADDED/MODIFIED/DELETED as JSON lines, the current objects
   first when no resourceVersion is given, history after a given resourceVersion (410 Gone when it
   is older than the history kept), label/field selectors, ``timeoutSeconds``;
+- resource quantities of a Job's containers parsed as the API server parses them (``16GB`` is
+  refused with 400, as a decoding error; a negative quantity or a request above its limit with
+  422 Invalid);
 - the Job defaults the tests rely on (``job-name`` labels on the pod template);
 - a record of every request as (verb, API group, resource[/subresource], namespace), for RBAC
   coverage tests; fault injection: ``fail(verb, resource, status, times)``;
@@ -37,11 +40,17 @@ Implemented:
   fields`` keeps them; ``?fieldValidation=Strict``, kubectl's default, refuses them with 400
   instead) and ``default:`` values are filled in, so what is stored is what a real API server
   would store;
+- RBAC: a bearer token listed in ``grants`` (the tests give the controller's ServiceAccount
+  ``orchestrator.rbac.RULES``) gets 403 Forbidden for any request outside its rules, with the
+  API server's wording; OwnerReferencesPermissionEnforcement on create and update: an
+  ``ownerReference`` with ``blockOwnerDeletion: true`` needs ``update`` on the owner's
+  ``finalizers`` subresource (recorded in ``checks``, so the RBAC audit sees it used);
 - optional schema validation of created ActivationSearch objects through
   ``orchestrator.crd.validate_cr`` when that function exists.
 
-Not implemented: authentication and authorisation (any token is accepted; RBAC is checked by the
-tests from the request record), admission webhooks, server-side apply, field managers,
+Not implemented: authentication (any token is accepted; one not in ``grants`` is an
+administrator's), RBAC's resourceNames and non-resource URLs, the owner check on patches,
+admission webhooks, server-side apply, field managers,
 ``deletecollection``, pagination (``limit``/``continue`` are ignored: everything comes in one
 page), watch bookmarks, a watch turning a MODIFIED object that leaves a label selector into
 DELETED, controllers (no pods are made for Jobs and no Job status changes unless a test writes
@@ -61,6 +70,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -243,6 +253,56 @@ _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z
 _LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
+_QUANTITY_RE = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
+_SUFFIXES = {"": 1, "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "k": 10**3,
+             "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18, "Ki": 2**10,
+             "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+
+
+def parse_quantity(text: Any) -> Decimal:
+    """A resource quantity (``500m``, ``16Gi``, ``1e3``) as the API server reads it;
+    ValueError with the server's words for anything else (``16GB``)."""
+    m = _QUANTITY_RE.match(str(text)) if isinstance(text, (str, int, float)) else None
+    if m is None:
+        raise ValueError("quantities must match the regular expression "
+                         f"'{_QUANTITY_RE.pattern}'")
+    number, suffix = m.groups()
+    try:
+        value = Decimal(number)
+        if suffix in _SUFFIXES:
+            return value * Decimal(_SUFFIXES[suffix])
+        if re.fullmatch(r"[eE][-+]?[0-9]+", suffix):
+            return value * Decimal(10) ** int(suffix[1:])
+    except InvalidOperation:
+        pass
+    raise ValueError("unable to parse quantity's suffix")
+
+
+def _check_resources(kind: Kind, obj: dict[str, Any], problems: list[str]) -> None:
+    """A malformed quantity fails decoding (400, as the typed API does); a negative one, or a
+    request above its limit, fails validation (422, collected into ``problems``)."""
+    pod = obj.get("spec", {}).get("template", {}).get("spec", {})
+    for i, c in enumerate(pod.get("containers") or []):
+        res = c.get("resources") or {}
+        parsed: dict[str, dict[str, Decimal]] = {}
+        for part in ("limits", "requests"):
+            for name, value in (res.get(part) or {}).items():
+                try:
+                    parsed.setdefault(part, {})[name] = q = parse_quantity(value)
+                except ValueError as e:
+                    raise ApiError(400, "BadRequest", f'{kind.kind} in version "{kind.version}" '
+                                   f"cannot be handled as a {kind.kind}: {e}") from e
+                if q < 0:
+                    problems.append(f"spec.template.spec.containers[{i}].resources.{part}[{name}]: "
+                                    f"Invalid value: {value!r}: must be greater than or equal to 0")
+        for name, q in (parsed.get("requests") or {}).items():
+            limit = (parsed.get("limits") or {}).get(name)
+            if limit is not None and q > limit:
+                problems.append(f"spec.template.spec.containers[{i}].resources.requests: Invalid "
+                                f"value: {res['requests'][name]!r}: must be less than or equal to "
+                                f"{name} limit of {res['limits'][name]}")
+
+
 def _validate(kind: Kind, obj: dict[str, Any], validate_cr: Callable[..., list[str]] | None) -> None:
     meta = obj["metadata"]
     problems = []
@@ -265,6 +325,7 @@ def _validate(kind: Kind, obj: dict[str, Any], validate_cr: Callable[..., list[s
         if pod.get("restartPolicy") not in ("Never", "OnFailure"):
             problems.append("spec.template.spec.restartPolicy: Unsupported value: "
                             f"{pod.get('restartPolicy')!r}: supported values: \"OnFailure\", \"Never\"")
+        _check_resources(kind, obj, problems)
         for c in pod.get("containers") or []:
             for e in c.get("env") or []:
                 if "value" in e and not isinstance(e["value"], str):
@@ -394,6 +455,13 @@ class FakeApiServer:
     objects: dict[Key, dict[str, Any]] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     logs: dict[tuple[str, str], str] = field(default_factory=dict)
+    grants: dict[str, tuple[str, list[dict[str, list[str]]]]] = field(default_factory=dict)
+    """Bearer token -> (user, RBAC rules): a request with such a token is authorised against
+    its rules (403 Forbidden outside them), as for a ServiceAccount bound to a Role; any other
+    token is a cluster administrator's."""
+    checks: list[Request] = field(default_factory=list)
+    """Permissions checked without a request of their own (admission: an ownerReference's
+    ``blockOwnerDeletion`` needs ``update`` on the owner's ``finalizers``)."""
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
@@ -471,7 +539,8 @@ class FakeApiServer:
     def resource_requests(self) -> set[tuple[str, str, str]]:
         """(verb, group, resource) of every resource request (discovery excluded)."""
         with self._lock:
-            return {(r.verb, r.group, r.resource) for r in self.requests if r.resource}
+            return {(r.verb, r.group, r.resource) for r in [*self.requests, *self.checks]
+                    if r.resource}
 
     def items(self, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
@@ -503,6 +572,49 @@ class FakeApiServer:
             obj = copy.deepcopy(self.objects[key])
             obj["status"] = status
             self._store(kind, key, obj, "MODIFIED")
+
+    # -- authorisation ---------------------------------------------------------------------------
+
+    def _allowed(self, token: str | None, verb: str, group: str, resource: str) -> bool:
+        if token not in self.grants:
+            return True
+        _, rules = self.grants[token]
+        return any(verb in r["verbs"] or "*" in r["verbs"] for r in rules
+                   if (group in r["apiGroups"] or "*" in r["apiGroups"])
+                   and (resource in r["resources"] or "*" in r["resources"]))
+
+    def _authorize(self, token: str | None, verb: str, group: str, resource: str,
+                   namespace: str | None) -> None:
+        """RBAC: 403 with the API server's wording when the token's rules lack the request."""
+        if not self._allowed(token, verb, group, resource):
+            user = self.grants[token or ""][0]
+            where = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+            raise ApiError(403, "Forbidden", f'{resource.split("/")[0]}{"." + group if group else ""} '
+                           f'is forbidden: User "{user}" cannot {verb} resource "{resource}" in API '
+                           f'group "{group}" {where}', {"group": group, "kind": resource})
+
+    def _admit_owners(self, token: str | None, kind: Kind, namespace: str, obj: Any) -> None:
+        """OwnerReferencesPermissionEnforcement (on in OpenShift and many hardened clusters):
+        setting ``blockOwnerDeletion: true`` needs ``update`` on the owner's ``finalizers``."""
+        refs = ((obj or {}).get("metadata") or {}).get("ownerReferences") or []
+        for ref in refs if isinstance(refs, list) else []:
+            if not ref.get("blockOwnerDeletion"):
+                continue
+            owner = next((k for k in KINDS if k.kind == ref.get("kind")
+                          and k.api_version == ref.get("apiVersion")), None)
+            group = owner.group if owner else str(ref.get("apiVersion", "")).rpartition("/")[0]
+            plural = owner.plural if owner else f"{str(ref.get('kind', '')).lower()}s"
+            resource = f"{plural}/finalizers"
+            if not self._allowed(token, "update", group, resource):
+                name = (obj.get("metadata") or {}).get("name")
+                user = self.grants[token or ""][0]
+                raise ApiError(403, "Forbidden", f'{kind.plural}.{kind.group or "core"} "{name}" is '
+                               "forbidden: cannot set blockOwnerDeletion if an ownerReference "
+                               f"refers to a resource you can't set finalizers on: User \"{user}\" "
+                               f'cannot update resource "{resource}" in API group "{group}" in the '
+                               f'namespace "{namespace}"', {"name": name, "kind": kind.plural})
+            if token in self.grants:
+                self.checks.append(Request("update", group, resource, namespace, ref.get("name")))
 
     # -- the API, called by the handler under the lock -------------------------------------------
 
@@ -830,10 +942,15 @@ class _Handler(BaseHTTPRequestHandler):
                 "PUT": "update", "PATCH": "patch",
                 "DELETE": "delete" if name else "deletecollection"}[method]
         resource = f"{kind.plural}/{sub}" if sub else kind.plural
+        auth = self.headers.get("Authorization") or ""
+        token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else None
         try:
             with self.api._lock:
                 self.api.requests.append(Request(verb, kind.group, resource, ns, name,
                                                  copy.deepcopy(body)))
+                self.api._authorize(token, verb, kind.group, resource, ns)
+                if verb in ("create", "update") and ns is not None:
+                    self.api._admit_owners(token, kind, ns, body)
                 fault = self.api._take_fault(verb, resource)
             if fault is not None:
                 reasons = {403: "Forbidden", 409: "Conflict", 429: "TooManyRequests",
