@@ -14,8 +14,8 @@ Implemented:
   containers or with a restartPolicy other than Never/OnFailure, a non-string env value; 400
   for a namespace that differs from the URL's), get (404 NotFound as a Status), list (namespaced
   and across namespaces) with label selectors (``a=b``, ``a==b``, ``a!=b``, ``a``, ``!a``,
-  ``a in (x,y)``, ``a notin (x,y)``) and field selectors on ``metadata.name`` /
-  ``metadata.namespace``; replace (PUT, with the resourceVersion precondition: 409 Conflict);
+  ``a in (x,y)``, ``a notin (x,y)``) and field selectors (``FIELD_LABELS``: ``metadata.name``,
+  an Event's ``involvedObject.name``, ...); replace (PUT, with the resourceVersion precondition: 409 Conflict);
   patch as JSON merge patch, JSON patch (add/remove/replace/test) or strategic merge patch (as a
   merge patch, and refused with 415 for custom resources, as the real server does); delete with
   ``propagationPolicy`` and finalizers (``deletionTimestamp`` first, gone once the finalizers are);
@@ -54,7 +54,7 @@ admission webhooks, server-side apply, field managers,
 ``deletecollection``, pagination (``limit``/``continue`` are ignored: everything comes in one
 page), watch bookmarks, a watch turning a MODIFIED object that leaves a label selector into
 DELETED, controllers (no pods are made for Jobs and no Job status changes unless a test writes
-them: see ``set_status``), namespaces as objects (every namespace exists), protobuf, and the
+them with ``set_status`` or starts the Job controller of ``fake_jobs.py``), namespaces as objects (every namespace exists), protobuf, and the
 rest of the API's resources (404, as for a resource whose CRD is not installed; ``namespaces``
 is only listed in discovery).
 """
@@ -174,15 +174,27 @@ def label_matcher(selector: str | None) -> Callable[[dict[str, str]], bool]:
     return lambda labels: all(t(labels) for t in tests)
 
 
+FIELD_LABELS = {"metadata.name", "metadata.namespace", "involvedObject.kind", "involvedObject.name",
+                "involvedObject.namespace", "involvedObject.uid", "reason", "type", "status.phase",
+                "spec.nodeName"}
+"""Field selectors served: every resource's metadata ones, an Event's involvedObject, reason and
+type, a pod's phase and node (the real server supports a few more per resource)."""
+
+
+def _field(obj: dict[str, Any], path: str) -> Any:
+    for part in path.split("."):
+        obj = obj.get(part) if isinstance(obj, dict) else None  # type: ignore[assignment]
+    return "" if obj is None else obj
+
+
 def field_matcher(selector: str | None) -> Callable[[dict[str, Any]], bool]:
     tests: list[Callable[[dict[str, Any]], bool]] = []
     for req in _split_selector(selector or ""):
         neg = "!=" in req
         k, v = (s.strip() for s in re.split("!=|==?", req, maxsplit=1))
-        if k not in ("metadata.name", "metadata.namespace"):
+        if k not in FIELD_LABELS:
             raise ApiError(400, "BadRequest", f"field label not supported: {k}")
-        attr = k.split(".")[1]
-        tests.append(lambda o, a=attr, v=v, neg=neg: (o["metadata"].get(a) == v) != neg)
+        tests.append(lambda o, k=k, v=v, neg=neg: (_field(o, k) == v) != neg)
     return lambda obj: all(t(obj) for t in tests)
 
 
@@ -558,6 +570,14 @@ class FakeApiServer:
         kind = _kind_by_plural(plural)
         with self._lock:
             return self._create(kind, namespace, copy.deepcopy(obj))
+
+    def patch_object(self, plural: str, namespace: str, name: str, patch: dict[str, Any]
+                     ) -> dict[str, Any]:
+        """Merge-patch in-process, as ``kubectl patch --type merge`` would (Kueue resuming a
+        suspended Job, say)."""
+        with self._lock:
+            return self._update(_kind_by_plural(plural), namespace, name, None,
+                                lambda old: merge_patch(old, patch))
 
     def delete_object(self, plural: str, namespace: str, name: str) -> None:
         """Delete in-process, as ``kubectl delete`` would (finalizers and owners honoured)."""
