@@ -181,7 +181,13 @@ class KubernetesBackendSpec(_Model):
         None, description="Existing Secret with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY."
     )
     backoff_limit: int = Field(2, ge=0, description="Retries of a child after infrastructure failures.")
-    active_deadline_seconds: int | None = Field(None, ge=1, description="Hard time limit of a child.")
+    active_deadline_seconds: int | None = Field(
+        None, ge=1, description="Hard time limit of a child; default: 1800 s plus 1 s per "
+        "training step (of every member, for a pack).")
+    max_pending_seconds: int | None = Field(
+        1800, ge=1, description="A child whose pod stays Pending (unschedulable, or waiting "
+        "for room under a ResourceQuota) longer than this fails and its Job is deleted; null "
+        "waits for ever. A Job held by Kueue is suspended, not Pending, and is not limited.")
     ttl_seconds_after_finished: int = Field(3600, ge=0, description="Finished Jobs are deleted after this.")
     queue_name: str | None = Field(None, description="Kueue LocalQueue (label kueue.x-k8s.io/queue-name).")
 

@@ -1,8 +1,9 @@
 """Exit codes of a child and the errors that map onto them, defined in one place.
 
-A Kubernetes Job's ``podFailurePolicy`` keys on these codes: ``FailJob`` on 2 and 3 (retrying a bad
-input or a diverging function cannot help), normal retries on 4 (an unreachable server or a
-dropped download may succeed on the next attempt).
+A Kubernetes Job's ``podFailurePolicy`` keys on these codes: ``FailJob`` on 2, 3 and 5 (retrying a
+bad input, a diverging function or one that does not fit in the GPU's memory cannot help), and on
+137 when the pod was not disrupted (the kernel's OOM killer), normal retries on 4 (an unreachable
+server or a dropped download may succeed on the next attempt).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ class ExitCode(IntEnum):
     """The loss became NaN or infinite; the run is FAILED with tag ``actsearch.failure=nan``."""
     INFRASTRUCTURE = 4
     """MLflow, S3 or the data source could not be reached; retrying may succeed."""
+    OUT_OF_MEMORY = 5
+    """CUDA ran out of memory; the run is FAILED with tag ``actsearch.failure=oom``. The same
+    function at the same batch size would again: not retried."""
 
 
 class TrainerError(Exception):
@@ -50,3 +54,17 @@ class Infrastructure(TrainerError):
     """A server or a download failed: temporary, worth a retry."""
 
     exit_code = ExitCode.INFRASTRUCTURE
+
+
+class OutOfMemory(TrainerError):
+    """The device ran out of memory: permanent for this function and configuration."""
+
+    exit_code = ExitCode.OUT_OF_MEMORY
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """torch's ``OutOfMemoryError`` (CUDA, or another accelerator's), or an allocator failure
+    reported as a plain RuntimeError, told apart without importing torch."""
+    text = str(e)
+    return (type(e).__name__ == "OutOfMemoryError" or "CUDA out of memory" in text
+            or "CUBLAS_STATUS_ALLOC_FAILED" in text)

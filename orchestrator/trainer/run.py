@@ -27,7 +27,7 @@ from orchestrator.space.plot import plot_functions
 from orchestrator.trainer import data as data_mod
 from orchestrator.trainer import loop
 from orchestrator.trainer.config import PackSpec, TrialSpec
-from orchestrator.trainer.errors import Infrastructure, NonFiniteLoss
+from orchestrator.trainer.errors import Infrastructure, NonFiniteLoss, OutOfMemory, is_out_of_memory
 from orchestrator.trainer.tracking import RunTracker
 
 log = logging.getLogger(__name__)
@@ -127,10 +127,13 @@ def run_pack(spec: PackSpec, *, tracking_uri: str | None = None, cache_dir: Path
     except Infrastructure:
         raise  # leave the runs RUNNING: the retry attaches to them and resumes
     except Exception as e:
+        oom = is_out_of_memory(e)
         for i in sorted(open_):
-            trackers[i].set_tags({"actsearch.failure": "error",
+            trackers[i].set_tags({"actsearch.failure": "oom" if oom else "error",
                                   "actsearch.error": f"{type(e).__name__}: {e}"[:5000]})
             trackers[i].finish("FAILED")
+        if oom:  # exit 5: the Job's podFailurePolicy does not retry it
+            raise OutOfMemory(f"out of device memory: {str(e).splitlines()[0][:300]}") from e
         raise
 
 
