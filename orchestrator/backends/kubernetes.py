@@ -352,6 +352,7 @@ class KubernetesBackend:
         try:
             job = self.cluster.job(self.namespace, trial_id)
         except NotFound:
+            self._started.pop(trial_id, None)
             return ChildState("missing")
         state = job_state(job)
         if state.phase in ("succeeded", "failed") or state.reason == "suspended":

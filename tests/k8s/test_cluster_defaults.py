@@ -16,7 +16,14 @@ from orchestrator.incluster import spec_of, split_defaults
 from orchestrator.kube import Cluster
 from tests.k8s.conftest import NAMESPACE
 from tests.k8s.fake_apiserver import FakeApiServer
-from tests.k8s.harness import Children, LockedTracker, defaults, operator_running, search_object, wait_for
+from tests.k8s.harness import (
+    Children,
+    LockedTracker,
+    defaults,
+    operator_running,
+    search_object,
+    wait_for,
+)
 
 CHART_DEFAULTS = {  # the shape of the chart's ConfigMap (templates/configmap.yaml)
     "tracking": {"uri": "http://mlflow:5000", "experiment": "team-vision"},

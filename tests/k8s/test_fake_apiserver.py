@@ -89,9 +89,8 @@ def test_block_owner_deletion_needs_update_on_the_owners_finalizers(apiserver: F
     owner = apiserver.put_object(PLURAL, NAMESPACE, search())
     without = [r for r in RULES if r["resources"] != ["activationsearches/finalizers"]]
     apiserver.grants["limited"] = ("limited-user", without)
-    with client_for(apiserver.url, "limited") as api:
-        with pytest.raises(ApiException) as e:
-            client.BatchV1Api(api).create_namespaced_job(NAMESPACE, job(owner=owner))
+    with client_for(apiserver.url, "limited") as api, pytest.raises(ApiException) as e:
+        client.BatchV1Api(api).create_namespaced_job(NAMESPACE, job(owner=owner))
     assert e.value.status == 403
     assert "cannot set blockOwnerDeletion if an ownerReference refers to a resource you can't " \
            "set finalizers on" in e.value.body
