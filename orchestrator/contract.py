@@ -305,8 +305,10 @@ class ExitCode(IntEnum):
     """Process exit status of ``actsearch-train`` (1, an unexpected error, is Python's own).
 
     A Kubernetes Job's ``podFailurePolicy`` keys on these codes: ``FailJob`` on
-    ``PERMANENT_EXIT_CODES`` (retrying a bad input or a diverging function cannot help), normal
-    retries on 4 (an unreachable server or a dropped download may succeed on the next attempt).
+    ``PERMANENT_EXIT_CODES`` (retrying a bad input, a diverging function or one that does not fit
+    in the device's memory cannot help) and on 137 when the pod was not disrupted (the kernel's
+    OOM killer), normal retries on 4 (an unreachable server or a dropped download may succeed on
+    the next attempt).
     """
 
     OK = 0
@@ -317,9 +319,13 @@ class ExitCode(IntEnum):
     """The loss became NaN or infinite; the run is FAILED with tag ``actsearch.failure=nan``."""
     INFRASTRUCTURE = 4
     """MLflow, S3 or the data source could not be reached; retrying may succeed."""
+    OUT_OF_MEMORY = 5
+    """CUDA ran out of memory; the run is FAILED with tag ``actsearch.failure=oom``. The same
+    function at the same batch size would again: not retried."""
 
 
-PERMANENT_EXIT_CODES: Final[tuple[int, ...]] = (int(ExitCode.BAD_INPUT), int(ExitCode.NON_FINITE_LOSS))
+PERMANENT_EXIT_CODES: Final[tuple[int, ...]] = (
+    int(ExitCode.BAD_INPUT), int(ExitCode.NON_FINITE_LOSS), int(ExitCode.OUT_OF_MEMORY))
 """Exit codes after which running the same child again cannot succeed."""
 
 
@@ -374,6 +380,8 @@ class FailureKind(Enum):
 
     DIVERGED = "nan"
     """The training loss became NaN or infinite: retraining the same function cannot help."""
+    OOM = "oom"
+    """The child ran out of device memory: the function does not fit at this batch size here."""
     ERROR = "error"
     """The child raised an unexpected error (details in ``actsearch.error``)."""
     CRASHED = "crashed"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -156,9 +156,15 @@ class Toleration(_Model):
     tolerationSeconds: int | None = None
 
 
+QUANTITY_PATTERN = r"^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$"
+"""A Kubernetes resource quantity (``500m``, ``16Gi``, ``2``): the API server refuses a Job
+with anything else (``16GB``), so a spec does too, naming the field."""
+Quantity = Annotated[str, Field(pattern=QUANTITY_PATTERN)]
+
+
 class Resources(_Model):
-    requests: dict[str, str] = Field(default_factory=dict)
-    limits: dict[str, str] = Field(default_factory=dict)
+    requests: dict[str, Quantity] = Field(default_factory=dict)
+    limits: dict[str, Quantity] = Field(default_factory=dict)
 
 
 class KubernetesBackendSpec(_Model):
@@ -175,7 +181,13 @@ class KubernetesBackendSpec(_Model):
         None, description="Existing Secret with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY."
     )
     backoff_limit: int = Field(2, ge=0, description="Retries of a child after infrastructure failures.")
-    active_deadline_seconds: int | None = Field(None, ge=1, description="Hard time limit of a child.")
+    active_deadline_seconds: int | None = Field(
+        None, ge=1, description="Hard time limit of a child; default: 1800 s plus 1 s per "
+        "training step (of every member, for a pack).")
+    max_pending_seconds: int | None = Field(
+        1800, ge=1, description="A child whose pod stays Pending (unschedulable, or waiting "
+        "for room under a ResourceQuota) longer than this fails and its Job is deleted; null "
+        "waits for ever. A Job held by Kueue is suspended, not Pending, and is not limited.")
     ttl_seconds_after_finished: int = Field(3600, ge=0, description="Finished Jobs are deleted after this.")
     queue_name: str | None = Field(None, description="Kueue LocalQueue (label kueue.x-k8s.io/queue-name).")
 

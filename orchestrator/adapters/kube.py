@@ -368,6 +368,27 @@ class Cluster:
             f"delete Job {namespace}/{name}",
         )
 
+    def job_pods(self, namespace: str, job: str) -> list[dict[str, Any]]:
+        """The pods of a Job (by the ``batch.kubernetes.io/job-name`` label the Job controller
+        sets), as plain data."""
+        found = self._call(
+            lambda: self.core.list_namespaced_pod(
+                namespace, label_selector=f"batch.kubernetes.io/job-name={job}"),
+            f"list the pods of Job {namespace}/{job}",
+        )
+        return [dict(self.api_client.sanitize_for_serialization(p)) for p in found.items]
+
+    def events_about(self, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
+        """The core Events about one object (``FailedCreate`` on a Job, say), oldest first, as
+        plain data."""
+        found = self._call(
+            lambda: self.core.list_namespaced_event(
+                namespace, field_selector=f"involvedObject.kind={kind},involvedObject.name={name}"),
+            f"list the Events of {kind} {namespace}/{name}",
+        )
+        events = [dict(self.api_client.sanitize_for_serialization(e)) for e in found.items]
+        return sorted(events, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+
     # -- pods -----------------------------------------------------------------------------------
 
     def pods(self, namespace: str, label_selector: str) -> list[Any]:

@@ -39,9 +39,14 @@ class Launch:
 
 @dataclass(frozen=True)
 class ChildState:
+    """``started_at``: when the child's process started (epoch seconds), where the backend
+    knows it (a pod's container start): GPU time counts from there, not from the launch, since
+    a child may wait long for a node or an image before it trains."""
+
     phase: Phase
     reason: str | None = None
     exit_code: int | None = None
+    started_at: float | None = None
 
 
 class Backend(Protocol):

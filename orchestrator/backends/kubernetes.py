@@ -6,17 +6,33 @@ A Job is named after its launch id (deterministic): a child trained alone is lab
 labelled ``actsearch.io/pack: <pack id>`` and annotated ``actsearch.io/trials: <id>,<id>,...``
 (Job and pod alike, so ``actsearch-ctl logs`` finds the pod of a packed trial). Every Job is
 labelled ``app.kubernetes.io/*`` plus ``actsearch.io/search``, owned by its ActivationSearch
-(deleting the search garbage-collects its Jobs), and carries a ``podFailurePolicy`` that fails
-fast on the trainer's permanent exit codes and ignores node disruptions. ``job_manifest`` is a
-pure function over plain data, so tests assert on the dict; ``KubernetesBackend`` is the thin
-layer that sends it through the adapter.
+(deleting the search garbage-collects its Jobs), and carries a ``podFailurePolicy`` that ignores
+node disruptions (pre-emption, eviction, drain: retried, whatever the exit code) and then fails
+fast on the trainer's permanent exit codes (bad input, non-finite loss, out of memory, 137 from
+the OOM killer), and an ``activeDeadlineSeconds`` (``default_deadline`` unless the spec sets one).
+
+A child that cannot start is a failure, not a child forever ``running`` or ``queued`` holding a
+GPU or a quota: ``pods_state`` reads the Job's pods (and, when there are none, the Job
+controller's ``FailedCreate`` Events) and fails the child at once on ``ImagePullBackOff``,
+``ErrImagePull``, ``InvalidImageName``, ``CreateContainerConfigError`` or a ``FailedCreate``
+(a missing ServiceAccount, a refused pod), and after ``max_pending_seconds`` on a pod that stays
+Pending or a Job kept from creating one by a ResourceQuota; the backend then deletes the Job.
+The failure names the Kubernetes reason and message. A running pod's container start is the
+child's ``started_at``.
+
+``job_manifest``, ``job_state`` and ``pods_state`` are pure functions over plain data, so tests
+assert on dicts; ``KubernetesBackend`` is the thin layer that talks through the adapter.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import re
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from orchestrator.adapters.kube import (
@@ -31,7 +47,7 @@ from orchestrator.adapters.kube import (
 )
 from orchestrator.adapters.retry import Backoff
 from orchestrator.backends.base import ChildState, Launch
-from orchestrator.contract import PERMANENT_EXIT_CODES, TRIAL_SPEC_ENV
+from orchestrator.contract import PERMANENT_EXIT_CODES, TRIAL_SPEC_ENV, TrainConfig
 from orchestrator.spec import KubernetesBackendSpec
 
 log = logging.getLogger(__name__)
@@ -44,12 +60,30 @@ __all__ = [
     "VERSION",
     "KubernetesBackend",
     "child_labels",
+    "default_deadline",
     "job_manifest",
     "job_state",
     "pack_members",
+    "pods_state",
 ]
 
 CONTAINER = "trainer"
+KILLED = 137
+"""The SIGKILL of the kernel's OOM killer: failed for good with ``PERMANENT_EXIT_CODES`` (bad
+input, non-finite loss, CUDA out of memory: retrying the same function cannot help). A disrupted
+pod (pre-empted, evicted) also dies with 137; the policy's first rule retries it."""
+EXIT_MEANINGS = {5: "out of device memory (CUDA out of memory)",
+                 137: "killed, most likely by the out-of-memory killer (OOMKilled)"}
+CANNOT_START = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName",
+                          "CreateContainerConfigError"})
+"""Container waiting reasons that fail a child at once: the image cannot be pulled, or a Secret
+or ConfigMap its environment names is missing. Kubernetes keeps retrying them, holding the
+pod's node resources, while nothing trains."""
+DEADLINE_BASE_SECONDS = 1800
+DEADLINE_SECONDS_PER_STEP = 1.0
+"""``default_deadline``: half an hour for scheduling, pulling the image and the data, and then a
+second per training step, ten to a hundred times what a step takes on a GPU (a ResNet-20 step
+at batch 128 takes 10-100 ms): a net for a hung child, not a budget."""
 SEARCH_LABEL = f"{GROUP}/search"
 TRIAL_LABEL = f"{GROUP}/trial"
 PACK_LABEL = f"{GROUP}/pack"
@@ -146,18 +180,17 @@ def job_manifest(
         "backoffLimit": settings.backoff_limit,
         "ttlSecondsAfterFinished": settings.ttl_seconds_after_finished,
         "podFailurePolicy": {
-            "rules": [
+            "rules": [  # in order, the first that matches: a disrupted pod is retried first
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
                 {"action": "FailJob",
                  "onExitCodes": {"containerName": CONTAINER, "operator": "In",
-                                 "values": list(PERMANENT_EXIT_CODES)}},
-                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+                                 "values": [*PERMANENT_EXIT_CODES, KILLED]}},
             ]
         },
         "template": {"metadata": {"labels": labels, **_maybe("annotations", annotations)},
                      "spec": pod_spec},
     }
-    if settings.active_deadline_seconds:
-        job_spec["activeDeadlineSeconds"] = settings.active_deadline_seconds
+    job_spec["activeDeadlineSeconds"] = settings.active_deadline_seconds or default_deadline(launch)
     metadata: dict[str, Any] = {"name": launch.trial_id, "namespace": namespace, "labels": labels,
                                 **_maybe("annotations", annotations)}
     if owner_uid:
@@ -166,6 +199,16 @@ def job_manifest(
             "controller": True, "blockOwnerDeletion": True,
         }]
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": job_spec}
+
+
+def default_deadline(launch: Launch) -> int:
+    """A child's ``activeDeadlineSeconds`` when the spec sets none: ``DEADLINE_BASE_SECONDS``
+    plus ``DEADLINE_SECONDS_PER_STEP`` per training step, summed over a pack's members (they
+    share one device)."""
+    members = launch.trial_spec.get("pack") or [launch.trial_spec]
+    default_steps = TrainConfig.model_fields["steps"].default
+    steps = sum(int((m.get("child") or {}).get("steps") or default_steps) for m in members)
+    return DEADLINE_BASE_SECONDS + math.ceil(DEADLINE_SECONDS_PER_STEP * steps)
 
 
 def _maybe(key: str, value: dict[str, str]) -> dict[str, Any]:
@@ -186,12 +229,89 @@ def job_state(job: dict[str, Any] | None) -> ChildState:
         c = conditions.get("Failed") or conditions["FailureTarget"]
         reason = ": ".join(x for x in (c.get("reason"), c.get("message")) if x) or "Job failed"
         code = re.search(r"exit code (\d+)", c.get("message") or "")
-        return ChildState("failed", reason=reason, exit_code=int(code.group(1)) if code else None)
+        exit_code = int(code.group(1)) if code else None
+        if exit_code in EXIT_MEANINGS:
+            reason = f"{EXIT_MEANINGS[exit_code]}; {reason}"
+        return ChildState("failed", reason=reason, exit_code=exit_code)
     if "Suspended" in conditions or (job.get("spec") or {}).get("suspend"):
         return ChildState("queued", reason="suspended")
     if status.get("active") or status.get("ready"):
         return ChildState("running")
     return ChildState("queued")
+
+
+def _seconds(stamp: Any) -> float | None:
+    """An API timestamp (RFC 3339, as plain data carries it) as epoch seconds."""
+    if not stamp:
+        return None
+    try:
+        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _started_at(pod: dict[str, Any]) -> float | None:
+    """When the trainer container started (running or since terminated), else None."""
+    for c in (pod.get("status") or {}).get("containerStatuses") or []:
+        state = c.get("state") or {}
+        started = (state.get("running") or state.get("terminated") or {}).get("startedAt")
+        if started:
+            return _seconds(started)
+    return None
+
+
+def _cannot_start(pod: dict[str, Any]) -> str | None:
+    """``Reason: message`` of a container waiting for something that will not come."""
+    status = pod.get("status") or {}
+    for c in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
+        waiting = (c.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in CANNOT_START:
+            return ": ".join(x for x in (waiting["reason"], waiting.get("message")) if x)
+    return None
+
+
+def _unscheduled(pod: dict[str, Any]) -> str:
+    for c in (pod.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "PodScheduled" and c.get("status") == "False":
+            return ": ".join(x for x in (c.get("reason"), c.get("message")) if x)
+    return ""
+
+
+def pods_state(job: dict[str, Any], pods: Sequence[dict[str, Any]],
+               events: Sequence[dict[str, Any]], now: float, max_pending: int | None
+               ) -> ChildState | None:
+    """What a Job's pods (and the Job controller's Events on it) say about a child whose Job
+    neither finished nor is suspended: ``failed`` for a child that cannot start, ``queued``
+    for one that waits, ``running`` with its start time; None when they say nothing (no pod
+    yet, no event): the Job's status then decides."""
+    live = [p for p in pods if (p.get("status") or {}).get("phase") in ("Pending", "Running")]
+    live.sort(key=lambda p: _seconds((p.get("metadata") or {}).get("creationTimestamp")) or 0.0)
+    if live:
+        pod = live[-1]
+        name = (pod.get("metadata") or {}).get("name")
+        if pod["status"]["phase"] == "Running":
+            return ChildState("running", started_at=_started_at(pod))
+        stuck = _cannot_start(pod)
+        if stuck:
+            return ChildState("failed", reason=f"pod {name} cannot start: {stuck}")
+        since = _seconds((pod.get("metadata") or {}).get("creationTimestamp"))
+        if max_pending is not None and since is not None and now - since > max_pending:
+            why = _unscheduled(pod) or "its containers did not start"
+            return ChildState("failed", reason=f"pod {name} was Pending for {now - since:.0f} s, "
+                              f"more than max_pending_seconds ({max_pending}): {why}")
+        return ChildState("queued", reason=_unscheduled(pod) or None)
+    refused = [e for e in events if e.get("reason") == "FailedCreate"]
+    if not refused:
+        return None
+    message = str(refused[-1].get("message") or "")
+    if "exceeded quota" in message:  # room may come free as other pods end: wait, bounded
+        since = _seconds((job.get("status") or {}).get("startTime")) or \
+            _seconds((job.get("metadata") or {}).get("creationTimestamp"))
+        if max_pending is None or since is None or now - since <= max_pending:
+            return ChildState("queued", reason=f"FailedCreate: {message}")
+        return ChildState("failed", reason=f"no pod could be created for {now - since:.0f} s, "
+                          f"more than max_pending_seconds ({max_pending}): FailedCreate: {message}")
+    return ChildState("failed", reason=f"FailedCreate: {message}")
 
 
 class KubernetesBackend:
@@ -206,8 +326,11 @@ class KubernetesBackend:
         owner_uid: str | None = None,
         s3_endpoint: str | None = None,
         backoff: Backoff = DEFAULT_BACKOFF,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.cluster = cluster.with_backoff(backoff)
+        self.clock = clock
+        self._started: dict[str, float | None] = {}  # launch id -> its container's start
         self.search = search
         self.namespace = namespace
         self.settings = settings
@@ -224,10 +347,32 @@ class KubernetesBackend:
             log.info("Job %s already exists; re-attached", launch.trial_id)
 
     def state(self, trial_id: str) -> ChildState:
+        """The Job's status, and for a Job that neither finished nor is suspended its pods'
+        (``pods_state``); a child that cannot start is failed and its Job deleted."""
         try:
-            return job_state(self.cluster.job(self.namespace, trial_id))
+            job = self.cluster.job(self.namespace, trial_id)
         except NotFound:
+            self._started.pop(trial_id, None)
             return ChildState("missing")
+        state = job_state(job)
+        if state.phase in ("succeeded", "failed") or state.reason == "suspended":
+            return ChildState(state.phase, state.reason, state.exit_code,
+                              self._started.pop(trial_id, None))
+        status = job.get("status") or {}
+        if status.get("ready") and self._started.get(trial_id) is not None:
+            return ChildState("running", started_at=self._started[trial_id])  # seen running
+        pods = self.cluster.job_pods(self.namespace, trial_id)
+        events = [] if pods else self.cluster.events_about(self.namespace, "Job", trial_id)
+        seen = pods_state(job, pods, events, self.clock(), self.settings.max_pending_seconds)
+        if seen is None:
+            return state
+        if seen.phase == "running":
+            self._started[trial_id] = seen.started_at
+        if seen.phase == "failed":
+            log.warning("child %s cannot start: %s; deleting its Job", trial_id, seen.reason)
+            self.cancel(trial_id)
+            self._started.pop(trial_id, None)
+        return seen
 
     def list_trials(self) -> list[str]:
         """Launch ids (trial or pack ids) of this search's Jobs, by label."""

@@ -84,6 +84,7 @@ def load_defaults(path: str) -> dict[str, Any]:
     """The defaults file: a mapping of search-spec fields (checked against each search)."""
     import yaml
 
+    from orchestrator.cluster.crd import defaults_the_crd_overrides
     from orchestrator.spec import SearchSpec
 
     try:
@@ -96,4 +97,10 @@ def load_defaults(path: str) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"--defaults {path}: unknown or per-search field(s) {', '.join(unknown)}; "
                           f"allowed: {', '.join(k for k in SearchSpec.model_fields if k != 'name')}")
+    overridden = defaults_the_crd_overrides(data)
+    if overridden:
+        raise ConfigError(
+            f"--defaults {path}: {', '.join(overridden)} would never apply: the CRD gives "
+            "these fields a default of its own, which the API server stores in every search; "
+            "leave them out of the defaults file (searches can set them)")
     return data

@@ -29,6 +29,14 @@ SHORT_NAMES: Final = ["asearch"]
 CATEGORIES: Final = ["actsearch"]
 CRD_NAME: Final = f"{PLURAL}.{GROUP}"
 
+OPERATOR_SECTIONS: Final[tuple[str, ...]] = ("tracking", "storage", "backend")
+"""Sections of ``.spec`` where the CRD declares no ``default:``: the operator's defaults file
+(the chart's ``children`` and ``tracking`` values) fills them. The API server writes a CRD
+default into every stored object, where it is indistinguishable from what the user wrote, so a
+CRD default there would always beat the operator's (a private registry's trainer image, the
+team's experiment). The operator parses each spec with the model, whose defaults still apply
+last, as for ``actsearch-ctl run``."""
+
 CLUSTER_DEFAULTS: Final[dict[tuple[str, ...], Any]] = {("backend", "kind"): "kubernetes"}
 """Where the CRD's default differs from the model's: a search submitted to a cluster runs its
 children as Jobs there, while ``actsearch-ctl run`` (the model's default) runs them locally. The
@@ -163,15 +171,49 @@ def _model_schema(model: type[BaseModel], drop: tuple[str, ...] = ()) -> dict[st
     return structural(schema, defs)
 
 
+def _without_defaults(node: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in node.items() if k != "default"}
+    if "properties" in out:
+        out["properties"] = {k: _without_defaults(v) for k, v in out["properties"].items()}
+    if isinstance(out.get("items"), dict):
+        out["items"] = _without_defaults(out["items"])
+    if isinstance(out.get("additionalProperties"), dict):
+        out["additionalProperties"] = _without_defaults(out["additionalProperties"])
+    return out
+
+
 def spec_schema() -> dict[str, Any]:
-    """``.spec``: SearchSpec minus ``name``, with the cluster's defaults."""
+    """``.spec``: SearchSpec minus ``name``, without defaults in ``OPERATOR_SECTIONS``, with the
+    cluster's defaults."""
     schema = _model_schema(SearchSpec, drop=("name",))
+    for section in OPERATOR_SECTIONS:
+        schema["properties"][section] = _without_defaults(schema["properties"][section])
     for path, value in CLUSTER_DEFAULTS.items():
         node = schema
         for part in path:
+            sub = node["properties"][part]
+            # the objects above a default default to {}, so the API server reaches it
+            node["properties"][part] = _ordered({"default": {}, **sub} if part != path[-1]
+                                                else {**sub, "default": value})
             node = node["properties"][part]
-        node["default"] = value
     return schema
+
+
+def defaults_the_crd_overrides(fragment: Any, node: dict[str, Any] | None = None,
+                               path: str = "") -> list[str]:
+    """The fields of an operator defaults fragment that could never take effect, because the
+    CRD gives them another default, which the API server stores in every search."""
+    node = spec_schema() if node is None else node
+    found = []
+    for key, value in (fragment.items() if isinstance(fragment, dict) else ()):
+        sub = (node.get("properties") or {}).get(key)
+        if sub is None:
+            continue
+        where = f"{path}.{key}" if path else key
+        if "default" in sub and sub["default"] != value and not isinstance(value, dict):
+            found.append(where)
+        found += defaults_the_crd_overrides(value, sub, where)
+    return found
 
 
 def status_schema() -> dict[str, Any]:

@@ -33,3 +33,17 @@ class Infrastructure(TrainerError):
     """A server or a download failed: temporary, worth a retry."""
 
     exit_code = ExitCode.INFRASTRUCTURE
+
+
+class OutOfMemory(TrainerError):
+    """The device ran out of memory: permanent for this function and configuration."""
+
+    exit_code = ExitCode.OUT_OF_MEMORY
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """torch's ``OutOfMemoryError`` (CUDA, or another accelerator's), or an allocator failure
+    reported as a plain RuntimeError, told apart without importing torch."""
+    text = str(e)
+    return (type(e).__name__ == "OutOfMemoryError" or "CUDA out of memory" in text
+            or "CUBLAS_STATUS_ALLOC_FAILED" in text)

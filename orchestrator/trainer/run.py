@@ -27,7 +27,12 @@ from orchestrator.space.activation import activation_math
 from orchestrator.space.plot import plot_functions
 from orchestrator.trainer import data as data_mod
 from orchestrator.trainer import loop
-from orchestrator.trainer.errors import Infrastructure, NonFiniteLoss
+from orchestrator.trainer.errors import (
+    Infrastructure,
+    NonFiniteLoss,
+    OutOfMemory,
+    is_out_of_memory,
+)
 from orchestrator.trainer.tracking import RunTracker
 
 log = logging.getLogger(__name__)
@@ -130,10 +135,14 @@ def run_pack(spec: PackSpec, *, tracking_uri: str | None = None, cache_dir: Path
     except Infrastructure:
         raise  # leave the runs RUNNING: the retry attaches to them and resumes
     except Exception as e:
+        oom = is_out_of_memory(e)
         for i in sorted(open_):
-            trackers[i].set_tags({Tag.FAILURE: failure_text(FailureKind.ERROR),
+            kind = FailureKind.OOM if oom else FailureKind.ERROR
+            trackers[i].set_tags({Tag.FAILURE: failure_text(kind),
                                   Tag.ERROR: f"{type(e).__name__}: {e}"[:5000]})
             trackers[i].finish("FAILED")
+        if oom:  # exit 5: the Job's podFailurePolicy does not retry it
+            raise OutOfMemory(f"out of device memory: {str(e).splitlines()[0][:300]}") from e
         raise
 
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from orchestrator.cluster.rbac import RULES
 from tests.k8s.fake_apiserver import FakeApiServer
 
 NAMESPACE = "research"
@@ -19,9 +21,16 @@ CONTROLLER_TRAFFIC: set[tuple[str, str, str]] = set()
 AUDITED_TESTS: list[str] = []
 
 
+CONTROLLER_TOKEN = "controller-token"
+CONTROLLER_USER = f"system:serviceaccount:{NAMESPACE}:actsearch-controller"
+ADMIN_TOKEN = "fake-token"
+
+
 @pytest.fixture
 def apiserver(request: pytest.FixtureRequest) -> Iterator[FakeApiServer]:
-    server = FakeApiServer().start()
+    """The fake, enforcing ``orchestrator.cluster.rbac.RULES`` on the controller's token as the chart's
+    Role does in a cluster; the tests' own token is an administrator's."""
+    server = FakeApiServer(grants={CONTROLLER_TOKEN: (CONTROLLER_USER, RULES)}).start()
     yield server
     server.stop()
     if request.node.get_closest_marker("controller_traffic"):
@@ -29,14 +38,22 @@ def apiserver(request: pytest.FixtureRequest) -> Iterator[FakeApiServer]:
         AUDITED_TESTS.append(request.node.nodeid)
 
 
-@pytest.fixture
-def api_client(apiserver: FakeApiServer) -> Iterator[object]:
+def client_for(url: str, token: str) -> Any:
     from kubernetes import client
 
-    cfg = client.Configuration(host=apiserver.url)
-    cfg.api_key = {"authorization": "fake-token"}
-    cfg.api_key_prefix = {"authorization": "Bearer"}
-    with client.ApiClient(cfg) as api:
+    cfg = client.Configuration(host=url)
+    cfg.api_key = {"authorization": token}
+    # the client (v36) looks the prefix up under "BearerToken", kopf's login under "authorization"
+    cfg.api_key_prefix = {"authorization": "Bearer", "BearerToken": "Bearer"}
+    return client.ApiClient(cfg)
+
+
+@pytest.fixture
+def api_client(apiserver: FakeApiServer, request: pytest.FixtureRequest) -> Iterator[object]:
+    """In a test marked ``controller_traffic``, the controller's identity (its requests are
+    audited and held to the Role); else an administrator's."""
+    controller = request.node.get_closest_marker("controller_traffic") is not None
+    with client_for(apiserver.url, CONTROLLER_TOKEN if controller else ADMIN_TOKEN) as api:
         yield api
 
 

@@ -17,8 +17,8 @@ Implemented:
   containers or with a restartPolicy other than Never/OnFailure, a non-string env value; 400
   for a namespace that differs from the URL's), get (404 NotFound as a Status), list (namespaced
   and across namespaces) with label selectors (``a=b``, ``a==b``, ``a!=b``, ``a``, ``!a``,
-  ``a in (x,y)``, ``a notin (x,y)``) and field selectors on ``metadata.name`` /
-  ``metadata.namespace``; replace (PUT, with the resourceVersion precondition: 409 Conflict);
+  ``a in (x,y)``, ``a notin (x,y)``) and field selectors (``FIELD_LABELS``: ``metadata.name``,
+  an Event's ``involvedObject.name``, ...); replace (PUT, with the resourceVersion precondition: 409 Conflict);
   patch as JSON merge patch, JSON patch (add/remove/replace/test) or strategic merge patch (as a
   merge patch, and refused with 415 for custom resources, as the real server does); delete with
   ``propagationPolicy`` and finalizers (``deletionTimestamp`` first, gone once the finalizers are);
@@ -32,20 +32,32 @@ Implemented:
 - watch (``?watch=true``, any case): ADDED/MODIFIED/DELETED as JSON lines, the current objects
   first when no resourceVersion is given, history after a given resourceVersion (410 Gone when it
   is older than the history kept), label/field selectors, ``timeoutSeconds``;
+- resource quantities of a Job's containers parsed as the API server parses them (``16GB`` is
+  refused with 400, as a decoding error; a negative quantity or a request above its limit with
+  422 Invalid);
 - the Job defaults the tests rely on (``job-name`` labels on the pod template);
 - a record of every request as (verb, API group, resource[/subresource], namespace), for RBAC
-  coverage tests, with the ``update`` of an owner's ``finalizers`` that the
-  OwnerReferencesPermissionEnforcement admission plugin checks when a create sets
-  ``blockOwnerDeletion``; fault injection: ``fail(verb, resource, status, times)``;
+  coverage tests; fault injection: ``fail(verb, resource, status, times)``;
+- structural schema of custom resources, from the CRD the chart installs (``CRD_FILE``): on
+  every create, update and patch, unknown fields are pruned (``x-kubernetes-preserve-unknown-
+  fields`` keeps them; ``?fieldValidation=Strict``, kubectl's default, refuses them with 400
+  instead) and ``default:`` values are filled in, so what is stored is what a real API server
+  would store;
+- RBAC: a bearer token listed in ``grants`` (the tests give the controller's ServiceAccount
+  ``orchestrator.cluster.rbac.RULES``) gets 403 Forbidden for any request outside its rules, with the
+  API server's wording; OwnerReferencesPermissionEnforcement on create and update: an
+  ``ownerReference`` with ``blockOwnerDeletion: true`` needs ``update`` on the owner's
+  ``finalizers`` subresource (recorded in ``checks``, so the RBAC audit sees it used);
 - optional schema validation of created ActivationSearch objects through
   ``orchestrator.cluster.crd.validate_cr`` when that function exists.
 
-Not implemented: authentication and authorisation (any token is accepted; RBAC is checked by the
-tests from the request record), admission webhooks, server-side apply, field managers,
+Not implemented: authentication (any token is accepted; one not in ``grants`` is an
+administrator's), RBAC's resourceNames and non-resource URLs, the owner check on patches,
+admission webhooks, server-side apply, field managers,
 ``deletecollection``, pagination (``limit``/``continue`` are ignored: everything comes in one
 page), watch bookmarks, a watch turning a MODIFIED object that leaves a label selector into
 DELETED, controllers (no pods are made for Jobs and no Job status changes unless a test writes
-them: see ``set_status``), namespaces as objects (every namespace exists), protobuf, and the
+them with ``set_status`` or starts the Job controller of ``fake_jobs.py``), namespaces as objects (every namespace exists), protobuf, and the
 rest of the API's resources (404, as for a resource whose CRD is not installed; ``namespaces``
 is only listed in discovery).
 """
@@ -61,6 +73,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -107,6 +120,7 @@ class Request:
     resource: str
     namespace: str | None
     name: str | None = None
+    body: Any = field(default=None, compare=False, hash=False)  # what the client sent
 
 
 class ApiError(Exception):
@@ -168,15 +182,27 @@ def label_matcher(selector: str | None) -> Callable[[dict[str, str]], bool]:
     return lambda labels: all(t(labels) for t in tests)
 
 
+FIELD_LABELS = {"metadata.name", "metadata.namespace", "involvedObject.kind", "involvedObject.name",
+                "involvedObject.namespace", "involvedObject.uid", "reason", "type", "status.phase",
+                "spec.nodeName"}
+"""Field selectors served: every resource's metadata ones, an Event's involvedObject, reason and
+type, a pod's phase and node (the real server supports a few more per resource)."""
+
+
+def _field(obj: dict[str, Any], path: str) -> Any:
+    for part in path.split("."):
+        obj = obj.get(part) if isinstance(obj, dict) else None  # type: ignore[assignment]
+    return "" if obj is None else obj
+
+
 def field_matcher(selector: str | None) -> Callable[[dict[str, Any]], bool]:
     tests: list[Callable[[dict[str, Any]], bool]] = []
     for req in _split_selector(selector or ""):
         neg = "!=" in req
         k, v = (s.strip() for s in re.split("!=|==?", req, maxsplit=1))
-        if k not in ("metadata.name", "metadata.namespace"):
+        if k not in FIELD_LABELS:
             raise ApiError(400, "BadRequest", f"field label not supported: {k}")
-        attr = k.split(".")[1]
-        tests.append(lambda o, a=attr, v=v, neg=neg: (o["metadata"].get(a) == v) != neg)
+        tests.append(lambda o, k=k, v=v, neg=neg: (_field(o, k) == v) != neg)
     return lambda obj: all(t(obj) for t in tests)
 
 
@@ -247,6 +273,56 @@ _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z
 _LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
+_QUANTITY_RE = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
+_SUFFIXES = {"": 1, "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "k": 10**3,
+             "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18, "Ki": 2**10,
+             "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+
+
+def parse_quantity(text: Any) -> Decimal:
+    """A resource quantity (``500m``, ``16Gi``, ``1e3``) as the API server reads it;
+    ValueError with the server's words for anything else (``16GB``)."""
+    m = _QUANTITY_RE.match(str(text)) if isinstance(text, (str, int, float)) else None
+    if m is None:
+        raise ValueError("quantities must match the regular expression "
+                         f"'{_QUANTITY_RE.pattern}'")
+    number, suffix = m.groups()
+    try:
+        value = Decimal(number)
+        if suffix in _SUFFIXES:
+            return value * Decimal(_SUFFIXES[suffix])
+        if re.fullmatch(r"[eE][-+]?[0-9]+", suffix):
+            return value * Decimal(10) ** int(suffix[1:])
+    except InvalidOperation:
+        pass
+    raise ValueError("unable to parse quantity's suffix")
+
+
+def _check_resources(kind: Kind, obj: dict[str, Any], problems: list[str]) -> None:
+    """A malformed quantity fails decoding (400, as the typed API does); a negative one, or a
+    request above its limit, fails validation (422, collected into ``problems``)."""
+    pod = obj.get("spec", {}).get("template", {}).get("spec", {})
+    for i, c in enumerate(pod.get("containers") or []):
+        res = c.get("resources") or {}
+        parsed: dict[str, dict[str, Decimal]] = {}
+        for part in ("limits", "requests"):
+            for name, value in (res.get(part) or {}).items():
+                try:
+                    parsed.setdefault(part, {})[name] = q = parse_quantity(value)
+                except ValueError as e:
+                    raise ApiError(400, "BadRequest", f'{kind.kind} in version "{kind.version}" '
+                                   f"cannot be handled as a {kind.kind}: {e}") from e
+                if q < 0:
+                    problems.append(f"spec.template.spec.containers[{i}].resources.{part}[{name}]: "
+                                    f"Invalid value: {value!r}: must be greater than or equal to 0")
+        for name, q in (parsed.get("requests") or {}).items():
+            limit = (parsed.get("limits") or {}).get(name)
+            if limit is not None and q > limit:
+                problems.append(f"spec.template.spec.containers[{i}].resources.requests: Invalid "
+                                f"value: {res['requests'][name]!r}: must be less than or equal to "
+                                f"{name} limit of {res['limits'][name]}")
+
+
 def _validate(kind: Kind, obj: dict[str, Any], validate_cr: Callable[..., list[str]] | None,
               served_schema: dict[str, Any] | None = None) -> None:
     meta = obj["metadata"]
@@ -270,6 +346,7 @@ def _validate(kind: Kind, obj: dict[str, Any], validate_cr: Callable[..., list[s
         if pod.get("restartPolicy") not in ("Never", "OnFailure"):
             problems.append("spec.template.spec.restartPolicy: Unsupported value: "
                             f"{pod.get('restartPolicy')!r}: supported values: \"OnFailure\", \"Never\"")
+        _check_resources(kind, obj, problems)
         for c in pod.get("containers") or []:
             for e in c.get("env") or []:
                 if "value" in e and not isinstance(e["value"], str):
@@ -283,27 +360,84 @@ def _validate(kind: Kind, obj: dict[str, Any], validate_cr: Callable[..., list[s
                        {"name": name, "group": kind.group, "kind": kind.kind})
 
 
-def owner_checks(obj: dict[str, Any], namespace: str) -> list[Request]:
-    """The permission checks of the OwnerReferencesPermissionEnforcement admission plugin (on
-    in OpenShift): creating an object whose ownerReference sets ``blockOwnerDeletion`` needs
-    ``update`` on the owner's ``finalizers`` subresource. Recorded as requests of the creator,
-    for the RBAC audit, though no such request is sent."""
-    checks = []
-    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
-        owner = next((k for k in KINDS if k.kind == ref.get("kind")
-                      and k.api_version == ref.get("apiVersion")), None)
-        if ref.get("blockOwnerDeletion") and owner is not None:
-            checks.append(Request("update", owner.group, f"{owner.plural}/finalizers", namespace,
-                                  ref.get("name")))
-    return checks
-
-
 def _crd_validator() -> Callable[..., list[str]] | None:
     try:
         from orchestrator.cluster.crd import validate_cr  # type: ignore[attr-defined]
     except ImportError:
         return None
     return validate_cr  # type: ignore[no-any-return]
+
+
+CRD_FILE = (Path(__file__).resolve().parents[2] / "helm" / "actsearch" / "crds"
+            / "activationsearches.actsearch.io.yaml")
+"""The CRD the chart installs: its ``openAPIV3Schema`` drives defaulting and pruning."""
+
+
+def crd_schema_from_file(path: Path = CRD_FILE) -> dict[str, Any]:
+    import yaml
+
+    crd = yaml.safe_load(path.read_text())
+    return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]  # type: ignore[no-any-return]
+
+
+_OBJECT_META = {"apiVersion", "kind", "metadata"}
+
+
+def prune(schema: dict[str, Any], obj: Any, path: str = "") -> tuple[Any, list[str]]:
+    """Drop the fields a structural schema does not know, as the API server does (unless a
+    node has ``x-kubernetes-preserve-unknown-fields``); returns the object and the dropped
+    fields' paths (``spec.budget.trails``). ``apiVersion``, ``kind`` and ``metadata`` of the
+    root are the API's own, never pruned."""
+    dropped: list[str] = []
+    if isinstance(obj, dict) and ("properties" in schema or "additionalProperties" in schema
+                                  or schema.get("type") == "object"):
+        props = schema.get("properties") or {}
+        extra = schema.get("additionalProperties")
+        keep = schema.get("x-kubernetes-preserve-unknown-fields")
+        out = {}
+        for k, v in obj.items():
+            where = f"{path}.{k}" if path else k
+            if not path and k in _OBJECT_META:
+                out[k] = v
+            elif k in props:
+                out[k], d = prune(props[k], v, where)
+                dropped += d
+            elif isinstance(extra, dict):
+                out[k], d = prune(extra, v, where)
+                dropped += d
+            elif keep or extra is True:
+                out[k] = v
+            else:
+                dropped.append(where)
+        return out, dropped
+    if isinstance(obj, list) and isinstance(schema.get("items"), dict):
+        out_list = []
+        for i, v in enumerate(obj):
+            item, d = prune(schema["items"], v, f"{path}[{i}]")
+            out_list.append(item)
+            dropped += d
+        return out_list, dropped
+    return obj, dropped
+
+
+def apply_defaults(schema: dict[str, Any], obj: Any) -> Any:
+    """Structural defaulting as the API server does it on every write: an absent field (or a
+    null in a non-nullable one) with a ``default`` gets it, then defaulting goes on inside, so
+    ``default: {}`` on an object fills its fields' defaults."""
+    if isinstance(obj, dict):
+        for name, sub in (schema.get("properties") or {}).items():
+            if "default" in sub and (name not in obj or (obj[name] is None
+                                                          and not sub.get("nullable"))):
+                obj[name] = copy.deepcopy(sub["default"])
+            if name in obj:
+                obj[name] = apply_defaults(sub, obj[name])
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for k in list(obj):
+                obj[k] = apply_defaults(extra, obj[k])
+    elif isinstance(obj, list) and isinstance(schema.get("items"), dict):
+        return [apply_defaults(schema["items"], x) for x in obj]
+    return obj
 
 
 def _now() -> str:
@@ -336,11 +470,19 @@ class FakeApiServer:
     """The fake; ``start()`` serves it on a free port of 127.0.0.1 (or use it as a context)."""
 
     validate_crs: bool = True
+    structural: bool = True  # prune and default custom resources by the chart's CRD schema
     crd_installed: bool = True  # False: activationsearches answer 404 as for a missing CRD
     history: int = 10_000
     objects: dict[Key, dict[str, Any]] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     logs: dict[tuple[str, str], str] = field(default_factory=dict)
+    grants: dict[str, tuple[str, list[dict[str, list[str]]]]] = field(default_factory=dict)
+    """Bearer token -> (user, RBAC rules): a request with such a token is authorised against
+    its rules (403 Forbidden outside them), as for a ServiceAccount bound to a Role; any other
+    token is a cluster administrator's."""
+    checks: list[Request] = field(default_factory=list)
+    """Permissions checked without a request of their own (admission: an ownerReference's
+    ``blockOwnerDeletion`` needs ``update`` on the owner's ``finalizers``)."""
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
@@ -351,6 +493,7 @@ class FakeApiServer:
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._validate_cr = _crd_validator() if self.validate_crs else None
+        self._schema = crd_schema_from_file() if self.structural else None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -417,7 +560,8 @@ class FakeApiServer:
     def resource_requests(self) -> set[tuple[str, str, str]]:
         """(verb, group, resource) of every resource request (discovery excluded)."""
         with self._lock:
-            return {(r.verb, r.group, r.resource) for r in self.requests if r.resource}
+            return {(r.verb, r.group, r.resource) for r in [*self.requests, *self.checks]
+                    if r.resource}
 
     def items(self, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
@@ -458,6 +602,49 @@ class FakeApiServer:
             obj["status"] = status
             self._store(kind, key, obj, "MODIFIED")
 
+    # -- authorisation ---------------------------------------------------------------------------
+
+    def _allowed(self, token: str | None, verb: str, group: str, resource: str) -> bool:
+        if token not in self.grants:
+            return True
+        _, rules = self.grants[token]
+        return any(verb in r["verbs"] or "*" in r["verbs"] for r in rules
+                   if (group in r["apiGroups"] or "*" in r["apiGroups"])
+                   and (resource in r["resources"] or "*" in r["resources"]))
+
+    def _authorize(self, token: str | None, verb: str, group: str, resource: str,
+                   namespace: str | None) -> None:
+        """RBAC: 403 with the API server's wording when the token's rules lack the request."""
+        if not self._allowed(token, verb, group, resource):
+            user = self.grants[token or ""][0]
+            where = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+            raise ApiError(403, "Forbidden", f'{resource.split("/")[0]}{"." + group if group else ""} '
+                           f'is forbidden: User "{user}" cannot {verb} resource "{resource}" in API '
+                           f'group "{group}" {where}', {"group": group, "kind": resource})
+
+    def _admit_owners(self, token: str | None, kind: Kind, namespace: str, obj: Any) -> None:
+        """OwnerReferencesPermissionEnforcement (on in OpenShift and many hardened clusters):
+        setting ``blockOwnerDeletion: true`` needs ``update`` on the owner's ``finalizers``."""
+        refs = ((obj or {}).get("metadata") or {}).get("ownerReferences") or []
+        for ref in refs if isinstance(refs, list) else []:
+            if not ref.get("blockOwnerDeletion"):
+                continue
+            owner = next((k for k in KINDS if k.kind == ref.get("kind")
+                          and k.api_version == ref.get("apiVersion")), None)
+            group = owner.group if owner else str(ref.get("apiVersion", "")).rpartition("/")[0]
+            plural = owner.plural if owner else f"{str(ref.get('kind', '')).lower()}s"
+            resource = f"{plural}/finalizers"
+            if not self._allowed(token, "update", group, resource):
+                name = (obj.get("metadata") or {}).get("name")
+                user = self.grants[token or ""][0]
+                raise ApiError(403, "Forbidden", f'{kind.plural}.{kind.group or "core"} "{name}" is '
+                               "forbidden: cannot set blockOwnerDeletion if an ownerReference "
+                               f"refers to a resource you can't set finalizers on: User \"{user}\" "
+                               f'cannot update resource "{resource}" in API group "{group}" in the '
+                               f'namespace "{namespace}"', {"name": name, "kind": kind.plural})
+            if token in self.grants:
+                self.checks.append(Request("update", group, resource, namespace, ref.get("name")))
+
     # -- the API, called by the handler under the lock -------------------------------------------
 
     def _take_fault(self, verb: str, resource: str) -> int | None:
@@ -483,7 +670,22 @@ class FakeApiServer:
         del self._events[: -self.history]
         self._lock.notify_all()
 
-    def _create(self, kind: Kind, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
+    def _structural(self, kind: Kind, obj: dict[str, Any], field_validation: str) -> dict[str, Any]:
+        """Prune unknown fields and apply defaults, as the API server does to a custom resource
+        on every write; ``?fieldValidation=Strict`` (kubectl's default) refuses unknown fields
+        instead (400, as the real server answers a strict decoding error)."""
+        if not kind.custom or self._schema is None:
+            return obj
+        pruned, dropped = prune(self._schema, obj)
+        if dropped and field_validation == "Strict":
+            raise ApiError(400, "BadRequest", f'{kind.kind} in version "{kind.version}" cannot be '
+                           f"handled as a {kind.kind}: strict decoding error: "
+                           + ", ".join(f'unknown field "{d}"' for d in dropped))
+        return apply_defaults(self._schema, pruned)  # type: ignore[no-any-return]
+
+    def _create(self, kind: Kind, namespace: str, obj: dict[str, Any],
+                field_validation: str = "Warn") -> dict[str, Any]:
+        obj = self._structural(kind, obj, field_validation)
         meta = obj.setdefault("metadata", {})
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
@@ -536,9 +738,10 @@ class FakeApiServer:
         return obj
 
     def _update(self, kind: Kind, namespace: str, name: str, sub: str | None,
-                change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+                change: Callable[[dict[str, Any]], dict[str, Any]],
+                field_validation: str = "Warn") -> dict[str, Any]:
         old = self._existing(kind, namespace, name)
-        new = change(copy.deepcopy(old))
+        new = self._structural(kind, change(copy.deepcopy(old)), field_validation)
         rv = (new.get("metadata") or {}).get("resourceVersion")
         if rv and rv != old["metadata"]["resourceVersion"]:
             raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {kind.plural} "{name}": '
@@ -784,9 +987,15 @@ class _Handler(BaseHTTPRequestHandler):
                 "PUT": "update", "PATCH": "patch",
                 "DELETE": "delete" if name else "deletecollection"}[method]
         resource = f"{kind.plural}/{sub}" if sub else kind.plural
+        auth = self.headers.get("Authorization") or ""
+        token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else None
         try:
             with self.api._lock:
-                self.api.requests.append(Request(verb, kind.group, resource, ns, name))
+                self.api.requests.append(Request(verb, kind.group, resource, ns, name,
+                                                 copy.deepcopy(body)))
+                self.api._authorize(token, verb, kind.group, resource, ns)
+                if verb in ("create", "update") and ns is not None:
+                    self.api._admit_owners(token, kind, ns, body)
                 fault = self.api._take_fault(verb, resource)
             if fault is not None:
                 reasons = {403: "Forbidden", 409: "Conflict", 429: "TooManyRequests",
@@ -811,6 +1020,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str, kind: Kind, ns: str | None, name: str | None, sub: str | None,
                   q: dict[str, list[str]], body: Any) -> tuple[int, Any]:
         api = self.api
+        strictness = (q.get("fieldValidation") or ["Warn"])[0]
         with api._lock:
             if method == "GET" and name is None:
                 items = api._list(kind, ns, (q.get("labelSelector") or [None])[0],
@@ -827,8 +1037,7 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "POST" and name is None:
                 if not isinstance(body, dict):
                     raise ApiError(400, "BadRequest", "the request body must be an object")
-                api.requests += owner_checks(body, ns)
-                return 201, api._create(kind, ns, body)
+                return 201, api._create(kind, ns, body, strictness)
             if name is None:
                 raise ApiError(405, "MethodNotAllowed", f"{method} on a collection is not supported")
             if method == "GET":
@@ -843,17 +1052,19 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "PUT":
                 if not isinstance(body, dict):
                     raise ApiError(400, "BadRequest", "the request body must be an object")
-                return 200, api._update(kind, ns, name, sub, lambda old: body)
+                return 200, api._update(kind, ns, name, sub, lambda old: body, strictness)
             ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
             if ctype == "application/json-patch+json":
                 if not isinstance(body, list):
                     raise ApiError(400, "BadRequest", "a JSON patch is a list of operations")
-                return 200, api._update(kind, ns, name, sub, lambda old: json_patch(old, body))
+                return 200, api._update(kind, ns, name, sub, lambda old: json_patch(old, body),
+                                        strictness)
             if ctype == "application/merge-patch+json" or (
                     ctype == "application/strategic-merge-patch+json" and not kind.custom):
                 if not isinstance(body, dict):
                     raise ApiError(400, "BadRequest", "a merge patch is an object")
-                return 200, api._update(kind, ns, name, sub, lambda old: merge_patch(old, body))
+                return 200, api._update(kind, ns, name, sub, lambda old: merge_patch(old, body),
+                                        strictness)
             raise ApiError(415, "UnsupportedMediaType",
                            f"the body of the request was in an unknown format - accepted media "
                            f"types include: application/json-patch+json, "

@@ -15,7 +15,7 @@ from typing import Any
 from orchestrator.adapters.retry import Backoff
 from orchestrator.cluster.incluster import ClusterDefaults
 from orchestrator.cluster.operator import OperatorConfig, run
-from tests.k8s.conftest import NAMESPACE
+from tests.k8s.conftest import CONTROLLER_TOKEN, NAMESPACE, client_for
 from tests.k8s.fake_apiserver import FakeApiServer
 from tests.unit.controller.fakes import FakeTracker, hashed_reward
 
@@ -134,9 +134,12 @@ class Children:
 @contextmanager
 def operator_running(api_client: Any, cluster_defaults: ClusterDefaults,
                      namespaces: tuple[str, ...] = (NAMESPACE,)) -> Iterator[None]:
-    """The operator in a thread, as `actsearch-ctl operator` runs it; stopped on exit."""
+    """The operator in a thread, as `actsearch-ctl operator` runs it, with the controller
+    ServiceAccount's token (the fake holds it to ``orchestrator.cluster.rbac.RULES``, as the chart's
+    Role would); stopped on exit."""
     stop, ready = threading.Event(), threading.Event()
-    config = OperatorConfig(api_client, cluster_defaults, namespaces)
+    controller_client = client_for(api_client.configuration.host, CONTROLLER_TOKEN)
+    config = OperatorConfig(controller_client, cluster_defaults, namespaces)
     errors: list[BaseException] = []
 
     def target() -> None:
@@ -154,6 +157,7 @@ def operator_running(api_client: Any, cluster_defaults: ClusterDefaults,
     finally:
         stop.set()
         t.join(30)
+        controller_client.close()
         if t.is_alive():
             raise RuntimeError("the operator did not stop within 30 s")
     if errors:

@@ -5,6 +5,8 @@ objects, selectors, ownerReferences and error answers the way the API does."""
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -12,11 +14,18 @@ import pytest
 from orchestrator.adapters.kube import Cluster
 from orchestrator.adapters.retry import Backoff
 from orchestrator.backends.base import Launch
-from orchestrator.backends.kubernetes import KubernetesBackend, job_manifest
+from orchestrator.backends.kubernetes import (
+    DEADLINE_BASE_SECONDS,
+    KubernetesBackend,
+    default_deadline,
+    job_manifest,
+)
 from orchestrator.errors import ConfigError, TemporaryUnavailable
 from orchestrator.spec import KubernetesBackendSpec
 from tests.k8s.conftest import NAMESPACE
 from tests.k8s.fake_apiserver import FakeApiServer
+from tests.k8s.fake_jobs import JobController, PodPlan
+from tests.k8s.harness import wait_for
 
 FAST = Backoff(initial=0.01, factor=2.0, maximum=0.05, attempts=4)
 FULL = KubernetesBackendSpec.model_validate({
@@ -77,10 +86,10 @@ def test_a_launch_creates_a_job_named_after_the_trial_with_every_field_of_the_sp
         "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}]
     assert spec["backoffLimit"] == 4 and spec["activeDeadlineSeconds"] == 7200
     assert spec["ttlSecondsAfterFinished"] == 600
-    assert spec["podFailurePolicy"]["rules"] == [
-        {"action": "FailJob", "onExitCodes": {"containerName": "trainer", "operator": "In",
-                                              "values": [2, 3]}},
+    assert spec["podFailurePolicy"]["rules"] == [  # a disruption first: retried whatever the code
         {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+        {"action": "FailJob", "onExitCodes": {"containerName": "trainer", "operator": "In",
+                                              "values": [2, 3, 5, 137]}},
     ]
     pod = spec["template"]["spec"]
     assert spec["template"]["metadata"]["labels"]["actsearch.io/trial"] == "s1-t00000"
@@ -116,7 +125,8 @@ def test_without_optional_settings_the_job_carries_no_empty_fields(
     for absent in ("nodeSelector", "tolerations", "priorityClassName", "serviceAccountName"):
         assert absent not in pod
     assert "kueue.x-k8s.io/queue-name" not in job["metadata"]["labels"]
-    assert "activeDeadlineSeconds" not in job["spec"] and "envFrom" not in pod["containers"][0]
+    assert job["spec"]["activeDeadlineSeconds"] == 1800 + 100  # default_deadline: 100 steps
+    assert "envFrom" not in pod["containers"][0]
     assert "resources" not in pod["containers"][0] or not pod["containers"][0]["resources"]
 
 
@@ -303,3 +313,145 @@ def test_deleting_the_search_garbage_collects_its_jobs_through_owner_references(
     assert [j["metadata"]["name"] for j in apiserver.items("jobs")] == ["s2-t00000"]
     backend.launch(launch_of("s1-t00002"))  # a launch racing the deletion: collected at once
     assert [j["metadata"]["name"] for j in apiserver.items("jobs")] == ["s2-t00000"]
+
+
+# -- children that cannot start (the fake's Job controller, tests/k8s/fake_jobs.py) --------------
+
+PULL = 'Back-off pulling image "registry.example/actsearch/trainer:1.2.3"'
+
+
+@pytest.fixture
+def jobs(apiserver: FakeApiServer) -> Iterator[JobController]:
+    with JobController(apiserver) as controller:
+        yield controller
+
+
+def launched(apiserver: FakeApiServer, api_client: Any, jobs: JobController, plan: PodPlan,
+             settings: KubernetesBackendSpec = FULL, clock: Callable[[], float] = time.time,
+             ) -> KubernetesBackend:
+    jobs.plan = lambda job: plan
+    owner = make_search(apiserver)
+    backend = KubernetesBackend(Cluster(api_client), "s1", NAMESPACE, settings,
+                                owner_uid=owner["metadata"]["uid"], backoff=FAST, clock=clock)
+    backend.launch(launch_of())
+    wait_for(lambda: jobs.pods(NAMESPACE, "s1-t00000") or apiserver.items("events", NAMESPACE),
+             5, "a pod or an Event")
+    return backend
+
+
+@pytest.mark.controller_traffic
+@pytest.mark.parametrize(("waiting", "message"), [
+    ("ImagePullBackOff", PULL),
+    ("ErrImagePull", "rpc error: code = NotFound desc = failed to pull and unpack image"),
+    ("CreateContainerConfigError", 'secret "actsearch-s3" not found'),
+])
+def test_a_child_whose_container_cannot_start_fails_at_once_and_its_job_is_deleted(
+        apiserver: FakeApiServer, api_client: Any, jobs: JobController, waiting: str,
+        message: str) -> None:
+    backend = launched(apiserver, api_client, jobs, PodPlan(waiting=waiting, message=message))
+    state = backend.state("s1-t00000")
+    assert state.phase == "failed"
+    assert state.reason is not None and f"cannot start: {waiting}: {message}" in state.reason
+    assert apiserver.get("jobs", NAMESPACE, "s1-t00000") is None
+    wait_for(lambda: jobs.pods(NAMESPACE, "s1-t00000") == [], 5, "its pod collected")
+
+
+@pytest.mark.controller_traffic
+def test_a_pending_child_is_queued_until_the_limit_then_fails_with_the_schedulers_reason(
+        apiserver: FakeApiServer, api_client: Any, jobs: JobController) -> None:
+    offset = [0.0]
+    why = "0/4 nodes are available: 4 Insufficient nvidia.com/gpu."
+    settings = FULL.model_copy(update={"max_pending_seconds": 600})
+    backend = launched(apiserver, api_client, jobs, PodPlan(unschedulable=why), settings,
+                       clock=lambda: time.time() + offset[0])
+    state = backend.state("s1-t00000")
+    assert (state.phase, state.reason) == ("queued", f"Unschedulable: {why}")
+    offset[0] = 700.0
+    state = backend.state("s1-t00000")
+    assert state.phase == "failed" and state.reason is not None
+    assert "Pending for 70" in state.reason and "more than max_pending_seconds (600)" in state.reason
+    assert state.reason.endswith(f"Unschedulable: {why}")
+    assert apiserver.get("jobs", NAMESPACE, "s1-t00000") is None
+
+
+@pytest.mark.controller_traffic
+def test_a_job_that_cannot_create_its_pod_fails_with_the_job_controllers_message(
+        apiserver: FakeApiServer, api_client: Any, jobs: JobController) -> None:
+    refused = ('pods "s1-t00000-x" is forbidden: error looking up service account '
+               'research/actsearch-child: serviceaccount "actsearch-child" not found')
+    backend = launched(apiserver, api_client, jobs, PodPlan(failed_create=refused))
+    state = backend.state("s1-t00000")
+    assert (state.phase, state.reason) == ("failed", f"FailedCreate: Error creating: {refused}")
+    assert apiserver.get("jobs", NAMESPACE, "s1-t00000") is None
+
+
+@pytest.mark.controller_traffic
+def test_a_job_held_by_a_resource_quota_waits_until_the_pending_limit(
+        apiserver: FakeApiServer, api_client: Any, jobs: JobController) -> None:
+    offset = [0.0]
+    quota = ('pods "s1-t00000-x" is forbidden: exceeded quota: gpu-quota, requested: '
+             'requests.nvidia.com/gpu=2, used: requests.nvidia.com/gpu=8, limited: requests.nvidia.com/gpu=8')
+    backend = launched(apiserver, api_client, jobs, PodPlan(failed_create=quota),
+                       clock=lambda: time.time() + offset[0])
+    assert backend.state("s1-t00000").phase == "queued"
+    offset[0] = 3600.0
+    state = backend.state("s1-t00000")
+    assert state.phase == "failed" and state.reason is not None and "exceeded quota" in state.reason
+
+
+@pytest.mark.controller_traffic
+def test_a_running_child_reports_when_its_container_started(
+        apiserver: FakeApiServer, api_client: Any, jobs: JobController) -> None:
+    backend = launched(apiserver, api_client, jobs, PodPlan())
+    assert backend.state("s1-t00000").phase == "queued"  # a Pending pod trains nothing yet
+    before = time.time()
+    jobs.run(NAMESPACE, "s1-t00000")
+    state = backend.state("s1-t00000")
+    assert state.phase == "running" and state.started_at is not None
+    assert abs(state.started_at - before) < 2
+    pod_lists = len(apiserver.calls("list", "pods"))
+    assert backend.state("s1-t00000").started_at == state.started_at
+    assert len(apiserver.calls("list", "pods")) == pod_lists  # a ready Job's start is remembered
+    jobs.succeed(NAMESPACE, "s1-t00000")
+    done = backend.state("s1-t00000")
+    assert (done.phase, done.started_at) == ("succeeded", state.started_at)
+
+
+@pytest.mark.controller_traffic
+def test_an_oom_killed_child_fails_for_good_and_a_preempted_one_is_retried(
+        apiserver: FakeApiServer, api_client: Any, jobs: JobController) -> None:
+    backend = launched(apiserver, api_client, jobs, PodPlan(phase="Running"))
+    jobs.fail(NAMESPACE, "s1-t00000", exit_code=137, disruption=True)  # pre-empted
+    wait_for(lambda: len(jobs.pods(NAMESPACE, "s1-t00000")) == 2, 5, "a replacement pod")
+    assert backend.state("s1-t00000").phase == "running"
+    jobs.fail(NAMESPACE, "s1-t00000", exit_code=137, reason="OOMKilled")
+    state = backend.state("s1-t00000")
+    assert (state.phase, state.exit_code) == ("failed", 137)
+    assert state.reason is not None and state.reason.startswith(
+        "killed, most likely by the out-of-memory killer (OOMKilled); PodFailurePolicy: ")
+    assert len(jobs.pods(NAMESPACE, "s1-t00000")) == 2  # no third attempt
+
+
+@pytest.mark.controller_traffic
+def test_cuda_out_of_memory_fails_the_job_at_once(
+        apiserver: FakeApiServer, api_client: Any, jobs: JobController) -> None:
+    from orchestrator.trainer.errors import ExitCode
+
+    backend = launched(apiserver, api_client, jobs, PodPlan(phase="Running"))
+    jobs.fail(NAMESPACE, "s1-t00000", exit_code=int(ExitCode.OUT_OF_MEMORY))
+    state = backend.state("s1-t00000")
+    assert (state.phase, state.exit_code) == ("failed", 5)
+    assert state.reason is not None and state.reason.startswith("out of device memory")
+
+
+def test_the_default_deadline_grows_with_the_steps_of_every_member() -> None:
+    single = launch_of()
+    pack = Launch("s1-p00000", None, {"pack": [
+        {**single.trial_spec, "child": {"steps": 2000}},
+        {**single.trial_spec, "child": {"steps": 3000}}]}, members=("a", "b"))
+    no_steps = Launch("s1-t00001", "r", {"expression": "x", "child": {}})
+    assert default_deadline(single) == DEADLINE_BASE_SECONDS + 100
+    assert default_deadline(pack) == DEADLINE_BASE_SECONDS + 5000
+    assert default_deadline(no_steps) == DEADLINE_BASE_SECONDS + 10_000  # the trainer's default
+    job = job_manifest(single, "s1", NAMESPACE, FULL)
+    assert job["spec"]["activeDeadlineSeconds"] == 7200  # the spec's own wins

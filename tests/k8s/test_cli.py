@@ -44,8 +44,10 @@ def test_submit_creates_an_activation_search_from_the_spec_file_of_run(
     obj = apiserver.get("activationsearches", NAMESPACE, "s1")
     assert obj is not None
     assert (obj["apiVersion"], obj["kind"]) == ("actsearch.io/v1alpha1", "ActivationSearch")
-    assert "name" not in obj["spec"] and obj["spec"]["budget"] == {"trials": 6}
-    assert obj["spec"]["backend"] == {"kind": "kubernetes"}
+    (sent,) = [r.body for r in apiserver.calls("create", "activationsearches")]
+    assert "name" not in sent["spec"] and sent["spec"]["budget"] == {"trials": 6}
+    assert sent["spec"]["backend"] == {"kind": "kubernetes"}
+    assert obj["spec"]["budget"]["trials"] == 6  # stored with the CRD's defaults filled in
 
 
 def test_submit_dry_run_prints_the_object_and_creates_nothing(

@@ -65,7 +65,7 @@ def test_a_stored_failure_text_is_classified_by_its_kind(text: str, kind: Failur
 
 def test_every_kind_reads_back_from_the_text_it_writes() -> None:
     for kind in FailureKind:
-        detail = None if kind in (FailureKind.DIVERGED, FailureKind.ERROR) else "some detail"
+        detail = None if kind in (FailureKind.DIVERGED, FailureKind.OOM, FailureKind.ERROR) else "some detail"
         assert failure_kind(failure_text(kind, detail)) is kind
 
 
@@ -99,8 +99,9 @@ def test_the_evaluation_cache_reuses_a_reward_or_a_permanent_failure(
 
 def test_exit_codes_keep_their_numbers() -> None:
     assert [(c.name, int(c)) for c in ExitCode] == [
-        ("OK", 0), ("BAD_INPUT", 2), ("NON_FINITE_LOSS", 3), ("INFRASTRUCTURE", 4)]
-    assert PERMANENT_EXIT_CODES == (2, 3)
+        ("OK", 0), ("BAD_INPUT", 2), ("NON_FINITE_LOSS", 3), ("INFRASTRUCTURE", 4),
+        ("OUT_OF_MEMORY", 5)]
+    assert PERMANENT_EXIT_CODES == (2, 3, 5)
 
 
 def test_tag_names_keep_their_values() -> None:

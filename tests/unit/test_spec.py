@@ -45,6 +45,8 @@ def test_the_quickstart_example_is_a_valid_spec() -> None:
         ({"name": "s", "backend": {"kind": "slurm"}}, "backend.kind: Input should be 'local' or 'kubernetes'"),
         ({"name": "s", "budgett": {}}, "budgett: unknown field"),
         ({"name": "s", "storage": {"uri": "s3://"}}, "storage.uri"),
+        ({"name": "s", "backend": {"kubernetes": {"resources": {"requests": {"memory": "16GB"}}}}},
+         "backend.kubernetes.resources.requests.memory: String should match pattern"),
     ],
 )
 def test_errors_name_the_field_and_what_is_allowed(data: dict, expected: str) -> None:
