@@ -28,7 +28,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -38,6 +38,8 @@ from orchestrator.contract import FailureKind, Tag, failure_text, reusable_resul
 log = logging.getLogger(__name__)
 
 REWARD_METRIC = "val_accuracy"
+POLL_PAGE = 200  # run ids per search_runs of a poll: a filter of ~8 KB
+_ENDED = "attributes.status != 'RUNNING' and attributes.status != 'SCHEDULED'"
 
 
 @dataclass(frozen=True)
@@ -110,12 +112,20 @@ class MlflowTracker:
         self.artifact_location = artifact_location
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.backoff = backoff
+        # what this tracker cost the server: calls made (each attempt of a retried one), and
+        # runs read back by searches (the benchmark and the tests of polling read these)
+        self.requests = 0
+        self.runs_read = 0
         self.experiment_id = self._call(
             lambda: self._ensure_experiment(experiment), f"MLflow experiment {experiment!r}"
         )
 
     def _call(self, fn: Callable[[], Any], what: str) -> Any:
-        return retry(fn, f"{what} at {self.tracking_uri}", _transient, self.backoff)
+        def counted() -> Any:
+            self.requests += 1
+            return fn()
+
+        return retry(counted, f"{what} at {self.tracking_uri}", _transient, self.backoff)
 
     def _ensure_experiment(self, name: str) -> str:
         exp = self.client.get_experiment_by_name(name)
@@ -133,6 +143,7 @@ class MlflowTracker:
                 "MLflow search_runs",
             )
             runs += list(page)
+            self.runs_read += len(page)
             token = page.token
             if not token or len(runs) >= max_results:
                 return runs
@@ -220,6 +231,31 @@ class MlflowTracker:
         """Every trial of a search, by trial id (one paged query, not one per trial)."""
         runs = (_trial_run(r, self.scope.child_tag) for r in self._trial_runs(search))
         return {r.trial_id: r for r in runs}
+
+    def ended_runs(self, search: str, runs: Mapping[str, str | None]) -> dict[str, TrialRun]:
+        """Those of ``runs`` (trial id -> its run id) that ended, by trial id: what a poll asks.
+
+        Only the runs named are read, so a poll costs what is in flight, not what the search
+        ever ran. The run ids go ``POLL_PAGE`` at a time into one ``search_runs`` each
+        (``attributes.run_id IN (...)``, the server dropping runs still RUNNING or SCHEDULED):
+        one request per page instead of one ``get_run`` per run (docs/benchmarks.md, "Control
+        plane"). A trial without a run id (never in a checkpoint written by this version) is
+        looked up by its tag. A run that does not exist, or was deleted, is absent.
+        """
+        by_run = {run_id: trial for trial, run_id in runs.items() if run_id is not None}
+        ids = sorted(by_run)
+        found: dict[str, TrialRun] = {}
+        for start in range(0, len(ids), POLL_PAGE):
+            page = ids[start:start + POLL_PAGE]
+            quoted = ", ".join(_q(i) for i in page)
+            for run in self._search(f"attributes.run_id IN ({quoted}) and {_ENDED}", POLL_PAGE):
+                tr = _trial_run(run, self.scope.child_tag)
+                found[by_run[tr.run_id]] = replace(tr, trial_id=by_run[tr.run_id])
+        for trial in (t for t, run_id in runs.items() if run_id is None):
+            by_tag = self.trial_run(search, trial)
+            if by_tag is not None and by_tag.done:
+                found[trial] = by_tag
+        return found
 
     def trial_run(self, search: str, trial_id: str) -> TrialRun | None:
         runs = self._trial_runs(search, trial_id)

@@ -9,10 +9,12 @@ pre-created or about to be, waiting for a slot) -> ``launched`` -> ``done``. The
   by side by one process, each into its own run, under a pack id that is checkpointed before the
   process starts, so a pack id always names the same items;
 - **settles** launched items: a run that ended gives the result (MLflow first, a pack's members
-  each from their own run); otherwise the backend is asked once per launch. A launch the backend
-  lost (``missing``) goes again, under the same launch id and run, until it was launched
-  ``max_launches`` times; one that ended without a finished run (looked at once more, as the
-  child may finish between the two reads) is marked failed as crashed;
+  each from their own run; a poll asks only about the launched items' runs, by run id, so its
+  cost follows the children in flight and not the search's total); otherwise the backend is
+  asked once per launch. A launch the backend lost (``missing``) goes again, under the same
+  launch id and run, until it was launched ``max_launches`` times; one that ended without a
+  finished run (looked at once more, as the child may finish between the two reads) is marked
+  failed as crashed;
 - counts **GPU-hours**: wall time × GPUs per launch, a pack once, from its first start to its
   last member's end.
 
@@ -26,7 +28,7 @@ loading the items back.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
@@ -276,6 +278,12 @@ class Ledger(Generic[T]):
                         outcome.failure)
         return outcome
 
+    def _poll(self, items: Sequence[T]) -> Mapping[str, ChildRun]:
+        """The ended runs of ``items``, asked by run id: settled items are never asked about
+        again (their results live in their records), so a poll costs what is in flight."""
+        return self.tracker.ended_runs(
+            self.name, {self.id_of(i): self.record_of(i).run_id for i in items})
+
     def settle(self, items: Sequence[T]) -> Settlement[T]:
         """Look at the launched ``items``: results of ended runs, lost launches queued again,
         crashed ones marked failed. Records of requeued items are updated here; what the results
@@ -284,7 +292,7 @@ class Ledger(Generic[T]):
         launched = self.in_state(items, LAUNCHED)
         if not launched:
             return out
-        runs = self.tracker.trial_runs(self.name)
+        runs = self._poll(launched)
         ended: list[tuple[T, ChildState]] = []
         states: dict[str, ChildState] = {}  # one look per launch: members of a pack share it
         for item in launched:
@@ -308,7 +316,7 @@ class Ledger(Generic[T]):
             elif step == "ended":
                 ended.append((item, states[launch]))
         if ended:  # a child may end between the two reads: look at MLflow once more
-            runs = self.tracker.trial_runs(self.name)
+            runs = self._poll([item for item, _ in ended])
         for item, state in ended:
             run = runs.get(self.id_of(item))
             if run is not None and run.done:

@@ -2,8 +2,10 @@
 in tests): protocols only, so the search loop, the benchmark loop and the launch ledger depend on
 this and not on each other or on mlflow.
 
-``RunBus`` is the part the launch ledger uses (read the children's runs, fail one whose process
-died); ``Tracker`` is everything a search uses. A benchmark uses the same calls under its own scope.
+``RunBus`` is the part the launch ledger uses (poll the runs of the children in flight, fail one
+whose process died); ``Tracker`` is everything a search uses. A benchmark uses the same calls under
+its own scope. A poll (``ended_runs``) names the runs it asks about, so its cost follows the
+children in flight, not the search's total; ``trial_runs`` (every run) is for reports and resume.
 """
 
 from __future__ import annotations
@@ -40,6 +42,11 @@ class RunBus(Protocol):
 
     def trial_runs(self, search: str) -> Mapping[str, ChildRun]: ...
 
+    def ended_runs(self, search: str, runs: Mapping[str, str | None]) -> Mapping[str, ChildRun]:
+        """Those of ``runs`` (trial id -> run id, None where unknown) that ended (``done``), by
+        trial id; a run still going, or not found, is absent."""
+        ...
+
     def mark_failed(self, run_id: str, reason: str) -> None: ...
 
 
@@ -51,6 +58,9 @@ class Tracker(Protocol):
     ) -> str: ...
 
     def trial_runs(self, search: str) -> Mapping[str, TrialOutcome]: ...
+
+    def ended_runs(self, search: str, runs: Mapping[str, str | None]
+                   ) -> Mapping[str, TrialOutcome]: ...
 
     def mark_failed(self, run_id: str, reason: str) -> None: ...
 

@@ -4,6 +4,7 @@ with plain items whose records are all the state there is (so resuming is rebuil
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -126,11 +127,17 @@ class Runs:
     after_first_read: dict[str, Run] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
 
+    asked: list[dict[str, str | None]] = field(default_factory=list)  # each poll's question
+
     def trial_runs(self, search: str) -> dict[str, Run]:
+        raise AssertionError("a settle reads only the runs in flight, never every run")
+
+    def ended_runs(self, search: str, runs: Mapping[str, str | None]) -> dict[str, Run]:
         self.reads += 1
+        self.asked.append(dict(runs))
         if self.reads > 1:
             self.runs.update(self.after_first_read)
-        return dict(self.runs)
+        return {k: r for k, r in self.runs.items() if k in runs and r.done}
 
     def mark_failed(self, run_id: str, reason: str) -> None:
         self.failed[run_id] = reason
@@ -323,3 +330,55 @@ def test_an_item_lost_while_launched_alone_joins_a_fresh_pack_once_packing_is_tu
     ledger.launch(items, parallelism=1, packing=2, checkpoint=lambda: None)
     assert [(x.trial_id, x.members) for x in backend.launches] == [("a", ()), ("s-pa", ("a", "b"))]
     assert [i.rec.launches for i in items] == [2, 1]
+
+
+# -- polling: what a settle asks MLflow about -----------------------------------------------------
+
+
+def _settle_and_complete(ledger: Ledger[Item], items: list[Item]) -> list[str]:
+    """One settle, the caller marking each result's item done (as the loops do)."""
+    settled = ledger.settle(items)
+    for o in settled.outcomes:
+        o.item.rec.state = DONE
+    return [o.item.id for o in settled.outcomes]
+
+
+def test_a_poll_asks_only_about_the_launched_items_by_their_run_ids() -> None:
+    runs, backend = Runs(), Backend()
+    ledger = make_ledger(runs, backend)
+    items = [Item(x) for x in "abcde"]
+    ledger.launch(items, parallelism=3, packing=1, checkpoint=lambda: None)
+    runs.runs["a"] = Run("run-a", "FINISHED", value=0.5)
+    assert _settle_and_complete(ledger, items) == ["a"]
+    ledger.launch(items, parallelism=3, packing=1, checkpoint=lambda: None)
+    assert _settle_and_complete(ledger, items) == []
+    # the settled item is never asked about again; queued ones (no process yet) are not either
+    assert runs.asked == [{"a": "run-a", "b": "run-b", "c": "run-c"},
+                          {"b": "run-b", "c": "run-c", "d": "run-d"}]
+
+
+def test_a_run_that_ends_between_two_polls_is_settled_once() -> None:
+    runs, backend = Runs(), Backend()
+    ledger = make_ledger(runs, backend)
+    items = [Item("a"), Item("b")]
+    ledger.launch(items, parallelism=2, packing=1, checkpoint=lambda: None)
+    assert _settle_and_complete(ledger, items) == []
+    runs.runs["b"] = Run("run-b", "FINISHED", value=0.7)  # between the two polls
+    seen = _settle_and_complete(ledger, items) + _settle_and_complete(ledger, items)
+    assert seen == ["b"]
+    assert runs.asked[-1] == {"a": "run-a"}
+
+
+def test_a_launched_item_whose_run_is_not_in_mlflow_falls_back_to_the_backend() -> None:
+    runs, backend = Runs(), Backend()
+    ledger = make_ledger(runs, backend)
+    items = [Item("a"), Item("b")]
+    ledger.launch(items, parallelism=2, packing=1, checkpoint=lambda: None)
+    # neither run exists in MLflow: "a" still runs (wait), "b"'s process died (crashed)
+    backend.phases["b"] = ChildState("failed", reason="OOMKilled", exit_code=137)
+    settled = ledger.settle(items)
+    assert [(o.item.id, o.failure) for o in settled.outcomes] == [
+        ("b", "crashed: OOMKilled (exit code 137)")]
+    assert backend.looks == ["a", "b"]
+    assert runs.failed == {"run-b": "crashed: OOMKilled (exit code 137)"}
+    assert runs.asked == [{"a": "run-a", "b": "run-b"}, {"b": "run-b"}]  # b looked at twice

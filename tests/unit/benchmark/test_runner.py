@@ -5,6 +5,7 @@ and a resumed benchmark never trains a finished cell again."""
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,11 @@ class Tracker:
 
     def trial_runs(self, search: str) -> dict[str, Run]:
         return {r.trial_id: r for r in self.runs.values()}
+
+    def ended_runs(self, search: str, runs: Mapping[str, str | None]) -> dict[str, Run]:
+        by_run = {r.run_id: r for r in self.runs.values()}
+        return {cell: by_run[run_id] for cell, run_id in runs.items()
+                if run_id in by_run and by_run[run_id].done}
 
     def mark_failed(self, run_id: str, reason: str) -> None:
         self.runs[run_id].status, self.runs[run_id].failure = "FAILED", reason

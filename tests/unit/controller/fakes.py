@@ -13,7 +13,7 @@ every member diverged.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,7 @@ class FakeTracker:
     generations: list[tuple[str, int, dict[str, float]]] = field(default_factory=list)
     texts: dict[tuple[str, str], str] = field(default_factory=dict)
     creates: int = 0
+    polls: list[dict[str, str | None]] = field(default_factory=list)
 
     def start_search(self, search: str, spec: dict[str, Any]) -> str:
         return self.searches.setdefault(search, f"parent-{search}")
@@ -63,6 +64,19 @@ class FakeTracker:
 
     def trial_runs(self, search: str) -> dict[str, FakeRun]:
         return {r.trial_id: r for r in self.runs.values() if r.tags[Tag.SEARCH] == search}
+
+    def ended_runs(self, search: str, runs: Mapping[str, str | None]) -> dict[str, FakeRun]:
+        """As the MLflow tracker's: the ended ones of the runs named (by run id, or by trial id
+        where the run id is unknown), by trial id. Each poll's question is kept in ``polls``."""
+        self.polls.append(dict(runs))
+        found: dict[str, FakeRun] = {}
+        for trial_id, run_id in runs.items():
+            run = self.runs.get(run_id) if run_id is not None else next(
+                (r for r in self.runs.values()
+                 if r.trial_id == trial_id and r.tags[Tag.SEARCH] == search), None)
+            if run is not None and run.done:
+                found[trial_id] = run
+        return found
 
     def mark_failed(self, run_id: str, reason: str) -> None:
         run = self.runs[run_id]

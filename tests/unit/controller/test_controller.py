@@ -256,3 +256,26 @@ def test_a_resumed_search_refuses_an_edit_of_its_child_config_and_writes_nothing
     assert "child.steps 10 → 20" in str(e.value) and "budget" not in str(e.value).split(":")[1]
     assert store.get("controller.pt") == before and tracker.texts == texts
     assert backend.launched == []
+
+
+def test_polls_ask_only_about_trials_in_flight_and_each_result_is_observed_once(
+        tmp_path: Path) -> None:
+    ctl, tracker, backend = make_controller(tmp_path, budget={"trials": 20}, parallelism=3)
+    observed: list[str] = []
+    observe = ctl.strategy.observe
+    ctl.strategy.observe = lambda results: (  # type: ignore[method-assign]
+        observed.extend(r.candidate.expression for r in results), observe(results))[-1]
+    answers: list[set[str]] = []
+    poll = tracker.ended_runs
+    tracker.ended_runs = lambda search, runs: (  # type: ignore[method-assign]
+        found := poll(search, runs), answers.append(set(found)))[0]
+    ctl.run()
+    assert len(backend.launched) == 20
+    assert max(len(p) for p in tracker.polls) <= 3  # never more than parallelism in flight
+    by_trial = {t.trial_id: t for t in ctl.trials}
+    for asked in tracker.polls:  # every trial asked about was launched, by its own run id
+        assert all(by_trial[tid].run_id == run_id for tid, run_id in asked.items())
+    for i, settled in enumerate(answers):  # a trial whose run ended is never asked about again
+        assert not any(settled & set(later) for later in tracker.polls[i + 1:])
+    # each settled trial's result reaches the strategy once
+    assert len(observed) == sum(t.state == DONE for t in ctl.trials)
