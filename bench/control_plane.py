@@ -47,6 +47,8 @@ from orchestrator.adapters.storage import LocalStore, dump_state
 from orchestrator.adapters.tracking import MlflowTracker, TrialRun
 from orchestrator.backends.base import ChildState, Launch
 from orchestrator.loop.assembly import assemble_controller
+from orchestrator.loop.controller import Controller
+from orchestrator.loop.ledger import DONE
 from orchestrator.spec import parse_spec
 from tests.servers import HOST, free_port, start
 
@@ -218,6 +220,17 @@ def compare_poll(tracker: MlflowTracker, search: str, sizes: list[int]) -> dict[
     return out
 
 
+def run_search(ctl: Controller, interval: float, deadline: float) -> bool:
+    """``Controller.run`` (one tick every ``interval`` seconds), stopped at ``deadline`` (a
+    ``perf_counter`` value); True when the search ended by itself."""
+    ctl.start(resume=False)
+    while not ctl.tick():
+        if time.perf_counter() >= deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=1000)
@@ -231,6 +244,9 @@ def main() -> None:
     ap.add_argument("--writers", type=int, default=2, help="processes playing the children")
     ap.add_argument("--compare-poll", action="store_true")
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--max-wall", type=float, default=float("inf"),
+                    help="stop the search after this many seconds and report what it reached")
+    ap.add_argument("--profile", type=Path, default=None, help="write a cProfile of the search")
     args = ap.parse_args()
 
     # MlflowClient.set_terminated otherwise reads the run back (one more request) to print
@@ -256,14 +272,26 @@ def main() -> None:
                                   poll_interval=args.poll_interval)
         dump_state({"warm": 1})  # torch's import is a fixed start-up cost, not a trial's
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        final = ctl.run()
+        prof = None
+        if args.profile is not None:  # where the controller's CPU goes (cProfile)
+            import cProfile
+
+            prof = cProfile.Profile()
+            prof.enable()
+        ended = run_search(ctl, args.poll_interval, wall0 + args.max_wall)
+        if prof is not None:
+            prof.disable()
+            prof.dump_stats(args.profile)
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        final = ctl.progress()
+        settled = [t for t in ctl.trials if t.state == DONE and t.source == "trained"]
         polls = tracker.polls
-        tenth = max(args.trials // 10, 1)
-        first = [s for s, settled, _ in polls if settled < tenth]
-        last = [s for s, settled, _ in polls if settled >= args.trials - tenth]
+        tenth = max(tracker.settled // 10, 1)
+        first = [s for s, done, _ in polls if done < tenth]
+        last = [s for s, done, _ in polls if done >= tracker.settled - tenth]
         result: dict[str, Any] = {
-            "trials": final.trained, "parallel": args.parallel, "samples": final.samples,
+            "trials": len(settled), "trials_asked": args.trials, "finished": ended,
+            "parallel": args.parallel, "samples": final.samples,
             "backend_store": args.backend_store, "poll": args.poll,
             "poll_interval_s": args.poll_interval,
             "polls": len(polls),
@@ -276,7 +304,7 @@ def main() -> None:
             "poll_runs_read": tracker.poll_runs_read,
             "mlflow_requests": tracker.requests,
             "controller_cpu_s": round(cpu, 2),
-            "controller_cpu_s_per_trial": round(cpu / max(final.trained, 1), 5),
+            "controller_cpu_s_per_trial": round(cpu / max(len(settled), 1), 5),
             "wall_s": round(wall, 1),
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
         }
