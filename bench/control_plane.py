@@ -186,7 +186,7 @@ def start_mlflow(store_uri: str, workdir: Path) -> Any:
             "--port", str(port), "--workers", "1", "--backend-store-uri", store_uri,
             "--artifacts-destination", (workdir / "artifacts").as_uri()]
     env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    return start("mlflow", argv, url, "/health", "OK", workdir, env=env, deadline_s=120)
+    return start("mlflow", argv, url, "/health", "OK", workdir, env=env, deadline_s=300)
 
 
 # -- the search -----------------------------------------------------------------------------------

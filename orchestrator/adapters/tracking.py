@@ -1,6 +1,6 @@
 """MLflow as the results bus: a parent run per search, a pre-created child run per trial,
-polling by tags, and the cross-search evaluation cache. Only this module (and the trainer's own
-logging adapter) imports mlflow.
+polling by run id (the runs in flight only), and the cross-search evaluation cache. Only this
+module (and the trainer's own logging adapter) imports mlflow.
 
 Tags written here (names in ``contract.Tag``; the trainer writes the same ones on runs it creates
 itself):
