@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.contract import MAX_PACK, TrainConfig
+from orchestrator.echo import clip_repr
 from orchestrator.errors import ConfigError
 from orchestrator.search.registry import STRATEGY_NAMES, check_options
 from orchestrator.space import BINARY_NAMES, UNARY_NAMES, SearchSpace, SpaceError
@@ -132,11 +134,35 @@ class ScreenSpec(_Model):
                             max_abs_grad=self.max_abs_grad)
 
 
+TRACKING_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "file",
+                    "databricks")
+"""URI schemes of MLflow tracking stores (a database's may name its driver: postgresql+psycopg2)."""
+
+
 class TrackingSpec(_Model):
     uri: str | None = Field(
         None, description="MLflow tracking URI; default: a local SQLite file in the work dir."
     )
     experiment: str = Field("actsearch", min_length=1, description="MLflow experiment.")
+
+    @field_validator("uri")
+    @classmethod
+    def _uri(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            parts = urlsplit(v)
+            parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+        except ValueError:
+            parts = None
+        scheme = parts.scheme.split("+")[0] if parts else ""
+        if (parts is None or scheme not in TRACKING_SCHEMES or any(c.isspace() for c in v)
+                or (scheme in ("http", "https") and not parts.hostname)):
+            raise ValueError(
+                "must be an MLflow tracking URI: http(s)://host[:port][/path], sqlite:///path, "
+                f"or a {'/'.join(s for s in TRACKING_SCHEMES if s not in ('http', 'https', 'sqlite'))}"
+                f" URI; got {clip_repr(v)}")
+        return v
 
 
 class StorageSpec(_Model):

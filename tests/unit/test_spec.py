@@ -168,3 +168,18 @@ def test_a_huge_bad_value_is_quoted_clipped_in_the_message() -> None:
     assert [line.split(":")[0] for line in lines[1:]] == ["name", "space", "strategy.name"]
     assert all(len(line) <= 300 for line in lines[1:])
     assert "characters]" in lines[1]
+
+
+@pytest.mark.parametrize("uri", ["not a uri", "./mlruns", "foo://bar", "http://", "http://[::1", "http://h:port"])
+def test_a_tracking_uri_that_is_not_an_mlflow_uri_is_refused(uri: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_spec({"name": "s", "tracking": {"uri": uri}})
+    assert str(info.value).splitlines()[1] == (
+        "tracking.uri: must be an MLflow tracking URI: http(s)://host[:port][/path], sqlite:///path, "
+        f"or a postgresql/mysql/mssql/file/databricks URI; got {uri!r}")
+
+
+@pytest.mark.parametrize("uri", ["http://mlflow:5000", "https://mlflow.example.org/team", "sqlite:///m.db",
+                                 "postgresql+psycopg2://u@db/mlflow", "file:///tmp/mlruns"])
+def test_mlflow_tracking_uris_are_accepted(uri: str) -> None:
+    assert parse_spec({"name": "s", "tracking": {"uri": uri}}).tracking.uri == uri
