@@ -23,6 +23,7 @@ from typing import Any, Final, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from orchestrator.echo import clip_repr
 from orchestrator.space import Expr, Numerics, ParseError
 from orchestrator.space.activation import (
     ActivationRef,
@@ -227,7 +228,7 @@ class TrialSpec(BaseModel):
         try:
             return activation_text(parse_activation(v))
         except ParseError as e:
-            raise ValueError(f"{v!r} does not parse: {e}") from e
+            raise ValueError(f"{clip_repr(v)} does not parse: {e}") from e
 
     @field_validator("fingerprint")
     @classmethod

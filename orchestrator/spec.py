@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.contract import MAX_PACK, TrainConfig
+from orchestrator.echo import clip_repr
 from orchestrator.errors import ConfigError
 from orchestrator.search.registry import STRATEGY_NAMES, check_options
 from orchestrator.space import BINARY_NAMES, UNARY_NAMES, SearchSpace, SpaceError
@@ -22,6 +24,19 @@ from orchestrator.validation import read_yaml, validate
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 MAX_NAME = 40  # leaves room for "-t00000" and a hash in Job names (63 characters)
+
+# Upper bounds of the sizes a spec asks for: far above any real search, low enough that no
+# spec makes the controller allocate gigabytes or launch without end (docs/spec.md).
+MAX_TRIALS = 100_000
+"""budget.trials: trial ids have five digits (``<name>-t00000``)."""
+MAX_SAMPLES = 2_000_000
+"""budget.max_samples: 20 × MAX_TRIALS, the default ratio."""
+MAX_GENERATION = 10_000
+"""generation: candidates proposed at a time (the strategy samples them in one batch)."""
+MAX_PARALLELISM = 1_024
+"""parallelism: child processes or Jobs training at once."""
+MAX_SCREEN_DOMAIN = 1e3
+"""screen.domain: beyond this almost every function overflows and is screened out."""
 
 
 def check_name(v: str) -> str:
@@ -35,7 +50,8 @@ def check_name(v: str) -> str:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # no float of a spec may be NaN or infinite (``.inf`` in YAML): each is a size or a limit
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class SpaceSpec(_Model):
@@ -88,9 +104,10 @@ class StrategySpec(_Model):
 
 
 class BudgetSpec(_Model):
-    trials: int = Field(100, ge=1, description="Children trained (cache hits do not count).")
+    trials: int = Field(100, ge=1, le=MAX_TRIALS,
+                        description="Children trained (cache hits do not count).")
     max_samples: int | None = Field(
-        None, ge=1,
+        None, ge=1, le=MAX_SAMPLES,
         description="Candidates proposed in all, duplicates and screened-out ones included "
         "(default: 20 × trials): stops a search whose policy keeps proposing known functions.",
     )
@@ -107,7 +124,8 @@ class ScreenSpec(_Model):
     """Numeric screen applied before training (docs/space.md)."""
 
     enabled: bool = True
-    domain: float = Field(5.0, gt=0)
+    domain: float = Field(5.0, gt=0, le=MAX_SCREEN_DOMAIN,
+                          description="Functions are checked on [-domain, domain].")
     max_abs_value: float = Field(1e3, gt=0)
     max_abs_grad: float = Field(1e3, gt=0)
 
@@ -116,11 +134,35 @@ class ScreenSpec(_Model):
                             max_abs_grad=self.max_abs_grad)
 
 
+TRACKING_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "file",
+                    "databricks")
+"""URI schemes of MLflow tracking stores (a database's may name its driver: postgresql+psycopg2)."""
+
+
 class TrackingSpec(_Model):
     uri: str | None = Field(
         None, description="MLflow tracking URI; default: a local SQLite file in the work dir."
     )
     experiment: str = Field("actsearch", min_length=1, description="MLflow experiment.")
+
+    @field_validator("uri")
+    @classmethod
+    def _uri(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            parts = urlsplit(v)
+            parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+        except ValueError:
+            parts = None
+        scheme = parts.scheme.split("+")[0] if parts else ""
+        if (parts is None or scheme not in TRACKING_SCHEMES or any(c.isspace() for c in v)
+                or (scheme in ("http", "https") and not parts.hostname)):
+            raise ValueError(
+                "must be an MLflow tracking URI: http(s)://host[:port][/path], sqlite:///path, "
+                f"or a {'/'.join(s for s in TRACKING_SCHEMES if s not in ('http', 'https', 'sqlite'))}"
+                f" URI; got {clip_repr(v)}")
+        return v
 
 
 class StorageSpec(_Model):
@@ -225,7 +267,7 @@ class SearchSpec(_Model):
     strategy: StrategySpec = Field(default_factory=StrategySpec)
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     parallelism: int = Field(
-        1, ge=1, description="Child processes (local) or Jobs (Kubernetes) training at once, "
+        1, ge=1, le=MAX_PARALLELISM, description="Child processes (local) or Jobs (Kubernetes) training at once, "
         "about the GPUs in use; each carries up to `packing` children.",
     )
     packing: int = Field(
@@ -234,7 +276,7 @@ class SearchSpec(_Model):
         "side by side with one MLflow run each; 1 trains each child alone.",
     )
     generation: int = Field(
-        20, ge=1, description="Candidates proposed at a time (PPO: the children per update)."
+        20, ge=1, le=MAX_GENERATION, description="Candidates proposed at a time (PPO: the children per update)."
     )
     seed: int = Field(0, ge=0, description="Seed of the strategy.")
     child: TrainConfig = Field(default_factory=TrainConfig, description="How each child trains.")

@@ -14,12 +14,15 @@ import io
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from orchestrator.adapters import s3
 from orchestrator.adapters.retry import Backoff, retry
+from orchestrator.echo import clip
 from orchestrator.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -99,10 +102,11 @@ class S3Store:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def put(self, key: str, data: bytes) -> None:
-        retry(
-            lambda: self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data),
-            f"S3 put {self.describe(key)}", s3.is_transient, self.backoff,
-        )
+        with self._refusals("put", key):
+            retry(
+                lambda: self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data),
+                f"S3 put {self.describe(key)}", s3.is_transient, self.backoff,
+            )
 
     def get(self, key: str) -> bytes | None:
         def fetch() -> bytes | None:
@@ -114,7 +118,27 @@ class S3Store:
                 raise
             return obj["Body"].read()
 
-        return retry(fetch, f"S3 get {self.describe(key)}", s3.is_transient, self.backoff)
+        with self._refusals("get", key):
+            return retry(fetch, f"S3 get {self.describe(key)}", s3.is_transient, self.backoff)
+
+    @contextmanager
+    def _refusals(self, op: str, key: str) -> Iterator[None]:
+        """The server's refusals (``NoSuchBucket``, ``AccessDenied``, bad credentials) and a
+        client that cannot be used (no credentials, a malformed endpoint) as one ConfigError
+        naming the object and the code: retrying cannot fix them."""
+        try:
+            yield
+        except Exception as e:
+            if s3.is_transient(e) or not s3.is_client_failure(e):
+                raise
+            code = s3.error_code(e)
+            hint = {"NoSuchBucket": "the bucket does not exist: create it or fix storage.uri",
+                    "AccessDenied": "the credentials may not use it",
+                    "InvalidAccessKeyId": "unknown access key",
+                    "SignatureDoesNotMatch": "wrong secret key"}.get(code or "", "")
+            raise ConfigError(
+                f"S3 {op} {self.describe(key)} refused: {code or type(e).__name__}"
+                f"{': ' + hint if hint else ''} ({clip(str(e), 200)})") from e
 
     def describe(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"

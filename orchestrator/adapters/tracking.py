@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -34,6 +36,8 @@ from typing import Any
 
 from orchestrator.adapters.retry import Backoff, retry
 from orchestrator.contract import FailureKind, Tag, failure_text, reusable_result
+from orchestrator.echo import clip
+from orchestrator.errors import ConfigError, TemporaryUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -104,18 +108,29 @@ class MlflowTracker:
         artifact_location: str | None = None,
         backoff: Backoff = Backoff(),
         scope: Scope = SEARCH,
+        connect_timeout: float | None = None,
     ) -> None:
+        """Connects at once: an MLflow server that does not answer within ``connect_timeout``
+        seconds (default: ``$ACTSEARCH_TRACKING_TIMEOUT``, else 60) is TemporaryUnavailable, a
+        URI MLflow cannot use or a server that is not MLflow is a ConfigError (``check_server``)."""
+        from mlflow.exceptions import MlflowException
         from mlflow.tracking import MlflowClient
 
         self.scope = scope
         self.tracking_uri = tracking_uri
         self.artifact_location = artifact_location
-        self.client = MlflowClient(tracking_uri=tracking_uri)
+        try:
+            self.client = MlflowClient(tracking_uri=tracking_uri)
+        except (MlflowException, ValueError) as e:
+            raise ConfigError(f"tracking URI {clip(tracking_uri)!r} cannot be used: "
+                              f"{clip(str(e).splitlines()[0] if str(e) else type(e).__name__, 200)}") from e
         self.backoff = backoff
         # what this tracker cost the server: calls made (each attempt of a retried one), and
         # runs read back by searches (the benchmark and the tests of polling read these)
         self.requests = 0
         self.runs_read = 0
+        check_server(self.client, tracking_uri, experiment,
+                     tracking_timeout() if connect_timeout is None else connect_timeout)
         self.experiment_id = self._call(
             lambda: self._ensure_experiment(experiment), f"MLflow experiment {experiment!r}"
         )
@@ -332,3 +347,92 @@ def _params(flat: dict[str, str]) -> Iterable[Any]:
     from mlflow.entities import Param
 
     return [Param(k[:250], v[:6000]) for k, v in flat.items()]
+
+
+# -- failing fast on a tracking server that is not there -------------------------------------------
+
+TRACKING_TIMEOUT_ENV = "ACTSEARCH_TRACKING_TIMEOUT"
+DEFAULT_TRACKING_TIMEOUT = 60.0
+"""Seconds a command or controller waits for an MLflow server to first answer (each later call
+has MLflow's own and this module's retries, for outages in the middle of a search)."""
+_PROBE = "/api/2.0/mlflow/experiments/get-by-name"
+
+
+def tracking_timeout(environ: Mapping[str, str] | None = None) -> float:
+    """``$ACTSEARCH_TRACKING_TIMEOUT`` in seconds (default 60); ConfigError when not a positive
+    number."""
+    raw = (os.environ if environ is None else environ).get(TRACKING_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_TRACKING_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"${TRACKING_TIMEOUT_ENV} must be a positive number of seconds; "
+                          f"got {clip(raw)!r}")
+    return value
+
+
+def check_server(client: Any, uri: str, experiment: str, timeout: float,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+    """For an ``http(s)`` tracking URI, ask the server for ``experiment`` once, with no retries
+    inside MLflow (whose defaults wait minutes per call), and again with backoff until it answers
+    or ``timeout`` seconds have passed. No answer: TemporaryUnavailable naming the URI and
+    ``$ACTSEARCH_TRACKING_TIMEOUT``. An answer that is not MLflow's (another web server, a
+    proxy's error page) or a refusal (401, 403): ConfigError. Database URIs have nothing to
+    wait for: their errors come from the first call."""
+    from mlflow.utils.rest_utils import http_request
+
+    store: Any = getattr(getattr(client, "_tracking_client", None), "store", None)
+    if not uri.startswith(("http://", "https://")) or not hasattr(store, "get_host_creds"):
+        return
+    deadline = clock() + timeout
+    delay = 0.5
+    while True:
+        try:
+            resp = http_request(store.get_host_creds(), _PROBE, "GET", max_retries=0,
+                                timeout=max(1, min(10, math.ceil(deadline - clock()))),
+                                raise_on_status=False, params={"experiment_name": experiment})
+            if resp.status_code < 500:
+                _check_answer(resp, uri)
+                return
+            last = f"HTTP {resp.status_code}"
+        except ConfigError:
+            raise
+        except Exception as e:
+            if not _transient(e):
+                raise ConfigError(f"tracking URI {clip(uri)!r} cannot be used: "
+                                  f"{clip(str(e), 200)}") from e
+            last = clip(str(e), 200)
+        if clock() + delay >= deadline:
+            raise TemporaryUnavailable(
+                f"MLflow tracking server {clip(uri)} did not answer within {timeout:g} s "
+                f"(last: {last}); is it running and reachable from here? "
+                f"${TRACKING_TIMEOUT_ENV} sets how long to wait")
+        log.warning("MLflow tracking server %s not answering (%s); retry in %.1f s",
+                    clip(uri), last, delay)
+        sleep(delay)
+        delay = min(delay * 2, 10.0)
+
+
+def _check_answer(resp: Any, uri: str) -> None:
+    """An MLflow server answers the probe with JSON: the experiment (200) or
+    RESOURCE_DOES_NOT_EXIST (404)."""
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if resp.status_code == 200 and isinstance(body, dict) and "experiment" in body:
+        return
+    if (resp.status_code == 404 and isinstance(body, dict)
+            and body.get("error_code") == "RESOURCE_DOES_NOT_EXIST"):
+        return
+    if resp.status_code in (401, 403):
+        raise ConfigError(f"MLflow tracking server {clip(uri)} refused access (HTTP "
+                          f"{resp.status_code}): set MLFLOW_TRACKING_USERNAME and "
+                          "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)")
+    kind = resp.headers.get("Content-Type", "no content type")
+    raise ConfigError(f"{clip(uri)} does not answer as an MLflow tracking server (GET {_PROBE}: "
+                      f"HTTP {resp.status_code}, {clip(kind, 60)}); check the tracking URI")

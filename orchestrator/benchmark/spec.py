@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from orchestrator.contract import MAX_PACK, DatasetName, ModelName, TrainConfig
+from orchestrator.echo import clip_repr
 from orchestrator.space import ParseError
 from orchestrator.space.activation import (
     Builtin,
@@ -96,7 +97,7 @@ class ActivationSpec(_Model):
             return activation_text(parse_activation(v))
         except ParseError as e:
             raise ValueError(
-                f"{v!r} is neither a baseline ({', '.join(BASELINES)}) nor an expression: {e}"
+                f"{clip_repr(v)} is neither a baseline ({', '.join(BASELINES)}) nor an expression: {e}"
             ) from e
 
     @model_validator(mode="after")

@@ -5,10 +5,14 @@ Exit codes, the same for every command:
 - 0: done.
 - 1 (``EXPECTED_FAILURE``): an expected failure, the project's own error (``ActsearchError``: a
   bad spec or option, the Kubernetes API server's refusal, an outside system unreachable after
-  its retries). One ``Error: <message>`` on stderr, no traceback: the message says what to do.
-- 2 (``USAGE_ERROR``): click's usage errors (an unknown option, a bad value for a parameter).
+  its retries or, for an MLflow server at start, after ``$ACTSEARCH_TRACKING_TIMEOUT`` seconds).
+  One ``Error: <message>`` on stderr, no traceback: the message says what to do.
+- 2 (``USAGE_ERROR``): click's usage errors (an unknown option, a bad value for a parameter, an
+  expression argument that does not parse).
 
-Anything else is a bug and keeps its traceback (and Python's exit code, also 1).
+Anything else is a bug and keeps its traceback (and Python's exit code, also 1); the table is in
+README.md ("Bad input and exit codes") and tests/unit/cli/test_fuzz.py holds every command it
+fuzzes to these codes.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
+from orchestrator.echo import clip_repr
 from orchestrator.space.expr import Expr, to_math, to_text
 from orchestrator.space.fingerprint import fingerprint
 from orchestrator.space.ops import Numerics
@@ -75,7 +76,7 @@ def parse_activation(text: str) -> ActivationRef:
     if stripped.startswith(BUILTIN_PREFIX):
         name = stripped[len(BUILTIN_PREFIX):].strip().lower()
         if name not in BUILTIN_MATH:
-            raise ParseError(f"unknown built-in activation {name!r}; allowed: "
+            raise ParseError(f"unknown built-in activation {clip_repr(name)}; allowed: "
                              f"{', '.join(BUILTIN_PREFIX + n for n in BUILTIN_NAMES)}",
                              text, text.index(BUILTIN_PREFIX) + len(BUILTIN_PREFIX), name)
         return Builtin(name)

@@ -7,6 +7,13 @@ Grammar::
     input := "x" | unit
 
 Whitespace between tokens is ignored; printing gives the canonical spacing back.
+
+Limits: an expression is at most ``MAX_LENGTH`` characters and nests core units at most
+``MAX_DEPTH`` deep (a search space has at most 6 units; hand-written expressions get room to
+spare). Longer or deeper input is refused with a ParseError naming the limit, before any
+recursion, so no input can exhaust Python's stack or memory here or in the code that walks the
+tree (printing, evaluating, fingerprinting). Errors quote at most a window of the input
+(``orchestrator.echo``).
 """
 
 from __future__ import annotations
@@ -15,8 +22,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from orchestrator.echo import MAX_ECHO, clip_repr
 from orchestrator.space.expr import Expr, Node, Unit, X
 from orchestrator.space.ops import BINARY, BINARY_NAMES, UNARY, UNARY_NAMES
+
+MAX_LENGTH = 4096
+"""Characters of an expression, whitespace included (a 6-unit function takes about 200)."""
+MAX_DEPTH = 32
+"""Core units nested inside one another along any path (``add(id(x), id(x))`` is depth 1)."""
 
 _TOKEN = re.compile(r"\s*(?:(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<punct>[(),])|(?P<bad>\S))")
 
@@ -32,8 +45,15 @@ class ParseError(ValueError):
         super().__init__(f"position {position}: {message}")
 
     def pointer(self) -> str:
-        """The expression with a caret under the offending token, for terminals."""
-        return f"{self.text}\n{' ' * self.position}^"
+        """The expression with a caret under the offending token, for terminals: a window of
+        at most ``MAX_ECHO`` characters around the token when the expression is longer."""
+        if len(self.text) <= MAX_ECHO:
+            return f"{self.text}\n{' ' * self.position}^"
+        start = max(0, min(self.position - MAX_ECHO // 2, len(self.text) - MAX_ECHO))
+        lead = "…" if start else ""
+        window = self.text[start:start + MAX_ECHO]
+        trail = "…" if start + MAX_ECHO < len(self.text) else ""
+        return f"{lead}{window}{trail}\n{' ' * (len(lead) + self.position - start)}^"
 
 
 @dataclass(frozen=True)
@@ -62,13 +82,14 @@ class _Parser:
         self.text = text
         self.tokens = _tokenize(text)
         self.i = 0
+        self.depth = 0
 
     def peek(self) -> _Tok:
         return self.tokens[self.i]
 
     def fail(self, message: str, tok: _Tok | None = None) -> ParseError:
         tok = tok or self.peek()
-        shown = repr(tok.text) if tok.kind != "end" else "end of input"
+        shown = clip_repr(tok.text) if tok.kind != "end" else "end of input"
         return ParseError(f"{message}, got {shown}", self.text, tok.pos, tok.text)
 
     def expect(self, punct: str) -> None:
@@ -90,7 +111,7 @@ class _Parser:
             elif tok.text == X:
                 hint = " (x must be wrapped in a unary function, e.g. id(x))"
             raise ParseError(
-                f"unknown {what} function {tok.text!r}{hint}; allowed: {', '.join(allowed)}",
+                f"unknown {what} function {clip_repr(tok.text)}{hint}; allowed: {', '.join(allowed)}",
                 self.text,
                 tok.pos,
                 tok.text,
@@ -99,6 +120,9 @@ class _Parser:
         return tok.text
 
     def unit(self) -> Unit:
+        if self.depth == MAX_DEPTH:
+            raise self.fail(f"core units nest at most {MAX_DEPTH} deep")
+        self.depth += 1
         binary = self.name(BINARY, "binary", BINARY_NAMES)
         self.expect("(")
         u1 = self.name(UNARY, "unary", UNARY_NAMES)
@@ -111,6 +135,7 @@ class _Parser:
         in2 = self.input()
         self.expect(")")
         self.expect(")")
+        self.depth -= 1
         return Unit(binary, u1, in1, u2, in2)
 
     def input(self) -> Node:
@@ -125,6 +150,10 @@ class _Parser:
 
 def parse(text: str) -> Expr:
     """Parse an expression in canonical text form; raises ParseError on bad input."""
+    if len(text) > MAX_LENGTH:
+        raise ParseError(
+            f"expression too long: {len(text)} characters, at most {MAX_LENGTH} allowed "
+            f"({clip_repr(text, 40)})", text, MAX_LENGTH, text[MAX_LENGTH:MAX_LENGTH + 1])
     p = _Parser(text)
     tok = p.peek()
     if tok.kind == "end":

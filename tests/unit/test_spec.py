@@ -100,3 +100,86 @@ def test_validating_a_spec_imports_no_torch_and_builds_no_strategy() -> None:
         "assert not loaded, loaded\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"name": "s", "generation": 100_000_000}, "generation: Input should be less than or equal to 10000"),
+        ({"name": "s", "budget": {"trials": 10**9}}, "budget.trials: Input should be less than or equal to 100000"),
+        ({"name": "s", "budget": {"max_samples": 10**9}},
+         "budget.max_samples: Input should be less than or equal to 2000000"),
+        ({"name": "s", "parallelism": 10**8}, "parallelism: Input should be less than or equal to 1024"),
+        ({"name": "s", "screen": {"domain": float("inf")}}, "screen.domain: Input should be a finite number"),
+        ({"name": "s", "screen": {"domain": 1e6}}, "screen.domain: Input should be less than or equal to 1000"),
+        ({"name": "s", "screen": {"max_abs_grad": float("nan")}}, "screen.max_abs_grad: Input should be a finite"),
+        ({"name": "s", "budget": {"gpu_hours": float("inf")}}, "budget.gpu_hours: Input should be a finite"),
+    ],
+)
+def test_sizes_and_limits_are_bounded_and_finite(data: dict, expected: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ConfigError) as info:
+        parse_spec(data)
+    assert expected in str(info.value)
+
+
+def test_the_bounds_themselves_are_accepted() -> None:
+    spec = parse_spec({"name": "s", "generation": 10_000, "parallelism": 1024,
+                       "budget": {"trials": 100_000, "max_samples": 2_000_000}, "screen": {"domain": 1000}})
+    assert spec.generation == 10_000 and spec.budget.samples == 2_000_000
+
+
+def test_a_yaml_infinity_in_a_spec_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\nscreen:\n  domain: .inf\n")
+    with pytest.raises(ConfigError, match=r"screen\.domain: Input should be a finite number"):
+        load_spec(path)
+
+
+def test_a_key_given_twice_is_refused_naming_the_key_and_both_lines(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("name: victim\nbudget:\n  trials: 3\n  trials: 5\n")
+    with pytest.raises(ConfigError) as info:
+        load_spec(path)
+    assert str(info.value) == f"{path}: line 4: key 'trials' is given twice (first on line 3); a key may appear once"
+    path.write_text("name: victim\nparallelism: 2\nname: other\n")
+    with pytest.raises(ConfigError, match="line 3: key 'name' is given twice \\(first on line 1\\)"):
+        load_spec(path)
+
+
+def test_yaml_merge_keys_may_still_override_what_they_merge(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\nscreen:\n  <<: {domain: 3.0, max_abs_value: 10.0}\n  domain: 4.0\n")
+    assert load_spec(path).screen.domain == 4.0
+
+
+def test_a_spec_that_is_not_utf8_is_refused_naming_the_byte_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_bytes(b"name: s\nstrategy:\n  name: caf\xe9\n")
+    with pytest.raises(ConfigError) as info:
+        load_spec(path)
+    assert str(info.value) == f"{path} is not UTF-8 text: byte 0xe9 on line 3 (offset 29); save the spec as UTF-8"
+
+
+def test_a_huge_bad_value_is_quoted_clipped_in_the_message() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_spec({"name": "N" * 1_000_000, "strategy": {"name": "s" * 1_000_000},
+                    "space": {"unary": ["id", "t" * 1_000_000]}})
+    lines = str(info.value).splitlines()
+    assert [line.split(":")[0] for line in lines[1:]] == ["name", "space", "strategy.name"]
+    assert all(len(line) <= 300 for line in lines[1:])
+    assert "characters]" in lines[1]
+
+
+@pytest.mark.parametrize("uri", ["not a uri", "./mlruns", "foo://bar", "http://", "http://[::1", "http://h:port"])
+def test_a_tracking_uri_that_is_not_an_mlflow_uri_is_refused(uri: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_spec({"name": "s", "tracking": {"uri": uri}})
+    assert str(info.value).splitlines()[1] == (
+        "tracking.uri: must be an MLflow tracking URI: http(s)://host[:port][/path], sqlite:///path, "
+        f"or a postgresql/mysql/mssql/file/databricks URI; got {uri!r}")
+
+
+@pytest.mark.parametrize("uri", ["http://mlflow:5000", "https://mlflow.example.org/team", "sqlite:///m.db",
+                                 "postgresql+psycopg2://u@db/mlflow", "file:///tmp/mlruns"])
+def test_mlflow_tracking_uris_are_accepted(uri: str) -> None:
+    assert parse_spec({"name": "s", "tracking": {"uri": uri}}).tracking.uri == uri

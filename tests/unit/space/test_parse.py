@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 
+from orchestrator.echo import MAX_ECHO
 from orchestrator.space import ParseError, Unit, X, parse, to_latex, to_math, to_text
+from orchestrator.space.parse import MAX_DEPTH, MAX_LENGTH
 
 from .strategies import trees
 
@@ -63,3 +65,43 @@ def test_math_and_latex_renderings_read_like_the_paper() -> None:
     assert to_math(parse("sub(id(x), add_beta(x))")) == "x - (x + β)"
     assert to_math(parse("mul(neg(x), add_beta(x))")) == "(-x)·(x + β)"
     assert to_latex(parse("div(id(x), sin(x))")) == r"\frac{x}{\sin\left(x\right) + \epsilon}"
+
+
+def _nested(depth: int) -> str:
+    text = "x"
+    for _ in range(depth):
+        text = f"add(id({text}), id(x))"
+    return text
+
+
+def test_nesting_up_to_the_limit_parses_and_deeper_is_refused_naming_the_limit() -> None:
+    assert to_text(parse(_nested(MAX_DEPTH))) == _nested(MAX_DEPTH)
+    compact = _nested(250).replace(" ", "")  # 250 deep within the length limit
+    assert len(compact) <= MAX_LENGTH
+    for text in (_nested(MAX_DEPTH + 1), compact):
+        with pytest.raises(ParseError, match=f"nest at most {MAX_DEPTH} deep") as info:
+            parse(text)
+        assert info.value.position == text.index("add", 7 * MAX_DEPTH)
+
+
+def test_an_expression_nested_500_deep_is_a_parse_error_not_a_recursion_error() -> None:
+    with pytest.raises(ParseError, match="at most"):
+        parse(_nested(500))
+
+
+def test_an_expression_longer_than_the_limit_is_refused_before_it_is_read() -> None:
+    with pytest.raises(ParseError, match=f"too long: {MAX_LENGTH + 1} characters, at most {MAX_LENGTH}"):
+        parse("x" * (MAX_LENGTH + 1))
+
+
+@pytest.mark.parametrize("text", ["q" * 1_000_000, "add(id(x), " + "q" * 1_000_000 + ")",
+                                  "add(id(x), id(x))" + " " * 2000 + "junk"])
+def test_an_error_quotes_a_bounded_part_of_a_huge_expression(text: str) -> None:
+    with pytest.raises(ParseError) as info:
+        parse(text)
+    assert len(str(info.value)) < 400
+    pointer = info.value.pointer()
+    assert len(pointer) < 2 * MAX_ECHO + 10
+    line, caret = pointer.split("\n")
+    if info.value.token:  # the caret stands under the offending token's first character
+        assert line[len(caret) - 1] == info.value.token[0]

@@ -47,6 +47,20 @@ def test_an_unparsable_expression_exits_2_with_the_position(store: str) -> None:
     assert "expression" in result.output and "position 20" in result.output
 
 
+@pytest.mark.parametrize(("depth", "spaces"), [(500, True), (250, False)])
+def test_an_expression_nested_too_deep_exits_2_naming_the_limit_and_starts_no_run(
+        store: str, depth: int, spaces: bool) -> None:
+    """500 deep was a RecursionError (exit 1, which a Job retries): now bad input, exit 2."""
+    text = "x"
+    for _ in range(depth):
+        text = f"add(id({text}), id(x))" if spaces else f"add(id({text}),id(x))"
+    result = CliRunner().invoke(main, ["-e", text, *QUICK, "--tracking-uri", store])
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert "expression" in result.output and "at most" in result.output
+    assert len(result.output) < 1000  # the expression is not echoed whole
+    assert not Path(store.removeprefix("sqlite:///")).exists()
+
+
 def test_options_override_the_spec_file_and_a_run_is_created_and_finished(tmp_path: Path, store: str) -> None:
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"expression": "max(id(x), relu(x))", "trial": "t-0001",
