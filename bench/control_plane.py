@@ -202,7 +202,8 @@ def pct(values: list[float], q: float) -> float:
 def compare_poll(tracker: MlflowTracker, search: str, sizes: list[int]) -> dict[str, Any]:
     """Milliseconds to read k ended runs: ``ended_runs`` (search_runs by run id, in pages)
     against one ``get_run`` per run; median of three."""
-    every = sorted(tracker.trial_runs(search).values(), key=lambda r: r.trial_id)
+    every = sorted((r for r in tracker.trial_runs(search).values() if r.done),
+                   key=lambda r: r.trial_id)
     out: dict[str, Any] = {}
     for k in (k for k in sizes if k <= len(every)):
         runs = {r.trial_id: r.run_id for r in every[-k:]}
@@ -218,6 +219,14 @@ def compare_poll(tracker: MlflowTracker, search: str, sizes: list[int]) -> dict[
         out[str(k)] = {"search_runs_ms": round(1000 * statistics.median(by_search), 1),
                        "get_run_ms": round(1000 * statistics.median(by_get), 1)}
     return out
+
+
+def report(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result, indent=2), flush=True)
+    else:
+        for k, v in result.items():
+            print(f"{k:32} {v}", flush=True)
 
 
 def run_search(ctl: Controller, interval: float, deadline: float) -> bool:
@@ -310,17 +319,13 @@ def main() -> None:
         }
         if args.compare_poll:
             result["compare_poll"] = compare_poll(tracker, spec.name, [64, 128, 256, 512])
+        report(result, args.json)  # before the clean-up, which may be slow on a busy machine
     finally:
         if backend is not None:
             backend.close()
         server.stop()
         if pg is not None:
             pg.cleanup()
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        for k, v in result.items():
-            print(f"{k:32} {v}")
 
 
 if __name__ == "__main__":
