@@ -49,6 +49,7 @@ class LocalBackend:
         self.root.mkdir(parents=True, exist_ok=True)
         self.gpus = visible_gpus() if gpus is None else list(gpus)
         self.gpus_per_child = 1 if self.gpus else 0
+        self.reports_start = False  # a process starts when it is launched
         self.python = python
         self.extra_env = extra_env or {}
         # CPU children share the cores: without a cap, each would start one thread per core

@@ -41,6 +41,7 @@ class Trial:
     failure: str | None = None
     started: float | None = None
     finished: float | None = None
+    began: float | None = None  # its child's start (``ledger.gpu_hours``); None: not yet
     launches: int = 0
     launch_id: str | None = None  # the trial id, or its pack's id; None until first launched
 
@@ -56,7 +57,9 @@ class Trial:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Trial:
-        return cls(**{**d, "candidate": Candidate.from_dict(d["candidate"])})
+        """A checkpointed trial; one from before ``began`` counts from its launch, as then."""
+        return cls(**{"began": d.get("started"), **d,
+                      "candidate": Candidate.from_dict(d["candidate"])})
 
     @property
     def result(self) -> Result:
