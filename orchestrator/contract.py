@@ -309,7 +309,8 @@ class ExitCode(IntEnum):
     ``PERMANENT_EXIT_CODES`` (retrying a bad input, a diverging function or one that does not fit
     in the device's memory cannot help) and on 137 when the pod was not disrupted (the kernel's
     OOM killer), normal retries on 4 (an unreachable server or a dropped download may succeed on
-    the next attempt).
+    the next attempt) and on 143 (a SIGTERM: the child checkpointed and stopped, the next attempt
+    resumes).
     """
 
     OK = 0
@@ -323,6 +324,12 @@ class ExitCode(IntEnum):
     OUT_OF_MEMORY = 5
     """CUDA ran out of memory; the run is FAILED with tag ``actsearch.failure=oom``. The same
     function at the same batch size would again: not retried."""
+    INTERRUPTED = 143
+    """SIGTERM (a drain, a pre-emption, a deleted Job, a cancelled local child): the child
+    finished its step, stored a checkpoint on its run and left the run RUNNING, so the next
+    attempt attaches to it and resumes. 128 + 15, what a shell reports for a process ended by
+    SIGTERM, so a child killed before it could answer reads the same. Retried; not 4, which
+    says the infrastructure is broken (the failure brake counts 4, ``loop.brake``)."""
 
 
 PERMANENT_EXIT_CODES: Final[tuple[int, ...]] = (

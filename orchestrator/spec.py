@@ -112,7 +112,22 @@ class BudgetSpec(_Model):
         "(default: 20 × trials): stops a search whose policy keeps proposing known functions.",
     )
     gpu_hours: float | None = Field(
-        None, gt=0, description="Stop launching once children have used this many GPU-hours."
+        None, gt=0, description="Stop launching once children have used this many GPU-hours "
+        "(counted from each child's start: a Job waiting for a node costs nothing)."
+    )
+    max_failed: int | None = Field(
+        None, ge=1,
+        description="Stop the search (failed, with the reason) once this many trained children "
+        "failed for a reason other than a diverged loss, which is the function's own verdict "
+        "(Katib's maxFailedTrialCount); default: no limit.",
+    )
+    stop_after_infrastructure_failures: int = Field(
+        5, ge=0,
+        description="Stop the search (failed, with the reason) when this many trained children "
+        "in a row, since the search (re)started, failed for the same infrastructure reason: "
+        "MLflow, S3 or the data unreachable (exit code 4), an image that cannot be pulled, a "
+        "missing Secret or ConfigMap (CreateContainerConfigError), a pod that cannot be "
+        "created (FailedCreate); 0 never stops.",
     )
 
     @property

@@ -51,6 +51,9 @@ class ChildState:
 
 class Backend(Protocol):
     gpus_per_child: int
+    reports_start: bool
+    """Whether ``state`` reports ``started_at`` once a child started: then GPU time counts from
+    there, and a launch that never started costs nothing; otherwise from the launch."""
 
     def launch(self, launch: Launch) -> None:
         """Start the child, or do nothing if it already runs."""

@@ -337,6 +337,7 @@ class KubernetesBackend:
         self.owner_uid = owner_uid
         self.s3_endpoint = s3_endpoint
         self.gpus_per_child = settings.gpus
+        self.reports_start = True  # a pod's container start (it may wait long for a node)
 
     def launch(self, launch: Launch) -> None:
         body = job_manifest(launch, self.search, self.namespace, self.settings, self.owner_uid,

@@ -6,6 +6,11 @@ the process's command line) instead of starting them twice. The launch id is the
 a pack (several children in one process, ``packing``) the pack id: its members share the pack's
 directory and log. GPUs, when there are any, are handed out round-robin, one per process,
 through ``CUDA_VISIBLE_DEVICES``.
+
+``cancel`` stops a child as Kubernetes stops a pod: SIGTERM to its process group, then SIGKILL
+after ``grace_seconds``. The trainer answers SIGTERM by storing a checkpoint and exiting
+``ExitCode.INTERRUPTED``; such a child reads as ``missing``, so the search launches it again
+(same run: it resumes) as it does a lost one.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import time
 from pathlib import Path
 
 from orchestrator.backends.base import ChildState, Launch
+from orchestrator.contract import ExitCode
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +50,18 @@ class LocalBackend:
         python: str = sys.executable,
         extra_env: dict[str, str] | None = None,
         cpu_threads: int | None = None,
+        grace_seconds: float = 30.0,
     ) -> None:
         self.root = Path(workdir) / "trials"
         self.root.mkdir(parents=True, exist_ok=True)
         self.gpus = visible_gpus() if gpus is None else list(gpus)
         self.gpus_per_child = 1 if self.gpus else 0
+        self.reports_start = False  # a process starts when it is launched
         self.python = python
         self.extra_env = extra_env or {}
         # CPU children share the cores: without a cap, each would start one thread per core
         self.cpu_threads = cpu_threads
+        self.grace_seconds = grace_seconds  # Kubernetes' default terminationGracePeriodSeconds
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._next_gpu = 0
 
@@ -100,13 +109,26 @@ class LocalBackend:
         return ChildState("missing")
 
     def cancel(self, trial_id: str) -> None:
+        """SIGTERM, and SIGKILL if the child still runs ``grace_seconds`` later."""
         pid_file = self._dir(trial_id) / "pid"
         if self.state(trial_id).phase != "running" or not pid_file.exists():
             return
+        pid = int(pid_file.read_text())
         try:
-            os.killpg(int(pid_file.read_text()), signal.SIGTERM)
+            os.killpg(pid, signal.SIGTERM)
         except ProcessLookupError:
-            pass
+            return
+        deadline = time.monotonic() + self.grace_seconds
+        while self.state(trial_id).phase == "running":
+            if time.monotonic() >= deadline:
+                log.warning("trial %s: child %d still running %.0f s after SIGTERM; killing it",
+                            trial_id, pid, self.grace_seconds)
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                return
+            time.sleep(0.05)
 
     def close(self, timeout: float = 60.0) -> None:
         """Wait for children to exit: when a search ends, each has finished its run and is
@@ -122,6 +144,8 @@ class LocalBackend:
 def _ended(code: int, d: Path) -> ChildState:
     if code == 0:
         return ChildState("succeeded", exit_code=0)
+    if code in (int(ExitCode.INTERRUPTED), -signal.SIGTERM):  # stopped, not failed: goes again
+        return ChildState("missing", reason="stopped by SIGTERM", exit_code=code)
     tail = ""
     log_file = d / "log.txt"
     if log_file.exists():

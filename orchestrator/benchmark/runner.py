@@ -62,6 +62,7 @@ class CellState:
     failure: str | None = None
     started: float | None = None
     finished: float | None = None
+    began: float | None = None  # the child's start, as the backend reported it (the ledger's)
     launch_id: str | None = None  # the cell id, or its pack's id; None until first launched
 
 

@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.cli.errors import expected_errors
+from orchestrator.cli.errors import ExpectedFailure, expected_errors
 from orchestrator.cli.options import run_with_progress
 from orchestrator.errors import ConfigError
 from orchestrator.loop.leaderboard import Entry, rank
@@ -95,6 +95,10 @@ def run(spec_path: str, resume: bool, workdir: str | None, top: int, quiet: bool
     console.print(f"checkpoints: {lay.storage_uri}")
     console.print(f"browse the runs:  mlflow ui --backend-store-uri {lay.tracking_uri}",
                   soft_wrap=True)
+    if ctl.stopped is not None:  # the failure brake: the search did not spend its budget
+        raise ExpectedFailure(f"search {spec.name} stopped: {ctl.stopped.message}; fix the "
+                              f"cause (or raise the limit), then `actsearch-ctl run {spec_path} "
+                              "--resume`")
 
 
 @click.command()

@@ -292,6 +292,13 @@ class SearchRunner:
     def _finish(self, ctl: Controller, generation: int | None) -> None:
         from orchestrator.loop.report import publish
 
+        if ctl.stopped is not None:  # the failure brake (loop.brake): Failed, with its reason
+            message = (f"Stopped: {ctl.stopped.message}. {progress_message(ctl, finished=True)} "
+                       "Fix the cause, then `actsearch-ctl retry` it (it resumes from its "
+                       "checkpoint), or raise the budget's limit.")
+            self.event("Warning", ctl.stopped.reason, message)
+            self.write(search_status(ctl, FAILED, message, generation), reason=ctl.stopped.reason)
+            return
         with tempfile.TemporaryDirectory(prefix="actsearch-report-") as tmp:
             rows, _ = publish(ctl, LEADERBOARD_ROWS, Path(tmp))
         message = f"Finished: {progress_message(ctl, finished=True)}"

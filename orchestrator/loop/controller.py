@@ -25,9 +25,10 @@ from typing import Any
 
 from orchestrator.adapters.storage import Store
 from orchestrator.backends.base import Backend
-from orchestrator.contract import FailureKind, TrialSpec, failure_text
 from orchestrator.errors import ConfigError
+from orchestrator.loop.admission import admit
 from orchestrator.loop.amend import Change, amend, describe, rejection
+from orchestrator.loop.brake import stop_reason
 from orchestrator.loop.checkpoint import CHECKPOINT_KEY, encode, read
 from orchestrator.loop.leaderboard import Entry, rank
 from orchestrator.loop.ledger import DONE, LAUNCHED, QUEUED, Ledger, is_crash
@@ -36,7 +37,9 @@ from orchestrator.loop.tracker import Tracker
 from orchestrator.loop.trials import (
     HELD,
     Progress,
+    Stop,
     Trial,
+    child_spec,
     dedup_from,
     generation_metrics,
     run_tags,
@@ -46,7 +49,6 @@ from orchestrator.loop.trials import (
 from orchestrator.search.base import Learner, Result, Strategy
 from orchestrator.search.dedup import Dedup
 from orchestrator.space.fingerprint import fingerprint
-from orchestrator.space.screen import screen
 from orchestrator.spec import SearchSpec
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,8 @@ class Controller:
     _dirty: bool = False
     _exhausted: bool = False  # the strategy has nothing left to propose (exhaustive)
     amended: tuple[Change, ...] = ()  # the edit applied when the search was resumed
+    stopped: Stop | None = None  # why the failure brake stopped the search (loop.brake)
+    _since: float = 0.0  # when this controller started: the infrastructure streak counts from it
 
     @property
     def name(self) -> str:
@@ -89,16 +93,14 @@ class Controller:
         """Open the search's parent run and, when resuming, reload the last checkpoint. An edit
         since it started is applied and recorded when it touches live fields only
         (``orchestrator.loop.amend``); any other raises ``ConfigError`` before anything is written."""
-        saved = read(self.store, self.name) if resume else None
+        saved, self._since = read(self.store, self.name) if resume else None, self.clock()
         amendment = amend(saved.spec if saved else None, self.spec)
         if amendment.rejected:
             raise ConfigError(rejection(f"search {self.name!r} was edited since it started",
                                         amendment.rejected))
         self.parent_run_id = self.tracker.start_search(self.name,
                                                        self.spec.model_dump(mode="json"))
-        if saved is None:
-            if resume:
-                log.info("search %s: no checkpoint yet; starting from scratch", self.name)
+        if saved is None:  # a fresh search, or one resumed before its first checkpoint
             return
         self.strategy.load_state_dict(saved.strategy)
         self.trials, self.generations_logged = saved.trials, saved.generations_logged
@@ -125,8 +127,12 @@ class Controller:
                      on_progress)
 
     def tick(self) -> bool:
-        """One round of settle, propose, launch, checkpoint; True when the search is over."""
+        """One round of settle, propose, launch, checkpoint; True when the search is over
+        (its budget spent, or stopped by the failure brake: ``stopped`` says why)."""
         self._settle()
+        if self._brake():
+            self.checkpoint()
+            return True
         if not self._in(QUEUED) and self._may_propose():
             self._propose()
         self._launch()
@@ -153,6 +159,16 @@ class Controller:
         return len(trained(self.trials)) < b.trials and (b.gpu_hours is None
                                                          or self.gpu_hours() < b.gpu_hours)
 
+    def _brake(self) -> bool:
+        """Stop when ``loop.brake`` says so, cancelling the children in flight (a resume
+        launches them again)."""
+        self.stopped = self.stopped or stop_reason(self.trials, self.spec.budget, self._since)
+        if self.stopped is not None:
+            log.error("search %s stopped: %s", self.name, self.stopped.message)
+            for launch in self.launches_in_flight():
+                self.backend.cancel(launch)
+        return self.stopped is not None
+
     def _may_propose(self) -> bool:
         return len(self.trials) < self.spec.budget.samples and self._launch_budget_left()
 
@@ -171,8 +187,7 @@ class Controller:
         if not candidates:
             self._exhausted = True
             return
-        child = self.spec.child
-        results: list[Result] = []
+        child, results = self.spec.child, list[Result]()
         for cand in candidates:
             index = len(self.trials)
             # with the child's numerics, as the child would: the run's tag, this search's dedup
@@ -180,23 +195,11 @@ class Controller:
             trial = Trial(self.trial_id(index), index, cand, fingerprint(cand.expr, child.numerics),
                           QUEUED)
             self.trials.append(trial)
-            verdict = screen(cand.expr, child.numerics, self.spec.screen.config()) \
-                if self.spec.screen.enabled else None
-            if verdict is not None and not verdict.ok:
-                screened = failure_text(FailureKind.SCREENED, verdict.reason)
-                results += self._settle_now(trial, None, screened, "screen")
-                continue
-            routed = self._dedup.route([cand], [trial.fingerprint])
-            if routed.reused:
-                r = routed.reused[0]
-                results += self._settle_now(trial, r.reward, r.failure, "duplicate")
-            elif not routed.evaluate:
+            verdict = admit(trial, self.spec, self._dedup, self.tracker.cached_result)
+            if verdict.source == "held":
                 trial.state, trial.source = HELD, "duplicate"
-            else:
-                cached = self.tracker.cached_result(trial.fingerprint, self.config_hash)
-                if cached is not None:
-                    results += self._settle_now(trial, cached.reward, cached.failure, "cache")
-        self._dirty = True
+            elif verdict.source != "trained":
+                results += self._settle_now(trial, verdict.reward, verdict.failure, verdict.source)
         self.checkpoint()  # proposals are durable before anything is launched
         if results:
             self.strategy.observe(results)
@@ -238,10 +241,7 @@ class Controller:
     def _trial_spec(self, trial: Trial) -> dict[str, Any]:
         if trial.run_id is None:  # pre-created here, so a queued trial never left has no run
             trial.run_id = self._create_run(trial)
-        return TrialSpec(expression=trial.candidate.expression, search=self.name,
-                         trial=trial.trial_id, experiment=self.spec.tracking.experiment,
-                         child=self.spec.child, fingerprint=trial.fingerprint,
-                         ).model_dump(mode="json", exclude={"run_id"})
+        return child_spec(trial, self.name, self.spec.tracking.experiment, self.spec.child)
 
     def _settle(self) -> None:
         settled = self._ledger.settle(self.trials)
@@ -289,7 +289,7 @@ class Controller:
 
     def progress(self) -> Progress:
         return summarize(self.trials, self.spec.budget.trials,
-                         self._ledger.running_launches(self.trials))
+                         self._ledger.running_launches(self.trials), self.stopped)
 
     def leaderboard(self, top: int = 10) -> list[Entry]:
         """Best distinct functions first (one row per fingerprint)."""

@@ -16,7 +16,11 @@ pre-created or about to be, waiting for a slot) -> ``launched`` -> ``done``. The
   finished run (looked at once more, as the child may finish between the two reads) is marked
   failed as crashed;
 - counts **GPU-hours**: wall time × GPUs per launch, a pack once, from its first start to its
-  last member's end.
+  last member's end. A launch starts when the backend first reports its child's start
+  (``ChildState.started_at``: a pod's container start), so a Job waiting for a node or an image
+  costs nothing and one that never started costs zero; a backend that reports no start
+  (``Backend.reports_start`` false: local processes start at once) counts from the launch, and
+  so does a child that ended with a result before its start was seen.
 
 What differs between a search and a benchmark (how an item is named, described and specified,
 which items may share a pack, which metric is its value) is passed in as functions; what is done
@@ -51,7 +55,8 @@ class Record(Protocol):
     run_id: str | None
     launches: int  # how often its process was started (a lost one is started again)
     launch_id: str | None  # its own id, or its pack's id; None until first launched
-    started: float | None
+    started: float | None  # when it was first launched
+    began: float | None  # when its child first started (``ledger.gpu_hours`` counts from it)
     finished: float | None
 
 
@@ -197,7 +202,7 @@ class Ledger(Generic[T]):
 
     def gpu_hours(self, items: Iterable[T], gpus: int) -> float:
         """GPU-hours of the launches of ``items`` (those of them that ever started)."""
-        spans = ((self.launch_of(i), self.record_of(i).started, self.record_of(i).finished)
+        spans = ((self.launch_of(i), self.record_of(i).began, self.record_of(i).finished)
                  for i in items)
         return gpu_hours(spans, self.clock(), gpus)
 
@@ -239,6 +244,8 @@ class Ledger(Generic[T]):
         rec.state, rec.launch_id, rec.launches = LAUNCHED, launch_id, rec.launches + 1
         if rec.started is None:
             rec.started = self.clock()
+        if rec.began is None and not getattr(self.backend, "reports_start", False):
+            rec.began = rec.started  # a backend that reports no start starts its children at once
 
     def _start_alone(self, item: T) -> None:
         trial_spec = self.trial_spec(item)
@@ -265,7 +272,10 @@ class Ledger(Generic[T]):
 
     def outcome(self, item: T, run: ChildRun) -> Outcome[T]:
         """The result an ended run holds; the item's record takes the run's id."""
-        self.record_of(item).run_id = run.run_id
+        rec = self.record_of(item)
+        rec.run_id = run.run_id
+        if rec.began is None:  # it trained, its start unseen (it ended between two looks)
+            rec.began = rec.started
         return self._result(Outcome(item, *run_outcome(run.status, self.value_of(run),
                                                        run.failure)))
 
@@ -303,6 +313,8 @@ class Ledger(Generic[T]):
             launch = self.launch_of(item)
             if launch not in states:
                 states[launch] = self.backend.state(launch)
+            if self.record_of(item).began is None:
+                self.record_of(item).began = states[launch].started_at
             step = next_step(states[launch].phase, self.record_of(item).launches,
                              self.max_launches)
             if step == "relaunch":

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from orchestrator.contract import Tag
+from orchestrator.contract import Tag, TrainConfig, TrialSpec
 from orchestrator.loop.ledger import DONE, LAUNCHED, QUEUED, is_crash, launch_of
 from orchestrator.search.base import Candidate, Result
 from orchestrator.search.dedup import Dedup
@@ -22,8 +22,8 @@ from orchestrator.space.expr import to_math
 
 HELD = "held"
 
-__all__ = ["DONE", "HELD", "LAUNCHED", "QUEUED", "Progress", "Trial", "dedup_from",
-           "generation_metrics", "summarize", "trained"]
+__all__ = ["DONE", "HELD", "LAUNCHED", "QUEUED", "Progress", "Stop", "Trial", "child_spec",
+           "dedup_from", "generation_metrics", "summarize", "trained"]
 
 
 @dataclass
@@ -41,6 +41,7 @@ class Trial:
     failure: str | None = None
     started: float | None = None
     finished: float | None = None
+    began: float | None = None  # its child's start (``ledger.gpu_hours``); None: not yet
     launches: int = 0
     launch_id: str | None = None  # the trial id, or its pack's id; None until first launched
 
@@ -56,13 +57,22 @@ class Trial:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Trial:
-        return cls(**{**d, "candidate": Candidate.from_dict(d["candidate"])})
+        """A checkpointed trial; one from before ``began`` counts from its launch, as then."""
+        return cls(**{"began": d.get("started"), **d,
+                      "candidate": Candidate.from_dict(d["candidate"])})
 
     @property
     def result(self) -> Result:
         if self.failure is not None:
             return Result.failed(self.candidate, self.failure)
         return Result.success(self.candidate, float(self.reward or 0.0))
+
+
+def child_spec(trial: Trial, search: str, experiment: str, child: TrainConfig) -> dict[str, Any]:
+    """The trial spec its child reads (``contract.TrialSpec``); the run id travels beside it."""
+    return TrialSpec(expression=trial.candidate.expression, search=search, trial=trial.trial_id,
+                     experiment=experiment, child=child, fingerprint=trial.fingerprint,
+                     ).model_dump(mode="json", exclude={"run_id"})
 
 
 def run_tags(trial: Trial, config_hash: str) -> dict[str, str]:
@@ -93,6 +103,15 @@ def trained(trials: Iterable[Trial]) -> list[Trial]:
     return [t for t in trials if t.source == "trained" and t.state in (LAUNCHED, DONE)]
 
 
+@dataclass(frozen=True)
+class Stop:
+    """Why the failure brake (``orchestrator.loop.brake``) stopped a search before its budget:
+    ``reason`` is CamelCase (a status condition's reason), ``message`` one sentence for people."""
+
+    reason: str
+    message: str
+
+
 @dataclass
 class Progress:
     """A snapshot for displays: counts, the best trial so far and the budget."""
@@ -110,10 +129,13 @@ class Progress:
     budget: int = 0
     best: Trial | None = None
     finished: bool = False
+    stopped: Stop | None = None  # why the failure brake stopped the search, if it did
 
 
-def summarize(trials: Sequence[Trial], budget: int, packs: int) -> Progress:
-    """The progress of a search with these trials, ``packs`` processes running them."""
+def summarize(trials: Sequence[Trial], budget: int, packs: int, stopped: Stop | None = None
+              ) -> Progress:
+    """The progress of a search with these trials, ``packs`` processes running them, stopped
+    by the failure brake or not."""
     done = [t for t in trials if t.state == DONE]
     scored = [t for t in done if t.reward is not None and math.isfinite(t.reward)]
     return Progress(
@@ -129,6 +151,7 @@ def summarize(trials: Sequence[Trial], budget: int, packs: int) -> Progress:
         samples=len(trials),
         budget=budget,
         best=max(scored, key=lambda t: t.reward or 0.0, default=None),
+        stopped=stopped,
     )
 
 

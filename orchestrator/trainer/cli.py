@@ -149,6 +149,17 @@ def main(spec_file: Path | None, expression: str | None, search: str | None, tri
     each logged to its own run; training options given here apply to every member.
     """
     configure_logging(verbose, json_logs, default=CHILD, replace=True)
+    from orchestrator.trainer.termination import answering_sigterm
+
+    with answering_sigterm():
+        _main(spec_file, expression, search, trial, experiment, tracking_uri, run_id, cache_dir,
+              as_json, child)
+
+
+def _main(spec_file: Path | None, expression: str | None, search: str | None, trial: str | None,
+          experiment: str | None, tracking_uri: str | None, run_id: str | None,
+          cache_dir: Path | None, as_json: bool, child: dict[str, Any]) -> None:
+    """The command's work; its exit codes in ``contract.ExitCode``."""
     from orchestrator.trainer.run import run
 
     try:
@@ -166,6 +177,13 @@ def main(spec_file: Path | None, expression: str | None, search: str | None, tri
                                        cache_dir=cache_dir)
     except TrainerError as e:
         click.echo(f"actsearch-train: {e}", err=True)
+        if e.exit_code == ExitCode.INTERRUPTED:  # only a SIGTERM to this process raises it
+            # the checkpoint is stored and the runs left RUNNING: exit now, within the grace
+            # period, not after a garbage collection of the whole training state (minutes)
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(int(e.exit_code))
         sys.exit(int(e.exit_code))
     if as_json:
         click.echo(json.dumps(_summary(run_id_used, outcome)))

@@ -35,6 +35,12 @@ class Infrastructure(TrainerError):
     exit_code = ExitCode.INFRASTRUCTURE
 
 
+class Interrupted(TrainerError):
+    """SIGTERM: the child stopped between two steps, its checkpoint stored; worth a retry."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
 class OutOfMemory(TrainerError):
     """The device ran out of memory: permanent for this function and configuration."""
 

@@ -32,9 +32,10 @@ from torch import Tensor, nn
 from orchestrator.contract import TrainConfig
 from orchestrator.space.activation import ActivationRef
 from orchestrator.space.module import Activation, build_site, is_activation_site
+from orchestrator.trainer import termination
 from orchestrator.trainer.augment import Batches, normalize
 from orchestrator.trainer.data import Data, ImageSet
-from orchestrator.trainer.errors import BadInput, NonFiniteLoss
+from orchestrator.trainer.errors import BadInput, Interrupted, NonFiniteLoss
 from orchestrator.trainer.models import MakeAct, build_model
 from orchestrator.trainer.packing import (
     build_packed_network,
@@ -476,6 +477,7 @@ def train_pack(cfgs: list[TrainConfig], activations: list[ActivationRef], data: 
         return [m for m in range(k) if m not in failed]
 
     child.model.train()
+    termination.training_started()
     for step in range(start, cfg.steps):
         x, y = batch(step)
         lr = child.set_lr(step)
@@ -487,7 +489,8 @@ def train_pack(cfgs: list[TrainConfig], activations: list[ActivationRef], data: 
         log_now = done % cfg.log_every == 0 or last
         eval_now = cfg.eval_every > 0 and done % cfg.eval_every == 0 and not last
         ckpt_now = cfg.checkpoint_every > 0 and done % cfg.checkpoint_every == 0 and not last
-        if pending == sync_every or log_now or eval_now or ckpt_now:
+        stop_now = termination.requested() and not last  # SIGTERM: checkpoint, then stop
+        if pending == sync_every or log_now or eval_now or ckpt_now or stop_now:
             rows, right = losses[:pending].tolist(), corrects[:pending].sum(0).tolist()
             for m in alive():
                 bad = next((i for i, row in enumerate(rows) if not math.isfinite(row[m])), None)
@@ -520,10 +523,14 @@ def train_pack(cfgs: list[TrainConfig], activations: list[ActivationRef], data: 
             for m in alive():
                 hooks[m].on_metrics(done, {"val_accuracy": accs[m], "val_loss": vlosses[m]})
             eval_time += time.perf_counter() - te
-        if ckpt_now:
+        if ckpt_now or stop_now:
             elapsed = elapsed_before + time.perf_counter() - t0
             for m in alive():
                 hooks[m].on_checkpoint(done, child.state(done, elapsed, m))
+        if stop_now:
+            log.warning("SIGTERM: stopped after step %d of %d, checkpoint stored", done, cfg.steps)
+            raise Interrupted(f"stopped by SIGTERM after step {done} of {cfg.steps}; its "
+                              "checkpoint is stored and the next attempt resumes from it")
 
     if rt.device.type == "cuda":
         torch.cuda.synchronize()

@@ -6,7 +6,8 @@ and the data loaded before any run is created or touched, so a bad input exits 2
 state changed. Once the run is open every ending is recorded: FINISHED, or FAILED with
 ``actsearch.failure`` (``nan`` with ``actsearch.failure_step`` for a diverged loss, ``error``
 otherwise). A killed process leaves its run RUNNING, and the next attempt with the same run id
-resumes from the run's last checkpoint. A pack (``PackSpec``) does all of this once per member,
+resumes from the run's last checkpoint; so does one stopped by SIGTERM, which stores a checkpoint
+first (``trainer.termination``). A pack (``PackSpec``) does all of this once per member,
 each in its own run.
 """
 
@@ -29,6 +30,7 @@ from orchestrator.trainer import data as data_mod
 from orchestrator.trainer import loop
 from orchestrator.trainer.errors import (
     Infrastructure,
+    Interrupted,
     NonFiniteLoss,
     OutOfMemory,
     is_out_of_memory,
@@ -132,7 +134,7 @@ def run_pack(spec: PackSpec, *, tracking_uri: str | None = None, cache_dir: Path
                 _finish(member, tracker, result)
             open_.discard(i)
         return [(t.run_id, r) for t, r in zip(trackers, results, strict=True)]
-    except Infrastructure:
+    except (Infrastructure, Interrupted):
         raise  # leave the runs RUNNING: the retry attaches to them and resumes
     except Exception as e:
         oom = is_out_of_memory(e)
@@ -156,7 +158,7 @@ def _prepare(spec: TrialSpec, tracker: RunTracker, data: data_mod.Data, rt: loop
         tags[Tag.DATA_SHA256] = data.sha256
     tags[Tag.PACK_SIZE] = str(pack_size)
     tracker.set_tags(tags)
-    resume = tracker.load_checkpoint() if cfg.checkpoint_every else None
+    resume = tracker.load_checkpoint()  # periodic (checkpoint_every), or stored on SIGTERM
     with tempfile.TemporaryDirectory() as tmp:
         resolved = {
             **spec.model_dump(mode="json"), "config_hash": cfg.config_hash(),

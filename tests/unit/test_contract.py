@@ -100,7 +100,7 @@ def test_the_evaluation_cache_reuses_a_reward_or_a_permanent_failure(
 def test_exit_codes_keep_their_numbers() -> None:
     assert [(c.name, int(c)) for c in ExitCode] == [
         ("OK", 0), ("BAD_INPUT", 2), ("NON_FINITE_LOSS", 3), ("INFRASTRUCTURE", 4),
-        ("OUT_OF_MEMORY", 5)]
+        ("OUT_OF_MEMORY", 5), ("INTERRUPTED", 143)]
     assert PERMANENT_EXIT_CODES == (2, 3, 5)
 
 

@@ -97,6 +97,7 @@ class Rec:
     launch_id: str | None = None
     started: float | None = None
     finished: float | None = None
+    began: float | None = None
 
 
 @dataclass
@@ -149,6 +150,7 @@ class Backend:
     launches: list[Launch] = field(default_factory=list)
     looks: list[str] = field(default_factory=list)
     gpus_per_child: int = 1
+    reports_start: bool = False
 
     def launch(self, launch: Launch) -> None:
         self.launches.append(launch)
@@ -382,3 +384,56 @@ def test_a_launched_item_whose_run_is_not_in_mlflow_falls_back_to_the_backend() 
     assert backend.looks == ["a", "b"]
     assert runs.failed == {"run-b": "crashed: OOMKilled (exit code 137)"}
     assert runs.asked == [{"a": "run-a", "b": "run-b"}, {"b": "run-b"}]  # b looked at twice
+
+
+def test_gpu_hours_count_from_the_childs_reported_start_so_waiting_for_a_node_costs_nothing(
+        ) -> None:
+    """A backend that reports starts (Kubernetes: the pod's container start): a launch costs
+    nothing while its Job waits, counts from the start it reported, and one that never started
+    costs nothing at all; one that ended with a result before its start was seen counts from
+    its launch."""
+    hour, now = 3600.0, [0.0]
+    runs, backend = Runs(), Backend(reports_start=True)
+    ledger = make_ledger(runs, backend, now=now)
+    waits, starts, never, quick = items = [Item(x) for x in ("w", "s", "n", "q")]
+    ledger.launch(items, parallelism=4, packing=1, checkpoint=lambda: None)
+    backend.phases = {"w": ChildState("queued"), "s": ChildState("queued"),
+                      "n": ChildState("queued"), "q": ChildState("queued")}
+    now[0] = hour
+    ledger.settle(items)
+    assert ledger.gpu_hours(items, gpus=1) == 0.0  # an hour pending: nothing spent
+    backend.phases["s"] = ChildState("running", started_at=1.5 * hour)
+    backend.phases["n"] = ChildState("failed", reason="pod n cannot start: ImagePullBackOff")
+    runs.runs["q"] = Run("run-q", "FINISHED", value=0.5)
+    now[0] = 2 * hour
+    settled = ledger.settle(items)
+    assert {o.item.id for o in settled.outcomes} == {"n", "q"}
+    for o in settled.outcomes:
+        o.item.rec.state, o.item.rec.finished = DONE, now[0]
+    assert (waits.rec.began, starts.rec.began, never.rec.began) == (None, 1.5 * hour, None)
+    assert quick.rec.began == 0.0  # finished unseen: from its launch, never less
+    assert ledger.gpu_hours(items, gpus=2) == (0.5 + 2.0) * 2
+
+
+def test_a_backend_that_reports_no_start_counts_from_the_launch() -> None:
+    now = [100.0]
+    backend = Backend()  # local processes: started when launched
+    ledger = make_ledger(Runs(), backend, now=now)
+    items = [Item("a")]
+    ledger.launch(items, parallelism=1, packing=1, checkpoint=lambda: None)
+    assert items[0].rec.began == 100.0
+    now[0] = 100.0 + 1800.0
+    assert ledger.gpu_hours(items, gpus=1) == 0.5
+
+
+def test_a_trial_checkpointed_before_began_existed_counts_from_its_launch_as_it_did() -> None:
+    from orchestrator.loop.trials import Trial
+
+    old = {"trial_id": "s-t00000", "index": 0, "fingerprint": "0" * 16, "state": LAUNCHED,
+           "source": "trained", "run_id": "r", "reward": None, "failure": None,
+           "started": 10.0, "finished": None, "launches": 1, "launch_id": "s-t00000",
+           "candidate": {"tokens": [], "expression": "id(x)", "log_prob": 0.0,
+                         "policy_version": 0}}
+    assert Trial.from_dict(old).began == 10.0
+    pending = Trial.from_dict({**old, "began": None})  # a Job that had not started yet
+    assert pending.began is None and Trial.from_dict(pending.as_dict()).began is None

@@ -114,6 +114,9 @@ def hashed_reward(expression: str) -> float:
     return 0.1 + 0.89 * (zlib.crc32(expression.encode()) % 1000) / 999
 
 
+OOM_KILLED = ChildState("failed", reason="OOMKilled", exit_code=137)
+
+
 @dataclass
 class FakeBackend:
     """Children finish ``ticks`` state queries after launch, logging ``reward(expression)``
@@ -125,6 +128,7 @@ class FakeBackend:
     reward: Callable[[str], float | None] = hashed_reward
     crash: Callable[[str], bool] = lambda expr: False
     vanish: Callable[[str], bool] = lambda expr: False
+    crashed: ChildState = OOM_KILLED  # what a crashed child's state says
     gpus_per_child: int = 1
     launched: list[str] = field(default_factory=list)
     launches: list[Launch] = field(default_factory=list)
@@ -157,7 +161,7 @@ class FakeBackend:
         if any(map(self.vanish, exprs)):
             return ChildState("missing")
         if any(map(self.crash, exprs)):
-            return ChildState("failed", reason="OOMKilled", exit_code=137)
+            return self.crashed
         diverged = 0
         for m in members:
             run = self.tracker.runs[m["run_id"]]  # the child's own tags, as trainer.run writes them

@@ -279,3 +279,63 @@ def test_polls_ask_only_about_trials_in_flight_and_each_result_is_observed_once(
         assert not any(settled & set(later) for later in tracker.polls[i + 1:])
     # each settled trial's result reaches the strategy once
     assert len(observed) == sum(t.state == DONE for t in ctl.trials)
+
+
+def test_max_failed_stops_the_search_cancels_its_children_and_a_raised_limit_resumes_it(
+        tmp_path: Path) -> None:
+    ctl, tracker, backend = make_controller(tmp_path, budget={"trials": 12, "max_failed": 2})
+    backend.crash = lambda expr: True  # every child dies (OOMKilled): nothing about infrastructure
+    ctl.start(resume=False)
+    ctl.tick()
+    backend.running[backend.launched[0]] = 10**6  # this one trains on, and is in flight
+    while not ctl.tick():
+        pass
+    final = ctl.progress()
+    assert final.stopped is not None and ctl.stopped == final.stopped
+    assert final.stopped.reason == "TooManyFailures"
+    assert final.failed == 2 and final.trained == 3
+    assert not backend.running  # the children in flight were cancelled
+    in_flight = [t for t in ctl.trials if t.state == "launched"]
+
+    assert in_flight  # cancelled, still launched in the checkpoint
+    before = len(backend.launched)
+
+    again, _, _ = make_controller(tmp_path, tracker=tracker, budget={"trials": 12})
+    again.backend = backend
+    backend.crash = lambda expr: False
+    resumed = again.run(resume=True)  # budget.max_failed removed: a live edit
+    assert resumed.stopped is None and resumed.trained == 12
+    assert {t.trial_id for t in in_flight} <= set(backend.launched[before:])  # launched again
+
+
+def test_diverged_children_do_not_count_against_max_failed(tmp_path: Path) -> None:
+    ctl, _, backend = make_controller(tmp_path, budget={"trials": 8, "max_failed": 1})
+    backend.reward = lambda expr: None  # every loss diverges: the functions' verdict
+    final = ctl.run()
+    assert final.stopped is None and final.trained == 8 and final.failed == 8
+
+
+def test_children_failing_for_one_infrastructure_reason_stop_the_search_early(
+        tmp_path: Path) -> None:
+    from orchestrator.backends.base import ChildState
+
+    ctl, _, backend = make_controller(tmp_path, budget={"trials": 50})
+    backend.crash = lambda expr: True
+    backend.crashed = ChildState("failed", reason="actsearch-train: MLflow: Connection refused",
+                                 exit_code=4)
+    final = ctl.run()
+    assert final.stopped is not None and final.stopped.reason == "InfrastructureFailures"
+    assert "could not be reached (exit code 4)" in final.stopped.message
+    assert "Connection refused" in final.stopped.message
+    assert 5 <= final.trained <= 5 + 3  # the streak, and at most `parallelism` more in flight
+
+
+def test_the_infrastructure_stop_can_be_turned_off(tmp_path: Path) -> None:
+    from orchestrator.backends.base import ChildState
+
+    ctl, _, backend = make_controller(tmp_path, budget={"trials": 12,
+                                                         "stop_after_infrastructure_failures": 0})
+    backend.crash = lambda expr: True
+    backend.crashed = ChildState("failed", reason="FailedCreate: forbidden")
+    final = ctl.run()
+    assert final.stopped is None and final.trained == 12 and final.failed == 12
