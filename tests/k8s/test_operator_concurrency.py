@@ -125,13 +125,13 @@ def test_two_operators_drive_each_search_once_and_one_takes_over_when_the_other_
             name, budget={"trials": 6}, generation=2, parallelism=2))
     children = Children(apiserver, tracker, delay=0.4)
     settings = defaults(tracker, str(tmp_path), poll_interval=0.1)
-    operator_a = operator_running(api_client, settings, identity="operator-a", lease_seconds=1.5)
+    operator_a = operator_running(api_client, settings, identity="operator-a", lease_seconds=10)
     with children.running(), ExitStack() as stack:
         stack.enter_context(operator_a)  # first: it takes the Leases of most searches
         stack.enter_context(operator_running(api_client, settings, token=OTHER_TOKEN,
-                                             identity="operator-b", lease_seconds=1.5))
+                                             identity="operator-b", lease_seconds=10))
         wait_for(lambda: all(status_of(apiserver, n).get("trialsDone", 0) >= 2
-                             for n in names), 60, "every search to make progress")
+                             for n in names), 120, "every search to make progress")
         operator_a.__exit__(None, None, None)  # stops operator-a alone (it releases its Leases)
         with apiserver._lock:
             while_both = list(apiserver.requests)
