@@ -197,6 +197,7 @@ class Cluster:
         self.core = client.CoreV1Api(api_client)
         self.batch = client.BatchV1Api(api_client)
         self.extensions = client.ApiextensionsV1Api(api_client)
+        self.coordination = client.CoordinationV1Api(api_client)
         self.backoff = backoff
 
     def with_backoff(self, backoff: Backoff) -> Cluster:
@@ -335,6 +336,35 @@ class Cluster:
             lambda: self.extensions.replace_custom_resource_definition(
                 name, body, _preload_content=False),
             f"replacing CustomResourceDefinition {name}")
+        return dict(json.loads(response.data))
+
+    # -- leases: one driver per search (orchestrator/cluster/lease.py) ----------------------------
+
+    def read_lease(self, namespace: str, name: str) -> dict[str, Any]:
+        """A ``coordination.k8s.io/v1`` Lease as plain data; ``NotFound`` when there is none."""
+        response = self._call(
+            lambda: self.coordination.read_namespaced_lease(name, namespace,
+                                                            _preload_content=False),
+            f"read Lease {namespace}/{name}")
+        return dict(json.loads(response.data))
+
+    def create_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a Lease; ``AlreadyExists`` when one of that name is there."""
+        name = body["metadata"]["name"]
+        response = self._call(
+            lambda: self.coordination.create_namespaced_lease(namespace, body,
+                                                              _preload_content=False),
+            f"create Lease {namespace}/{name}")
+        return dict(json.loads(response.data))
+
+    def replace_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Replace a Lease; the ``metadata.resourceVersion`` in ``body`` makes a concurrent
+        write a ``Conflict`` (two operators cannot both take it)."""
+        name = body["metadata"]["name"]
+        response = self._call(
+            lambda: self.coordination.replace_namespaced_lease(name, namespace, body,
+                                                               _preload_content=False),
+            f"replace Lease {namespace}/{name}")
         return dict(json.loads(response.data))
 
     # -- jobs -----------------------------------------------------------------------------------

@@ -32,6 +32,12 @@ log = logging.getLogger(__name__)
               help="S3-compatible endpoint (MinIO), also passed to children [env MLFLOW_S3_ENDPOINT_URL].")
 @click.option("--poll-interval", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
               help="Seconds between two ticks of a search.")
+@click.option("--tick-workers", type=click.IntRange(1, 256), default=8, show_default=True,
+              help="Threads running searches' ticks: how many ticks run at once, not how many "
+                   "searches (any number; a sleeping search holds no thread).")
+@click.option("--lease-seconds", type=click.FloatRange(min=5), default=60.0, show_default=True,
+              help="A search's Lease lasts this long without renewal before another operator "
+                   "takes the search over (one operator drives a search).")
 @click.option("--liveness-port", type=click.IntRange(1, 65535), default=None,
               help="Serve /healthz on this port.")
 @click.option("--defaults", "defaults_file", type=click.Path(exists=True, dir_okay=False),
@@ -47,7 +53,8 @@ log = logging.getLogger(__name__)
 @expected_errors
 def operator(namespaces: tuple[str, ...], all_namespaces: bool, tracking_uri: str | None,
              storage_uri: str | None, s3_endpoint: str | None, poll_interval: float,
-             liveness_port: int | None, defaults_file: str | None, kubeconfig: str | None,
+             tick_workers: int, lease_seconds: float, liveness_port: int | None,
+             defaults_file: str | None, kubeconfig: str | None,
              json_logs: bool, verbose: int) -> None:
     """Run the controller: every ActivationSearch in the watched namespaces gets a search loop,
     resumed from its checkpoint after a restart."""
@@ -74,6 +81,7 @@ def operator(namespaces: tuple[str, ...], all_namespaces: bool, tracking_uri: st
                                  s3_endpoint=s3_endpoint, poll_interval=poll_interval,
                                  spec_defaults=spec_defaults),
         namespaces=tuple(watched), clusterwide=all_namespaces, liveness_port=liveness_port,
+        tick_workers=tick_workers, lease_seconds=lease_seconds,
     )
     log.info("watching ActivationSearches in %s",
              "all namespaces" if all_namespaces else ", ".join(watched))

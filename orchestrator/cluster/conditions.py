@@ -100,3 +100,39 @@ def conditions(previous: Sequence[Mapping[str, Any]] | None, phase: str, message
 def condition(status: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
     """The condition ``type_`` of a search's ``status``, if it has one."""
     return next((c for c in status.get("conditions") or [] if c.get("type") == type_), None)
+
+
+CHILDREN_CANNOT_START: Final = "ChildrenCannotStart"
+"""A fourth condition, written only once it has been True: the last children of the search all
+failed to start for the same Kubernetes reason (``orchestrator.cluster.cannot_start``), its
+reason that one (``ImagePullBackOff``, ``FailedCreate``...); False, reason ``ChildrenStarted``,
+once a child gets past it. ``kubectl wait --for=condition=ChildrenCannotStart`` tells an
+administrator that a search is spending its budget on children that never run."""
+CHILDREN_STARTED: Final = "ChildrenStarted"
+
+
+def with_children_condition(listed: Sequence[Mapping[str, Any]], cannot_start: str | None,
+                            message: str, generation: int | None, now: str | None = None
+                            ) -> list[dict[str, Any]]:
+    """``listed`` with ``ChildrenCannotStart`` set: True with the Kubernetes reason
+    ``cannot_start``, else False (only when the condition is already there: a search whose
+    children always started never carries it)."""
+    if cannot_start is not None and not _REASON.match(cannot_start):
+        raise ValueError(f"a condition reason is CamelCase ([A-Z][A-Za-z0-9]*); got {cannot_start!r}")
+    out = [dict(c) for c in listed]
+    old = next((c for c in out if c.get("type") == CHILDREN_CANNOT_START), None)
+    if old is None and cannot_start is None:
+        return out
+    status = "True" if cannot_start is not None else "False"
+    condition: dict[str, Any] = {
+        "type": CHILDREN_CANNOT_START, "status": status,
+        "reason": cannot_start or CHILDREN_STARTED, "message": message,
+        "lastTransitionTime": old.get("lastTransitionTime")
+        if old is not None and old.get("status") == status and old.get("lastTransitionTime")
+        else now or _now(),
+    }
+    if generation is not None:
+        condition["observedGeneration"] = generation
+    if old is None:
+        return [*out, condition]
+    return [condition if c is old else c for c in out]

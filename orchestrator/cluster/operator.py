@@ -1,7 +1,23 @@
 """The operator: every ActivationSearch object in the watched namespaces gets a search loop.
 
-kopf watches the objects; a ``@kopf.daemon`` per object runs ``SearchRunner`` in a thread for as
-long as the object exists. The runner builds the controller (``incluster.build_controller``),
+kopf watches the objects; an async ``@kopf.daemon`` per object drives a ``SearchRunner`` for as
+long as the object exists. The runner is a generator of blocking steps (a tick, a status write)
+that yields the seconds to wait before the next one; the daemon runs each step in the
+operator's bounded pool of tick threads (``OperatorConfig.tick_workers``) and waits with
+``asyncio``, so a sleeping search holds no thread. Why: a sync daemon holds one thread of kopf's
+pool (min(32, CPUs + 4)) for the search's whole life, so an operator drove at most that many
+searches and the rest never started; raising the pool would only move the bound and cost a
+thread's stack per search. Now the number of searches is bounded by memory (a controller and a
+coroutine each), and the pool bounds how many ticks run at once: a tick is short (a look at the
+running children, a few launches), so a handful of threads serve hundreds of searches; a slow
+tick (MLflow retrying) delays the others' ticks, never their existence.
+
+Only one operator drives a search (``orchestrator.cluster.lease``): a runner does nothing until
+its operator holds the search's Lease, renews it between ticks, stops (without writing) when
+another operator took it over, and releases it when its loop ends, so several replicas can run:
+the searches spread over them, and the survivors take over the searches of one that stopped.
+
+The runner builds the controller (``incluster.build_controller``),
 always resumes from the search's checkpoint (a restarted operator re-attaches to the Jobs it
 launched, by name, instead of launching them again), then ticks and sleeps, writing a summary to
 the object's status subresource whenever it changes. On deletion kopf sets ``stopped``; the runner
@@ -23,6 +39,12 @@ Status: besides the summaries (``incluster.search_status``), every write carries
 conditions Ready, Succeeded and Failed (``orchestrator.cluster.conditions``), derived from the phase, so
 ``kubectl wait --for=condition=Succeeded`` works.
 
+Children that cannot start (``orchestrator.cluster.cannot_start``): each trial that failed
+because Kubernetes could not start it is a ``ChildCannotStart`` Warning Event naming the trial
+and the reason; when the last children all failed for the same reason, the search gets the
+``ChildrenCannotStart`` condition with that reason and a sentence in its status message, until a
+child starts again.
+
 Failures are split the project's way: a bad spec, a refused permission or an invalid object
 (``ConfigError``) ends the search with phase Failed and the reason as its message; an outage
 (``TemporaryUnavailable``, after the per-call retries) is written to the message, waited out
@@ -32,15 +54,21 @@ with backoff, and the controller is rebuilt from its checkpoint.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+import socket
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import time
+import uuid
+from collections.abc import Callable, Generator, Iterator, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from orchestrator.adapters.kube import CANCEL_ANNOTATION, GROUP, PLURAL, VERSION, Cluster
+from orchestrator.cluster.cannot_start import Systemic, kubernetes_reason, systemic
 from orchestrator.cluster.conditions import (
     CANCELLED,
     ENDED,
@@ -50,6 +78,7 @@ from orchestrator.cluster.conditions import (
     SUCCEEDED,
     UNAVAILABLE,
     conditions,
+    with_children_condition,
 )
 from orchestrator.cluster.incluster import (
     ClusterDefaults,
@@ -59,6 +88,7 @@ from orchestrator.cluster.incluster import (
     search_status,
     spec_of,
 )
+from orchestrator.cluster.lease import DEFAULT_LEASE_SECONDS, SearchLease
 from orchestrator.errors import ConfigError, TemporaryUnavailable
 from orchestrator.loop.amend import Change, amend, describe, rejection
 from orchestrator.loop.controller import Controller
@@ -68,10 +98,17 @@ log = logging.getLogger(__name__)
 FINALIZER = f"{GROUP}/controller"
 LEADERBOARD_ROWS = 10
 MAX_OUTAGE_WAIT = 300.0
+DEFAULT_TICK_WORKERS = 8
+
+Outcome = Literal["ended", "rebuild", "lost"]
+"""How a search's loop left: the search ended (or ``stopped``), an edit of live fields needs
+the controller rebuilt, or another operator took its Lease over."""
+Steps = Generator[float, None, Outcome]
 
 
 class Stopped(Protocol):
-    """kopf's ``stopped`` flag of a sync daemon, or a ``threading.Event``."""
+    """kopf's ``stopped`` flag of a daemon, or a ``threading.Event`` (only ``is_set`` is used from a
+    step; ``run`` also waits on it)."""
 
     def is_set(self) -> bool: ...
 
@@ -89,8 +126,12 @@ class SearchRunner:
     logger: logging.Logger | logging.LoggerAdapter[Any] = log
     event: Callable[[str, str, str], None] = lambda type_, reason, message: None
     """Posts a Kubernetes Event on the search (type, reason, message): `kubectl describe`."""
+    lease: SearchLease | None = None
+    """Held while the search is driven (None: this operator alone drives every search)."""
     _written: dict[str, Any] | None = None
     _note: str = ""  # appended to the status message while an edit stands rejected
+    _seen_failures: set[str] = field(default_factory=set)
+    _children: Systemic | None = None  # the systemic cannot-start reason, while it lasts
 
     @property
     def namespace(self) -> str:
@@ -113,9 +154,13 @@ class SearchRunner:
         conditions follow the phase (``reason``: why it failed, or ``Unavailable``)."""
         merged = {**(self._written or {}), **status}
         if merged.get("phase"):
-            status = {**status, "conditions": conditions(
-                merged.get("conditions"), merged["phase"], str(merged.get("message") or ""),
-                merged.get("observedGeneration"), reason)}
+            listed = conditions(merged.get("conditions"), merged["phase"],
+                                str(merged.get("message") or ""),
+                                merged.get("observedGeneration"), reason)
+            status = {**status, "conditions": with_children_condition(
+                listed, self._children.reason if self._children else None,
+                self._children_note().strip() or "The latest children started.",
+                merged.get("observedGeneration"))}
         changed = {k: v for k, v in status.items()
                    if self._written is None or self._written.get(k) != v}
         if not changed:
@@ -124,9 +169,32 @@ class SearchRunner:
         self._written = {**(self._written or {}), **status}
 
     def run(self) -> None:
-        """Run the search from its checkpoint until it ends or ``stopped`` is set. An edit of
-        live fields (``orchestrator.loop.amend``) rebuilds the controller with the edited spec, while
-        it runs or after it ended; an edit of any other field is reported and not applied."""
+        """``steps`` in the calling thread, each wait a wait on ``stopped``."""
+        for delay in self.steps():
+            self.stopped.wait(delay)
+
+    def steps(self) -> Iterator[float]:
+        """Run the search from its checkpoint until it ends or ``stopped`` is set, yielding
+        the seconds to wait between two blocking steps, for the caller to wait (``drive``).
+        An edit of live fields (``orchestrator.loop.amend``) rebuilds the controller with the
+        edited spec, while it runs or after it ended; an edit of any other field is reported
+        and not applied. With a ``lease``, nothing is done before it is held; a lost one ends
+        the loop without a write, and is then tried for again; it is released at the end."""
+        try:
+            while not self.stopped.is_set():
+                if self.lease is not None and not self.lease.held():
+                    yield self.lease.retry_interval
+                    continue
+                if (yield from self._drive()) != "lost":
+                    return
+                self.logger.warning("search %s: another operator took its Lease over; this one "
+                                    "stops driving it", search_ref(self.obj))
+        finally:
+            if self.lease is not None:
+                self.lease.release()
+
+    def _drive(self) -> Steps:
+        """Drive the search, from its current status, while the Lease is held."""
         self._written = dict(self.obj.get("status") or {})
         while not self.stopped.is_set():
             status, generation = self._written or {}, self._generation()
@@ -134,27 +202,43 @@ class SearchRunner:
             if ended and status.get("observedGeneration") == generation:
                 self.logger.debug("search %s ended at generation %s; nothing to do",
                                   search_ref(self.obj), generation)
-                return
+                return "ended"
             if self.cancel_requested() and status.get("phase") in (None, PENDING, FAILED):
                 self._cancelled(generation, "Cancelled while its loop was not running: no Job "
                                 "was deleted.")
-                return
-            if not self._run_generation(generation, status.get("phase") == SUCCEEDED):
-                return
+                return "ended"
+            outcome = yield from self._run_generation(generation, status.get("phase") == SUCCEEDED)
+            if outcome != "rebuild":
+                return outcome
+        return "ended"
 
-    def _run_generation(self, generation: int | None, succeeded: bool) -> bool:
-        """Run the spec of ``generation``; True when a newer edit asks for a rebuild."""
+    def _wait(self, seconds: float) -> Generator[float, None, bool]:
+        """Wait ``seconds`` in steps short enough to keep the Lease renewed; False when it was
+        lost meanwhile."""
+        end = time.monotonic() + seconds
+        while not self.stopped.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                return True
+            yield min(left, self.lease.duration / 3) if self.lease is not None else left
+            if self.lease is not None and not self.lease.held():
+                return False
+        return True
+
+    def _run_generation(self, generation: int | None, succeeded: bool) -> Steps:
+        """Run the spec of ``generation`` until the search ends, a newer edit asks for a
+        rebuild, or the Lease is lost."""
         try:
             spec = spec_of(self.obj, self.defaults.spec_defaults)
         except ConfigError as e:
             if succeeded:  # a finished search keeps its results; the bad edit is reported
                 self._invalid_edit(generation, e)
-                return False
+                return "ended"
             self.logger.error("%s; nothing was created", e)
             self.event("Warning", "InvalidSpec", f"{e}; nothing was created.")
             self.write({"phase": FAILED, "message": f"{e}; nothing was created.",
                         "observedGeneration": generation}, reason="InvalidSpec")
-            return False
+            return "ended"
         outages = 0
         while not self.stopped.is_set():
             try:
@@ -162,7 +246,7 @@ class SearchRunner:
                 if amendment.rejected:
                     self._rejected_edit(generation, amendment.rejected)
                     if succeeded:
-                        return False
+                        return "ended"
                 elif amendment.applied:
                     self.logger.info("search %s: edit of generation %s applied: %s",
                                      search_ref(self.obj), generation,
@@ -174,22 +258,25 @@ class SearchRunner:
                             "message": "Starting: resuming from the last checkpoint if there "
                             "is one.", "observedGeneration": generation})
                 ctl.start(resume=True)
+                # failures before this start were reported by the loop that saw them settle
+                self._seen_failures = {t.trial_id for t in ctl.trials if t.failure is not None}
+                self._children = systemic(ctl.trials)
                 self.logger.info("search %s started (parent run %s, %d trials in its ledger)",
                                  search_ref(self.obj), ctl.parent_run_id, len(ctl.trials))
                 self.event("Normal", "Resumed" if ctl.trials else "Started",
                            f"Search loop running: MLflow run {ctl.parent_run_id}, "
                            f"{len(ctl.trials)} trials in the ledger.")
-                return self._loop(ctl, generation)
+                return (yield from self._loop(ctl, generation))
             except ConfigError as e:
                 if self.stopped.is_set():  # deleted under our feet: nothing left to report to
-                    return False
+                    return "ended"
                 self.logger.error("search %s failed: %s", search_ref(self.obj), e)
                 message = (f"{e}. The search stopped; fix the cause, then `actsearch-ctl retry` "
                            "it (it resumes from its checkpoint), or delete and resubmit it.")
                 self.event("Warning", "Failed", message)
                 self.write({"phase": FAILED, "message": message,
                             "observedGeneration": generation}, reason="SearchFailed")
-                return False
+                return "ended"
             except TemporaryUnavailable as e:
                 delay = min(self.defaults.backoff.initial * 2 ** outages, MAX_OUTAGE_WAIT)
                 outages += 1
@@ -203,34 +290,66 @@ class SearchRunner:
                 except (ConfigError, TemporaryUnavailable) as again:
                     self.logger.warning("search %s: status not written either: %s",
                                         search_ref(self.obj), again)
-                self.stopped.wait(delay)
+                if not (yield from self._wait(delay)):
+                    return "lost"
         self.logger.info("search %s stopped (deleted, or the controller is shutting down)",
                          search_ref(self.obj))
-        return False
+        return "ended"
 
-    def _loop(self, ctl: Controller, generation: int | None) -> bool:
-        """Tick until the search ends or ``stopped`` is set (False), or until an edit of live
-        fields needs the controller rebuilt with it (True)."""
+    def _loop(self, ctl: Controller, generation: int | None) -> Steps:
+        """Tick until the search ends or ``stopped`` is set, an edit of live fields needs the
+        controller rebuilt with it, or the Lease is lost (checked before every tick: a search
+        is never ticked by an operator that does not hold it)."""
         while not self.stopped.is_set():
+            if self.lease is not None and not self.lease.held():
+                return "lost"
             if self.cancel_requested():
                 self._cancel(ctl, generation)
-                return False
+                return "ended"
             finished = ctl.tick()
+            self._watch_children(ctl)
             if finished:
                 self._finish(ctl, generation)
-                return False
+                return "ended"
             now = self._generation()
             if now != generation:
                 if self._edited(ctl, now):
                     ctl.checkpoint()  # the rebuilt controller resumes from exactly here
-                    return True
+                    return "rebuild"
                 generation = now  # observed: reported, and the search runs on as it was
-            self.write(search_status(ctl, RUNNING, progress_message(ctl) + self._note,
-                                     generation))
-            self.stopped.wait(self.defaults.poll_interval)
+            self.write(search_status(ctl, RUNNING, progress_message(ctl) + self._children_note()
+                                     + self._note, generation))
+            if not (yield from self._wait(self.defaults.poll_interval)):
+                return "lost"
         self.logger.info("search %s stopped between two ticks (deleted, or the controller is "
                          "shutting down); its checkpoint is current", search_ref(self.obj))
-        return False
+        return "ended"
+
+    def _watch_children(self, ctl: Controller) -> None:
+        """An Event for each child that newly failed because Kubernetes could not start it, and
+        the systemic reason (``cannot_start.systemic``) for the condition and the message."""
+        for trial in ctl.trials:
+            if trial.failure is None or trial.trial_id in self._seen_failures:
+                continue
+            self._seen_failures.add(trial.trial_id)
+            reason = kubernetes_reason(trial.failure) if trial.source == "trained" else None
+            if reason is not None:
+                self.event("Warning", "ChildCannotStart",
+                           f"Trial {trial.trial_id} could not start ({reason}): {trial.failure}")
+        was, self._children = self._children, systemic(ctl.trials)
+        if self._children is not None and (was is None or was.reason != self._children.reason):
+            self.logger.warning("search %s: %s", search_ref(self.obj), self._children_note().strip())
+            self.event("Warning", "ChildrenCannotStart", self._children_note().strip())
+
+    def _children_note(self) -> str:
+        """The sentence of the status message about children that cannot start, if they are
+        systemically failing to."""
+        c = self._children
+        if c is None:
+            return ""
+        return (f" Children cannot start: the last {c.count} failed with {c.reason} (latest: "
+                f"{c.failure[:300]}); fix the cause (image, pull Secret, ServiceAccount, quota): "
+                "children launched after the fix start.")
 
     def _edited(self, ctl: Controller, generation: int | None) -> bool:
         """Whether the edit of ``generation`` changes what runs (only live fields): if it
@@ -304,13 +423,20 @@ class SearchRunner:
         message = f"Finished: {progress_message(ctl, finished=True)}"
         if rows:
             message += " Leaderboard and plot are on the search's MLflow run."
-        message += self._note
+        message += self._children_note() + self._note
         self.logger.info("search %s succeeded: %s", search_ref(self.obj), message)
         self.event("Normal", "Succeeded", message)
         self.write(search_status(ctl, SUCCEEDED, message, generation))
 
 
 # -- kopf ---------------------------------------------------------------------------------------
+
+
+def default_identity() -> str:
+    """This operator's name in the Leases it holds: the pod's name and a random suffix (a
+    restarted container is another holder: it waits for its predecessor's Leases to expire,
+    unless that one released them)."""
+    return f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
 
 
 @dataclass(frozen=True)
@@ -320,6 +446,28 @@ class OperatorConfig:
     namespaces: tuple[str, ...] = ()
     clusterwide: bool = False
     liveness_port: int | None = None
+    tick_workers: int = DEFAULT_TICK_WORKERS
+    """Threads that run searches' ticks: how many ticks run at once, not how many searches."""
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    """A search's Lease lasts this long without renewal before another operator takes it."""
+    identity: str = field(default_factory=default_identity)
+
+
+async def drive(steps: Iterator[float], executor: Executor, stopped: Any) -> None:
+    """Run the blocking ``steps`` of a search in ``executor``, one at a time, waiting the
+    seconds each yields on ``stopped`` (kopf's async flag: a deletion or a shutdown cuts the
+    wait short). The daemon's context (kopf's Event queue and logger) goes with each step."""
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+    def step() -> float | None:
+        return context.run(next, steps, None)
+
+    while True:
+        delay = await loop.run_in_executor(executor, step)
+        if delay is None:
+            return
+        if delay > 0:
+            await stopped.wait(delay)
 
 
 def make_registry(config: OperatorConfig) -> Any:
@@ -328,6 +476,7 @@ def make_registry(config: OperatorConfig) -> Any:
 
     registry = kopf.OperatorRegistry()
     cluster = Cluster(config.api_client, config.defaults.backoff)
+    ticks = ThreadPoolExecutor(max_workers=config.tick_workers, thread_name_prefix="search-tick")
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -341,22 +490,30 @@ def make_registry(config: OperatorConfig) -> Any:
         settings.watching.server_timeout = 300
         settings.networking.request_timeout = 60
 
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        ticks.shutdown(wait=False)
+
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
         return connection_info(config.api_client)
 
     @kopf.daemon(GROUP, VERSION, PLURAL, registry=registry, initial_delay=0,
                  cancellation_timeout=60, backoff=30, when=needs_a_loop)
-    def search(body: Any, stopped: Any, logger: Any, **_: Any) -> None:
+    async def search(body: Any, stopped: Any, logger: Any, **_: Any) -> None:
         def event(type_: str, reason: str, message: str) -> None:
             kopf.event(body, type=type_, reason=reason, message=message[:1000])
 
-        SearchRunner(body, cluster, config.defaults, stopped, logger, event).run()
+        meta = body["metadata"]
+        lease = SearchLease(cluster, meta["namespace"], meta["name"], config.identity,
+                            meta.get("uid"), config.lease_seconds)
+        runner = SearchRunner(body, cluster, config.defaults, stopped, logger, event, lease)
+        await drive(runner.steps(), ticks, stopped)
         # Wait for kopf to stop this daemon (the search ended: ``needs_a_loop`` turned false,
         # or it was deleted) rather than return: kopf never respawns a daemon that returned
         # on its own, and an edit or a retry must be able to bring the loop back.
         while not stopped.is_set():
-            stopped.wait(60)
+            await stopped.wait(60)
 
     return registry
 
@@ -392,7 +549,7 @@ def run(config: OperatorConfig, stop_flag: threading.Event | None = None,
     liveness = f"http://0.0.0.0:{config.liveness_port}/healthz" if config.liveness_port else None
     asyncio.run(kopf.operator(
         registry=make_registry(config),
-        standalone=True,  # one controller replica: no peering objects, no extra RBAC
+        standalone=True,  # no kopf peering: a Lease per search picks its one driver
         clusterwide=config.clusterwide,
         namespaces=list(config.namespaces),
         liveness_endpoint=liveness,

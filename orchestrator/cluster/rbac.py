@@ -38,4 +38,8 @@ RULES: Final[list[dict[str, list[str]]]] = [
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "list"]},
     # kubernetes backend: list a Job's pods, to see a child that cannot start
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+    # operator: one driver per search (orchestrator/cluster/lease.py): read its Lease, create it
+    # the first time, update it to renew, take over an expired one or release it on shutdown
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+     "verbs": ["get", "create", "update"]},
 ]

@@ -241,6 +241,15 @@ def test_a_defaults_change_restarts_the_controller(helm: Helm) -> None:
     assert checksum() != checksum("--set", "children.queueName=other")
 
 
+def test_the_controller_may_run_several_replicas_each_search_driven_through_a_lease(
+        helm: Helm) -> None:
+    objects = helm.objects("--set", "controller.replicas=3")
+    assert named(objects, "Deployment", "-controller")["spec"]["replicas"] == 3
+    role = named(objects, "Role", "-controller")
+    assert {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+            "verbs": ["get", "create", "update"]} in role["rules"]
+
+
 # --- MLflow, PostgreSQL, MinIO ---------------------------------------------------------------
 
 def test_default_mlflow_keeps_sqlite_on_a_volume_and_artifacts_in_s3(default_objects: list[dict[str, Any]]) -> None:
@@ -370,7 +379,8 @@ def test_conflicting_or_missing_options_fail_with_a_clear_message(
 
 @pytest.mark.parametrize("setting,message", [
     ("colour=blue", "additional properties 'colour' not allowed"),
-    ("controller.replicas=2", "additional properties 'replicas' not allowed"),
+    ("controller.replicas=0", "minimum"),
+    ("controller.colour=blue", "additional properties 'colour' not allowed"),
     ("mlflow.backendStore.type=memory", "value must be one of"),
     ("controller.verbosity=5", "maximum"),
     ("controller.extraNamespaces[0]=Team_A", "does not match pattern"),

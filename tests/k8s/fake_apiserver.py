@@ -9,8 +9,8 @@ Implemented:
 
 - discovery: ``/version``, ``/api``, ``/api/v1``, ``/apis``, ``/apis/<group>/<version>``;
 - resources: ``batch/v1`` jobs (+ ``/status``), ``actsearch.io/v1alpha1`` activationsearches
-  (+ ``/status``), core ``v1`` pods (+ ``/log``, text set by the test) and events, all
-  namespaced; cluster-scoped ``apiextensions.k8s.io/v1`` customresourcedefinitions: once the
+  (+ ``/status``), core ``v1`` pods (+ ``/log``, text set by the test) and events,
+  ``coordination.k8s.io/v1`` leases (stored as sent: no field validation), all namespaced; cluster-scoped ``apiextensions.k8s.io/v1`` customresourcedefinitions: once the
   ActivationSearch CRD is stored here, its served schema (not this version's) checks the
   objects, so a CRD upgrade can be tested;
 - create (201; 409 AlreadyExists; 422 Invalid for bad names, label values, a Job without
@@ -105,6 +105,7 @@ KINDS = (
          ("status",), custom=True, short_names=("asearch",)),
     Kind("", "v1", "pods", "Pod", "pod", ("status", "log")),
     Kind("", "v1", "events", "Event", "event"),
+    Kind("coordination.k8s.io", "v1", "leases", "Lease", "lease"),
     Kind("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
          "customresourcedefinition", ("status",), short_names=("crd",), namespaced=False),
 )
@@ -121,6 +122,8 @@ class Request:
     namespace: str | None
     name: str | None = None
     body: Any = field(default=None, compare=False, hash=False)  # what the client sent
+    user: str | None = field(default=None, compare=False, hash=False)
+    """Who sent it: the user a ``grants`` token stands for, None for an administrator."""
 
 
 class ApiError(Exception):
@@ -991,8 +994,9 @@ class _Handler(BaseHTTPRequestHandler):
         token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else None
         try:
             with self.api._lock:
+                user = (self.api.grants.get(token or "") or (None,))[0]
                 self.api.requests.append(Request(verb, kind.group, resource, ns, name,
-                                                 copy.deepcopy(body)))
+                                                 copy.deepcopy(body), user))
                 self.api._authorize(token, verb, kind.group, resource, ns)
                 if verb in ("create", "update") and ns is not None:
                     self.api._admit_owners(token, kind, ns, body)

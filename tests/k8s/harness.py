@@ -133,13 +133,15 @@ class Children:
 
 @contextmanager
 def operator_running(api_client: Any, cluster_defaults: ClusterDefaults,
-                     namespaces: tuple[str, ...] = (NAMESPACE,)) -> Iterator[None]:
+                     namespaces: tuple[str, ...] = (NAMESPACE,), token: str = CONTROLLER_TOKEN,
+                     **settings: Any) -> Iterator[None]:
     """The operator in a thread, as `actsearch-ctl operator` runs it, with the controller
     ServiceAccount's token (the fake holds it to ``orchestrator.cluster.rbac.RULES``, as the chart's
-    Role would); stopped on exit."""
+    Role would); stopped on exit. ``settings``: more ``OperatorConfig`` fields (``identity``,
+    ``lease_seconds``, ``tick_workers``)."""
     stop, ready = threading.Event(), threading.Event()
-    controller_client = client_for(api_client.configuration.host, CONTROLLER_TOKEN)
-    config = OperatorConfig(controller_client, cluster_defaults, namespaces)
+    controller_client = client_for(api_client.configuration.host, token)
+    config = OperatorConfig(controller_client, cluster_defaults, namespaces, **settings)
     errors: list[BaseException] = []
 
     def target() -> None:

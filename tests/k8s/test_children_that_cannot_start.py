@@ -45,3 +45,13 @@ def test_children_whose_image_cannot_be_pulled_fail_naming_the_reason_and_their_
         assert failure is not None and "cannot start: ImagePullBackOff: " + PULL in failure
     assert apiserver.items("jobs", NAMESPACE) == []  # deleted, not left holding nodes
     wait_for(lambda: apiserver.items("pods", NAMESPACE) == [], 5, "their pods collected")
+    # seen on the search: a Warning Event per child naming the trial and the reason, and, all
+    # three having failed the same way, the ChildrenCannotStart condition and a sentence
+    events = [e for e in apiserver.items("events", NAMESPACE) if e.get("reason") == "ChildCannotStart"]
+    trials = sorted(r.trial_id for r in tracker.runs.values()
+                    if r.tags.get("actsearch.source") == "trained")
+    assert sorted(e["message"].split()[1] for e in events) == trials
+    assert all("(ImagePullBackOff)" in e["message"] and e["type"] == "Warning" for e in events)
+    (stuck,) = [c for c in final["conditions"] if c["type"] == "ChildrenCannotStart"]
+    assert stuck["status"] == "True" and stuck["reason"] == "ImagePullBackOff"
+    assert "Children cannot start: the last 3 failed with ImagePullBackOff" in final["message"]

@@ -1,0 +1,62 @@
+"""Which trial failures are Kubernetes refusing to start a child, and when they are systemic
+(``orchestrator.cluster.cannot_start``), and the ``ChildrenCannotStart`` condition built from
+them (``orchestrator.cluster.conditions.with_children_condition``): pure functions over the
+failure texts the Kubernetes backend writes."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.cluster.cannot_start import kubernetes_reason, systemic
+from orchestrator.cluster.conditions import conditions, with_children_condition
+from orchestrator.loop.trials import Trial
+from orchestrator.search.base import Candidate
+
+PULL = "crashed: pod s-t00001-x cannot start: ImagePullBackOff: Back-off pulling image \"nope:1\""
+CONFIG = "pod s-t00002-y cannot start: CreateContainerConfigError: secret \"s3-keys\" not found"
+PENDING = ("pod s-t00003-z was Pending for 901 s, more than max_pending_seconds (900): "
+           "Unschedulable: 0/3 nodes are available")
+REFUSED = "FailedCreate: pods \"s-t00004\" is forbidden: error looking up service account"
+
+
+@pytest.mark.parametrize(("failure", "reason"), [
+    (PULL, "ImagePullBackOff"), (CONFIG, "CreateContainerConfigError"),
+    (PENDING, "PendingTooLong"), (REFUSED, "FailedCreate"),
+    ("crashed: exit code 1", None), ("the training loss became nan at step 3", None), (None, None),
+])
+def test_the_kubernetes_reason_is_read_from_the_failure(failure: str | None, reason: str | None
+                                                          ) -> None:
+    assert kubernetes_reason(failure) == reason
+
+
+def trial(index: int, failure: str | None, finished: float, source: str = "trained") -> Trial:
+    return Trial(f"s-t{index:05d}", index, Candidate((1,), "relu(x)", 0.0, 0), "f", "done",
+                 source=source, reward=None if failure else 0.9, failure=failure,
+                 finished=finished)
+
+
+def test_the_same_reason_for_the_last_three_children_is_systemic() -> None:
+    trials = [trial(0, None, 1.0), trial(1, PULL, 2.0), trial(2, PULL, 3.0)]
+    assert systemic(trials) is None  # two in a row
+    trials.append(trial(3, PULL, 4.0))
+    found = systemic(trials)
+    assert found is not None and (found.reason, found.count) == ("ImagePullBackOff", 3)
+    assert systemic([*trials, trial(4, CONFIG, 5.0)]) is None  # another reason: not yet
+    assert systemic([*trials, trial(4, None, 5.0)]) is None  # a child started: over
+    # cache hits and duplicates say nothing about the cluster; order is by settling time
+    assert systemic([*trials, trial(5, None, 0.5), trial(6, None, 6.0, "cache")]) == found
+
+
+def test_the_condition_appears_when_true_and_stays_false_after() -> None:
+    base = conditions(None, "Running", "running", 1, now="t0")
+    assert with_children_condition(base, None, "", 1) == base  # never true: not written
+    stuck = with_children_condition(base, "ImagePullBackOff", "Children cannot start", 1, now="t1")
+    (c,) = [c for c in stuck if c["type"] == "ChildrenCannotStart"]
+    assert (c["status"], c["reason"], c["lastTransitionTime"]) == ("True", "ImagePullBackOff", "t1")
+    again = with_children_condition(stuck, "ImagePullBackOff", "still", 1, now="t2")
+    assert [c["lastTransitionTime"] for c in again if c["type"] == "ChildrenCannotStart"] == ["t1"]
+    over = with_children_condition(again, None, "The latest children started.", 2, now="t3")
+    (c,) = [c for c in over if c["type"] == "ChildrenCannotStart"]
+    assert (c["status"], c["reason"], c["lastTransitionTime"]) == ("False", "ChildrenStarted", "t3")
+    with pytest.raises(ValueError, match="CamelCase"):
+        with_children_condition(base, "not camel", "", 1)
