@@ -39,9 +39,11 @@ from orchestrator.loop.trials import (
     Trial,
     dedup_from,
     generation_metrics,
+    original_run,
     run_tags,
     summarize,
     trained,
+    trial_points,
 )
 from orchestrator.search.base import Learner, Result, Strategy
 from orchestrator.search.dedup import Dedup
@@ -67,6 +69,7 @@ class Controller:
     trials: list[Trial] = field(default_factory=list)
     parent_run_id: str | None = None
     generations_logged: int = 0
+    trials_logged: int = 0  # trials on the parent's per-trial series (not checkpointed)
     _dedup: Dedup = field(default_factory=Dedup)
     _dirty: bool = False
     _exhausted: bool = False  # the strategy has nothing left to propose (exhaustive)
@@ -102,6 +105,7 @@ class Controller:
             return
         self.strategy.load_state_dict(saved.strategy)
         self.trials, self.generations_logged = saved.trials, saved.generations_logged
+        self.trials_logged = trial_points(self.trials, 0)[1]  # logged before the restart
         self._dedup = dedup_from(self.trials)
         log.info("search %s: resumed from %s with %d trials (%d done)", self.name,
                  self.store.describe(CHECKPOINT_KEY), len(self.trials), len(self._in(DONE)))
@@ -131,6 +135,7 @@ class Controller:
             self._propose()
         self._launch()
         self._log_generations()
+        self._log_trials()
         if self._dirty:
             self.checkpoint()
         return self._finished()
@@ -189,28 +194,31 @@ class Controller:
             routed = self._dedup.route([cand], [trial.fingerprint])
             if routed.reused:
                 r = routed.reused[0]
-                results += self._settle_now(trial, r.reward, r.failure, "duplicate")
+                results += self._settle_now(trial, r.reward, r.failure, "duplicate",
+                                            original_run(self.trials, trial.fingerprint))
             elif not routed.evaluate:
                 trial.state, trial.source = HELD, "duplicate"
             else:
                 cached = self.tracker.cached_result(trial.fingerprint, self.config_hash)
                 if cached is not None:
-                    results += self._settle_now(trial, cached.reward, cached.failure, "cache")
+                    results += self._settle_now(trial, cached.reward, cached.failure, "cache",
+                                                cached.run_id)
         self._dirty = True
         self.checkpoint()  # proposals are durable before anything is launched
         if results:
             self.strategy.observe(results)
 
-    def _create_run(self, trial: Trial) -> str:
+    def _create_run(self, trial: Trial, duplicate_of: str | None = None) -> str:
         assert self.parent_run_id is not None
         return self.tracker.create_trial_run(self.name, self.parent_run_id, trial.trial_id,
-                                             run_tags(trial, self.config_hash))
+                                             run_tags(trial, self.config_hash, duplicate_of))
 
-    def _settle_now(self, trial: Trial, reward: float | None, failure: str | None, source: str
-                    ) -> list[Result]:
-        """Settle a trial without training it; its run records where the result came from."""
+    def _settle_now(self, trial: Trial, reward: float | None, failure: str | None, source: str,
+                    duplicate_of: str | None = None) -> list[Result]:
+        """Settle a trial without training it; its run records where the result came from (and
+        the run it repeats)."""
         trial.source = source
-        trial.run_id = self._create_run(trial)
+        trial.run_id = self._create_run(trial, duplicate_of)
         self.tracker.record_outcome(trial.run_id, reward, failure)
         return self._complete(trial, reward, failure)
 
@@ -270,7 +278,7 @@ class Controller:
         out = [trial.result]
         for dup in waiting:
             dup.reward, dup.failure, dup.state, dup.finished = reward, failure, DONE, self.clock()
-            dup.run_id = self._create_run(dup)
+            dup.run_id = self._create_run(dup, trial.run_id)
             self.tracker.record_outcome(dup.run_id, reward, failure)
             out.append(dup.result)
         return out
@@ -286,6 +294,13 @@ class Controller:
             assert self.parent_run_id is not None
             self.tracker.log_generation(self.parent_run_id, self.generations_logged, metrics)
             self.generations_logged, self._dirty = self.generations_logged + 1, True
+
+    def _log_trials(self) -> None:
+        """The parent's per-trial series (step = trial index), as trials finish in order."""
+        points, self.trials_logged = trial_points(self.trials, self.trials_logged)
+        for step, metrics in points:
+            assert self.parent_run_id is not None
+            self.tracker.log_metrics(self.parent_run_id, step, metrics)
 
     def progress(self) -> Progress:
         return summarize(self.trials, self.spec.budget.trials,
