@@ -283,6 +283,14 @@ class MlflowTracker:
         return None
 
 
+def experiment_id(tracking_uri: str, experiment: str) -> str | None:
+    """The id of ``experiment`` at ``tracking_uri`` (None when it does not exist yet)."""
+    from mlflow.tracking import MlflowClient
+
+    exp = MlflowClient(tracking_uri=tracking_uri).get_experiment_by_name(experiment)
+    return None if exp is None else str(exp.experiment_id)
+
+
 def _trial_filter(scope: Scope, search: str, trial_id: str | None = None) -> str:
     f = f"tags.`{scope.name_tag}` = {_q(search)} and tags.`{Tag.ROLE}` = {_q(scope.child_role)}"
     if trial_id is not None:
