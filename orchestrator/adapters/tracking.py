@@ -14,7 +14,12 @@ itself):
 | ``actsearch.config_hash`` | trial | hash of the child config |
 | ``actsearch.expression`` | trial | canonical expression |
 | ``actsearch.failure`` | trial | why it failed (``contract.FailureKind``: ``nan``, ``screened: …``, ``crashed: …``) |
+| ``actsearch.trial_index`` | trial | its place in the search (also the metric ``trial_index``) |
+| ``actsearch.duplicate_of`` | trial | the run whose result a duplicate or cache hit reuses |
+| ``actsearch.best_expression``, ``…best_math``, ``…best_val_accuracy`` | search | the winner, at the end |
 | ``mlflow.parentRunId`` | trial | the search's run id |
+| ``mlflow.runName`` | both | ``t7 · σ(β·x)·x`` for a trial; the winner and its accuracy for an ended search |
+| ``mlflow.note.content`` | search | the description: the winner, then the leaderboard |
 
 A benchmark (``actsearch-ctl benchmark``) uses the same calls under ``BENCHMARK`` scope: its
 parent run has ``actsearch.role`` ``benchmark`` and ``actsearch.benchmark`` its name, each cell's
