@@ -43,7 +43,8 @@ SEARCH = {
               "binary": ["add", "max", "mul", "sigmul"]},
     "strategy": {"name": "random"},
     "budget": {"trials": 4, "max_samples": 40},
-    "parallelism": 2,
+    "parallelism": 1,
+    "packing": 4,  # one process trains the four: quick on a loaded machine too
     "generation": 4,
     "seed": 3,
     "child": {"model": "mlp", "dataset": "digits", "steps": 20, "batch_size": 32, "lr": 0.05,
@@ -71,7 +72,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     root = tmp_path_factory.mktemp("ui")
     spec = root / "uiview.yaml"
     spec.write_text(yaml.safe_dump(SEARCH))
-    done = _ctl("run", str(spec), "--quiet", "--workdir", str(root / "work"), cwd=root, timeout=600)
+    done = _ctl("run", str(spec), "--quiet", "--workdir", str(root / "work"), cwd=root, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
     url_line = [ln for ln in done.stdout.splitlines() if "then open" in ln]
     assert url_line and "workflowType=machine_learning" in url_line[0], done.stdout[-2000:]
