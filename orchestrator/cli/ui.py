@@ -12,7 +12,6 @@ server needs no local UI: its URL is printed instead.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import quote
@@ -79,9 +78,7 @@ def ui(spec_path: str, workdir: str | None, host: str, port: int) -> None:
                                    "run it first (actsearch-ctl run / benchmark)")
     url = runs_url(f"http://{host}:{port}", experiment_id(uri, experiment))
     click.echo(f"MLflow UI for {name} ({uri}); the runs table:\n  {url}\n(Ctrl-C stops it)")
-    proc = subprocess.Popen(ui_command(uri, host, port), env={**os.environ, **LOW_RESOURCE_ENV})
-    try:
-        sys.exit(proc.wait())
-    except KeyboardInterrupt:
-        proc.terminate()
-        proc.wait()
+    sys.stdout.flush()
+    # this process becomes the server: Ctrl-C and SIGTERM reach it, nothing is left behind
+    cmd = ui_command(uri, host, port)
+    os.execve(cmd[0], cmd, {**os.environ, **LOW_RESOURCE_ENV})

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -84,7 +85,8 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     proc = subprocess.Popen(
         [sys.executable, "-m", "orchestrator.cli", "ui", str(spec), "--workdir",
          str(root / "work"), "--port", str(port)], cwd=root, text=True, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+        stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+        start_new_session=True)  # its own process group: the server's workers end with it
     try:
         assert proc.stdout is not None
         url = ""
@@ -95,7 +97,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         _wait_http(f"http://127.0.0.1:{port}/health", 120)
         yield {"url": url, "parent": parent, "port": port, "client": client}
     finally:
-        proc.terminate()
+        os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)
         if proc.stdout is not None:
             proc.stdout.close()
