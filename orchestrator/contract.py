@@ -337,6 +337,13 @@ PERMANENT_EXIT_CODES: Final[tuple[int, ...]] = (
 """Exit codes after which running the same child again cannot succeed."""
 
 
+REWARD: Final = "val_accuracy"
+"""The reward, under one name everywhere: the metric a child logs, the leaderboard's sort key,
+the parent run's per-trial series (step = trial index) and ``best_val_accuracy`` (best so far).
+The per-generation ``gen_mean_reward``/``gen_max_reward`` differ on purpose: a failed trial counts
+there as the strategy's ``failure_reward``."""
+
+
 class Tag:
     """MLflow tag names, on a search's (or benchmark's) parent run and on its children's runs.
 
@@ -375,8 +382,21 @@ class Tag:
     RESULT_MATH: Final = "actsearch.result_math"
     ONESHOT_OF: Final = "actsearch.oneshot_of"
     EVALUATION_RUN: Final = "actsearch.evaluation_run"
+    TRIAL_INDEX: Final = "actsearch.trial_index"
+    """A trial's place in its search (0, 1, ...): the x axis of the search's charts."""
+    DUPLICATE_OF: Final = "actsearch.duplicate_of"
+    """On a trial settled with another run's result (a duplicate or a cache hit): that run's id."""
+    BEST_EXPRESSION: Final = "actsearch.best_expression"
+    """On a finished search's parent run: the winner's canonical expression."""
+    BEST_MATH: Final = "actsearch.best_math"
+    BEST_VAL_ACCURACY: Final = "actsearch.best_val_accuracy"
+    """On a finished search's parent run: the winner's validation accuracy (the reward)."""
     PARENT_RUN: Final = "mlflow.parentRunId"
     """MLflow's own: the parent run of a nested run."""
+    RUN_NAME: Final = "mlflow.runName"
+    """MLflow's own: the run's name (the runs table's first column)."""
+    NOTE: Final = "mlflow.note.content"
+    """MLflow's own: the run's description (Markdown, shown on the run's page)."""
 
 
 class FailureKind(Enum):

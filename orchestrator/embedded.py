@@ -1,7 +1,11 @@
 """The embedded default: everything a search needs on one machine, wired from the spec.
 
-Unless the spec names them, MLflow is a SQLite file with artifacts beside it and checkpoints go
-to a local directory, all under ``<backend.local.workdir>/<search name>/``.
+Unless the spec names them, MLflow is one SQLite file for every search and benchmark run under
+the same ``backend.local.workdir`` (``<workdir>/mlflow.db``, artifacts in ``<workdir>/mlartifacts``),
+so they see each other (a benchmark's ``top: {search: quickstart}``, one ``actsearch-ctl ui`` for
+all); checkpoints and children's files go to ``<workdir>/<search name>/``. A search started before
+the store was shared kept its own ``<workdir>/<name>/mlflow.db``: while that file exists it is
+the search's store, so an old search resumes (and ``top`` reads it) where it was.
 """
 
 from __future__ import annotations
@@ -32,14 +36,27 @@ class Layout:
     storage_uri: str
 
 
+STORE_FILE = "mlflow.db"
+ARTIFACTS_DIR = "mlartifacts"
+
+
+def default_store(base: Path, name: str) -> Path:
+    """The folder holding the embedded MLflow store: the shared one at ``base``, or the
+    search's own (``base/name``) where one was made before the store was shared."""
+    own = base / name
+    return own if (own / STORE_FILE).exists() else base
+
+
 def layout(spec: SearchSpec | BenchmarkSpec, workdir: str | Path | None = None) -> Layout:
     """Where a search (or a benchmark) run on this machine keeps its things."""
-    root = Path(workdir or spec.backend.local.workdir).resolve() / spec.name
+    base = Path(workdir or spec.backend.local.workdir).resolve()
+    root = base / spec.name
     uri = spec.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI")
     artifacts = None
     if uri is None:
-        uri = f"sqlite:///{root / 'mlflow.db'}"
-        artifacts = (root / "mlartifacts").as_uri()
+        store = default_store(base, spec.name)
+        uri = f"sqlite:///{store / STORE_FILE}"
+        artifacts = (store / ARTIFACTS_DIR).as_uri()
     return Layout(root, uri, artifacts, spec.storage.uri or str(root / "checkpoints"))
 
 

@@ -14,7 +14,12 @@ itself):
 | ``actsearch.config_hash`` | trial | hash of the child config |
 | ``actsearch.expression`` | trial | canonical expression |
 | ``actsearch.failure`` | trial | why it failed (``contract.FailureKind``: ``nan``, ``screened: …``, ``crashed: …``) |
+| ``actsearch.trial_index`` | trial | its place in the search (also the metric ``trial_index``) |
+| ``actsearch.duplicate_of`` | trial | the run whose result a duplicate or cache hit reuses |
+| ``actsearch.best_expression``, ``…best_math``, ``…best_val_accuracy`` | search | the winner, at the end |
 | ``mlflow.parentRunId`` | trial | the search's run id |
+| ``mlflow.runName`` | both | ``t7 · σ(β·x)·x`` for a trial; the winner and its accuracy for an ended search |
+| ``mlflow.note.content`` | search | the description: the winner, then the leaderboard |
 
 A benchmark (``actsearch-ctl benchmark``) uses the same calls under ``BENCHMARK`` scope: its
 parent run has ``actsearch.role`` ``benchmark`` and ``actsearch.benchmark`` its name, each cell's
@@ -35,13 +40,14 @@ from functools import partial
 from typing import Any
 
 from orchestrator.adapters.retry import Backoff, retry
-from orchestrator.contract import FailureKind, Tag, failure_text, reusable_result
+from orchestrator.contract import REWARD, FailureKind, Tag, failure_text, reusable_result
 from orchestrator.echo import clip
 from orchestrator.errors import ConfigError, TemporaryUnavailable
+from orchestrator.space.naming import shorten
 
 log = logging.getLogger(__name__)
 
-REWARD_METRIC = "val_accuracy"
+REWARD_METRIC = REWARD
 POLL_PAGE = 200  # run ids per search_runs of a poll: a filter of ~8 KB
 _ENDED = "attributes.status != 'RUNNING' and attributes.status != 'SCHEDULED'"
 
@@ -176,13 +182,15 @@ class MlflowTracker:
             return found[0].info.run_id
         run = self._call(
             lambda: self.client.create_run(
-                self.experiment_id, run_name=search,
+                self.experiment_id, run_name=shorten(search, 250),
                 tags={Tag.ROLE: self.scope.role, self.scope.name_tag: search},
             ),
             f"MLflow create {self.scope.role} run",
         )
         run_id = run.info.run_id
         flat = _flatten(spec)
+        if "seed" in flat:  # the search's own seed, apart from each child's ``child.seed``
+            flat["search.seed"] = flat.pop("seed")
         self._call(lambda: self.client.log_batch(run_id, params=list(_params(flat))), "MLflow log params")
         self._call(lambda: self.client.log_dict(run_id, spec, "search_spec.json"),
                    "MLflow log spec")
@@ -193,6 +201,26 @@ class MlflowTracker:
 
         ms = [Metric(k, float(v), 0, step) for k, v in metrics.items()]
         self._call(lambda: self.client.log_batch(parent_run_id, metrics=ms), "MLflow log metrics")
+
+    def log_metrics(self, run_id: str, step: int, metrics: dict[str, float]) -> None:
+        """Metrics at one step (the parent's per-trial series: step = trial index)."""
+        self.log_generation(run_id, step, metrics)
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        """Tags on a run; ``Tag.RUN_NAME`` renames it, ``Tag.NOTE`` is its description."""
+        from mlflow.entities import RunTag
+
+        items = [RunTag(k, v[:8000]) for k, v in tags.items()]
+        self._call(lambda: self.client.log_batch(run_id, tags=items), "MLflow set tags")
+
+    def log_image(self, run_id: str, local_path: str, key: str, step: int = 0) -> None:
+        """A PNG as an MLflow image under ``key``: shown in the run's charts view."""
+        from PIL import Image
+
+        with Image.open(local_path) as im:
+            image = im.convert("RGB")
+        self._call(lambda: self.client.log_image(run_id, image, key=key, step=step),
+                   f"MLflow log image {key}")
 
     def log_text(self, run_id: str, text: str, path: str) -> None:
         self._call(lambda: self.client.log_text(run_id, text, path), f"MLflow log {path}")
@@ -219,6 +247,8 @@ class MlflowTracker:
         server, and the retry must then find that run instead of making a second one.
         """
         s = self.scope
+        tags = dict(tags)
+        run_name = shorten(tags.pop(Tag.RUN_NAME, trial_id), 250)  # MLflow's SQL column: 250
         all_tags = {
             Tag.PARENT_RUN: parent_run_id,
             Tag.ROLE: s.child_role,
@@ -233,9 +263,12 @@ class MlflowTracker:
             )
             if existing:
                 return existing[0].info.run_id
-            return self.client.create_run(
-                self.experiment_id, run_name=trial_id, tags=all_tags
+            run_id: str = self.client.create_run(
+                self.experiment_id, run_name=run_name, tags=all_tags
             ).info.run_id
+            if Tag.TRIAL_INDEX in all_tags:  # a metric, so charts can plot against it
+                self.client.log_metric(run_id, "trial_index", float(all_tags[Tag.TRIAL_INDEX]))
+            return run_id
 
         return self._call(find_or_create, f"MLflow create run for {trial_id}")
 
@@ -304,6 +337,14 @@ class MlflowTracker:
             if reusable_result(tr.status, tr.reward, tr.failure):
                 return tr
         return None
+
+
+def experiment_id(tracking_uri: str, experiment: str) -> str | None:
+    """The id of ``experiment`` at ``tracking_uri`` (None when it does not exist yet)."""
+    from mlflow.tracking import MlflowClient
+
+    exp = MlflowClient(tracking_uri=tracking_uri).get_experiment_by_name(experiment)
+    return None if exp is None else str(exp.experiment_id)
 
 
 def _trial_filter(scope: Scope, search: str, trial_id: str | None = None) -> str:

@@ -16,9 +16,10 @@ from typing import Any
 
 from orchestrator.adapters.tracking import BENCHMARK, SEARCH, MlflowTracker
 from orchestrator.backends.base import Backend
-from orchestrator.benchmark.results import Results, plot, to_json, to_markdown
+from orchestrator.benchmark.results import Results, plot, to_json, to_markdown, to_metrics
 from orchestrator.benchmark.runner import CHECKPOINT_KEY, BenchmarkRunner
 from orchestrator.benchmark.spec import BenchmarkSpec, TopSpec
+from orchestrator.contract import Tag
 from orchestrator.embedded import layout, local_backend, open_checkpoints
 from orchestrator.errors import ConfigError
 from orchestrator.loop.leaderboard import Entry, rank
@@ -86,6 +87,8 @@ def publish(runner: BenchmarkRunner, workdir: Path) -> tuple[Results, str, Path]
     text = to_markdown(res, f"benchmark {runner.name}")
     runner.tracker.log_text(run_id, text, REPORT_MD)
     runner.tracker.log_text(run_id, json.dumps(to_json(res), indent=2), REPORT_JSON)
+    runner.tracker.log_metrics(run_id, 0, to_metrics(res))
+    runner.tracker.set_tags(run_id, {Tag.NOTE: text})
     workdir.mkdir(parents=True, exist_ok=True)
     png = plot(res, workdir / REPORT_PNG)
     runner.tracker.log_file(run_id, str(png))

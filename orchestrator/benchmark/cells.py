@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from orchestrator.benchmark.spec import BenchmarkSpec, TopSpec, label_of
 from orchestrator.contract import PACK_FREE_FIELDS, Tag, TrainConfig
+from orchestrator.space.naming import shorten
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class Cell:
             Tag.DATASET: self.dataset,
             Tag.SEED: str(self.seed),
             Tag.CONFIG_HASH: self.config.config_hash(),
+            Tag.RUN_NAME: shorten(f"{self.label}·{self.model}·{self.dataset}·{self.seed}"),
         }
 
 

@@ -5,6 +5,7 @@ finished benchmark and ``actsearch-ctl benchmark-report`` agree with the runs on
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,6 +124,30 @@ def build(records: Iterable[Record], metric: str, baseline: str, tie_tolerance: 
         else:
             res.pending += 1
     return res
+
+
+def metric_key(*parts: str) -> str:
+    """An MLflow metric name from labels that may hold any character (``|x|``, ``σ``...)."""
+    return ".".join(re.sub(r"[^A-Za-z0-9_\-/ ]+", "_", p).strip("_") or "_" for p in parts)
+
+
+def to_metrics(res: Results) -> dict[str, float]:
+    """The parent run's metrics: per activation × model × dataset the median and its spread
+    (``lo``/``hi`` over seeds), per activation the sign test against the baseline (wins, ties,
+    losses and ``p_value``), so the compare view can plot and sort what the table says."""
+    out: dict[str, float] = {}
+    for label in res.labels:
+        for model, dataset in res.columns:
+            sm = res.summary(label, (model, dataset))
+            if sm.n:
+                for stat, value in (("median", sm.median), ("lo", sm.lo), ("hi", sm.hi)):
+                    out[metric_key(stat, label, model, dataset)] = value
+        if label != res.baseline:
+            t = res.sign_test(label)
+            out |= {metric_key("sign_wins", label): t.wins, metric_key("sign_ties", label): t.ties,
+                    metric_key("sign_losses", label): t.losses,
+                    metric_key("sign_p", label): t.p_value}
+    return {k: float(v) for k, v in out.items() if math.isfinite(float(v))}
 
 
 # ---------------------------------------------------------------------------------------------

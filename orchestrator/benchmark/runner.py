@@ -43,7 +43,7 @@ from orchestrator.benchmark.cells import (
     resolve_rows,
 )
 from orchestrator.benchmark.results import Results, build, records_from_runs
-from orchestrator.benchmark.spec import BenchmarkSpec
+from orchestrator.benchmark.spec import AXIS_FIELDS, BenchmarkSpec
 from orchestrator.loop.ledger import DONE, LAUNCHED, QUEUED, Ledger, Outcome
 from orchestrator.loop.polling import drive
 from orchestrator.loop.tracker import Tracker
@@ -134,6 +134,8 @@ class BenchmarkRunner:
 
     def _logged_spec(self) -> dict[str, Any]:
         spec = self.spec.model_dump(mode="json")
+        for axis in AXIS_FIELDS:  # each cell's own: the shared section's defaults were not used
+            spec["child"].pop(axis, None)
         spec["rows"] = [asdict(r) for r in self.rows]
         return spec
 

@@ -12,6 +12,7 @@ COMMANDS: dict[str, str] = {
     "space": "orchestrator.cli.space:space",
     "run": "orchestrator.cli.run:run",
     "top": "orchestrator.cli.run:top",
+    "ui": "orchestrator.cli.ui:ui",
     "search-sim": "orchestrator.cli.search_sim:search_sim",
     "benchmark": "orchestrator.cli.benchmark:benchmark",
     "benchmark-report": "orchestrator.cli.benchmark:benchmark_report",

@@ -98,7 +98,7 @@ def benchmark_report(target: str, tracking_uri: str | None, experiment: str | No
         to_markdown,
     )
     from orchestrator.benchmark.spec import load_benchmark
-    from orchestrator.embedded import layout
+    from orchestrator.embedded import STORE_FILE, default_store, layout
 
     if Path(target).is_file():
         spec = load_benchmark(target)
@@ -112,8 +112,8 @@ def benchmark_report(target: str, tracking_uri: str | None, experiment: str | No
         pairs = pairs or st.pairs
     else:
         name = target
-        root = Path(workdir or ".actsearch").resolve() / name
-        uri = tracking_uri or f"sqlite:///{root / 'mlflow.db'}"
+        store = default_store(Path(workdir or ".actsearch").resolve(), name)
+        uri = tracking_uri or f"sqlite:///{store / STORE_FILE}"
         exp = experiment or "actsearch"
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         raise ConfigError(f"no local tracking database for benchmark {name!r} at {uri}; "

@@ -6,6 +6,8 @@ from __future__ import annotations
 import functools
 import json
 import time
+from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,8 +17,9 @@ from rich.table import Table
 
 from orchestrator.cli.errors import ExpectedFailure, expected_errors
 from orchestrator.cli.options import run_with_progress
+from orchestrator.contract import Tag
 from orchestrator.errors import ConfigError
-from orchestrator.loop.leaderboard import Entry, rank
+from orchestrator.loop.leaderboard import Entry, accuracy_text, rank, rank_labels
 from orchestrator.space import parse, to_math
 
 if TYPE_CHECKING:  # the controller and the spec are imported by the commands that use them
@@ -45,12 +48,13 @@ def _progress_table(p: Progress, started: float, name: str) -> Table:
 
 
 def leaderboard_table(rows: list[Entry], title: str) -> Table:
-    t = Table(title=title)
-    for col in ("rank", "expression", "math", "val acc", "fingerprint"):
+    t = Table(title=title, caption="=k: tied on val accuracy with rank k"
+              if any(e.tied for e in rows) else None)
+    for col in ("rank", "expression", "math", "val acc", "test acc", "fingerprint"):
         t.add_column(col)
-    for i, e in enumerate(rows, 1):
-        t.add_row(str(i), e.expression, to_math(parse(e.expression)), f"{e.reward:.4f}",
-                  e.fingerprint)
+    for label, e in zip(rank_labels(rows), rows, strict=True):
+        t.add_row(label, e.expression, to_math(parse(e.expression)), f"{e.reward:.4f}",
+                  accuracy_text(e.test_accuracy), e.fingerprint)
     return t
 
 
@@ -93,12 +97,20 @@ def run(spec_path: str, resume: bool, workdir: str | None, top: int, quiet: bool
         console.print(f"edit applied on resume: {describe(ctl.amended)}", soft_wrap=True)
     _report(ctl, console, top, lay.workdir)
     console.print(f"checkpoints: {lay.storage_uri}")
-    console.print(f"browse the runs:  mlflow ui --backend-store-uri {lay.tracking_uri}",
-                  soft_wrap=True)
+    console.print(f"browse the runs:  actsearch-ctl ui {spec_path}", soft_wrap=True)
+    console.print(f"  then open {_runs_url(ctl, lay.tracking_uri)}", soft_wrap=True)
     if ctl.stopped is not None:  # the failure brake: the search did not spend its budget
         raise ExpectedFailure(f"search {spec.name} stopped: {ctl.stopped.message}; fix the "
                               f"cause (or raise the limit), then `actsearch-ctl run {spec_path} "
                               "--resume`")
+
+
+def _runs_url(ctl: Controller, tracking_uri: str) -> str:
+    """The runs table ``actsearch-ctl ui`` serves (or the tracking server's own)."""
+    from orchestrator.cli.ui import runs_url
+
+    base = "http://127.0.0.1:5000" if tracking_uri.startswith("sqlite:") else tracking_uri
+    return runs_url(base, getattr(ctl.tracker, "experiment_id", None))
 
 
 @click.command()
@@ -153,14 +165,22 @@ def top(target: str, tracking_uri: str | None, experiment: str | None, workdir: 
     if not runs:
         raise click.ClickException(f"no trials of search {spec.name!r} in {uri}")
     rows = rank(
-        (Entry(r.trial_id, r.expression or "", r.fingerprint or "", r.reward)
-         for r in runs.values() if r.reward is not None and r.expression and r.status == "FINISHED"),
+        (Entry(r.trial_id, r.expression or "", r.fingerprint or "", r.reward,
+               r.metrics.get("test_accuracy"), run_id=r.run_id)
+         for r in runs.values() if r.reward is not None and r.expression and r.status == "FINISHED"
+         and not _repeats(r.tags)),
         top,
     )
     if as_json:
-        click.echo(json.dumps([e.__dict__ for e in rows], indent=2))
+        click.echo(json.dumps([asdict(e) for e in rows], indent=2))
     else:
         Console().print(leaderboard_table(rows, f"leaderboard of {spec.name} ({len(runs)} trials)"))
+
+
+def _repeats(tags: Mapping[str, str]) -> bool:
+    """A run settled with another run's result (a duplicate, or a cache hit from another
+    search): its original is the leaderboard's row."""
+    return Tag.DUPLICATE_OF in tags or tags.get(Tag.SOURCE) in ("duplicate", "cache")
 
 
 def _cluster_tracking(spec: SearchSpec, tracking_uri: str | None, namespace: str | None,

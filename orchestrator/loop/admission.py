@@ -8,13 +8,13 @@ the checks (screen, this search's dedup, then the cross-search cache) is written
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from orchestrator.contract import FailureKind, failure_text
 from orchestrator.loop.tracker import TrialOutcome
-from orchestrator.loop.trials import Trial
+from orchestrator.loop.trials import Trial, original_run
 from orchestrator.search.dedup import Dedup
 from orchestrator.space.screen import screen
 from orchestrator.spec import SearchSpec
@@ -30,10 +30,12 @@ class Admission:
     source: Source
     reward: float | None = None
     failure: str | None = None
+    duplicate_of: str | None = None  # the run whose result a duplicate or cache hit repeats
 
 
 def admit(trial: Trial, spec: SearchSpec, dedup: Dedup,
-          cached: Callable[[str, str], TrialOutcome | None]) -> Admission:
+          cached: Callable[[str, str], TrialOutcome | None],
+          trials: Sequence[Trial] = ()) -> Admission:
     """The verdict on a freshly proposed ``trial`` (``dedup`` is updated as ``Dedup.route``
     does: a function to train is marked in flight)."""
     child = spec.child
@@ -43,10 +45,11 @@ def admit(trial: Trial, spec: SearchSpec, dedup: Dedup,
         return Admission("screen", None, failure_text(FailureKind.SCREENED, verdict.reason))
     routed = dedup.route([trial.candidate], [trial.fingerprint])
     if routed.reused:
-        return Admission("duplicate", routed.reused[0].reward, routed.reused[0].failure)
+        return Admission("duplicate", routed.reused[0].reward, routed.reused[0].failure,
+                         original_run(trials, trial.fingerprint))
     if not routed.evaluate:
         return Admission("held")
     hit = cached(trial.fingerprint, child.config_hash())
     if hit is not None:
-        return Admission("cache", hit.reward, hit.failure)
+        return Admission("cache", hit.reward, hit.failure, hit.run_id)
     return Admission("trained")

@@ -33,6 +33,7 @@ from orchestrator.loop.checkpoint import CHECKPOINT_KEY, encode, read
 from orchestrator.loop.leaderboard import Entry, rank
 from orchestrator.loop.ledger import DONE, LAUNCHED, QUEUED, Ledger, is_crash
 from orchestrator.loop.polling import drive
+from orchestrator.loop.series import log_generations, log_trials, logged_before
 from orchestrator.loop.tracker import Tracker
 from orchestrator.loop.trials import (
     HELD,
@@ -41,7 +42,7 @@ from orchestrator.loop.trials import (
     Trial,
     child_spec,
     dedup_from,
-    generation_metrics,
+    entries,
     run_tags,
     summarize,
     trained,
@@ -69,6 +70,7 @@ class Controller:
     trials: list[Trial] = field(default_factory=list)
     parent_run_id: str | None = None
     generations_logged: int = 0
+    trials_logged: int = 0  # trials on the parent's per-trial series (not checkpointed)
     _dedup: Dedup = field(default_factory=Dedup)
     _dirty: bool = False
     _exhausted: bool = False  # the strategy has nothing left to propose (exhaustive)
@@ -82,10 +84,6 @@ class Controller:
 
     def trial_id(self, index: int) -> str:
         return f"{self.name}-t{index:05d}"
-
-    @property
-    def config_hash(self) -> str:
-        return self.spec.child.config_hash()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -104,6 +102,7 @@ class Controller:
             return
         self.strategy.load_state_dict(saved.strategy)
         self.trials, self.generations_logged = saved.trials, saved.generations_logged
+        self.trials_logged = logged_before(self.trials)
         self._dedup = dedup_from(self.trials)
         log.info("search %s: resumed from %s with %d trials (%d done)", self.name,
                  self.store.describe(CHECKPOINT_KEY), len(self.trials), len(self._in(DONE)))
@@ -136,7 +135,7 @@ class Controller:
         if not self._in(QUEUED) and self._may_propose():
             self._propose()
         self._launch()
-        self._log_generations()
+        self._log_series()
         if self._dirty:
             self.checkpoint()
         return self._finished()
@@ -160,8 +159,7 @@ class Controller:
                                                          or self.gpu_hours() < b.gpu_hours)
 
     def _brake(self) -> bool:
-        """Stop when ``loop.brake`` says so, cancelling the children in flight (a resume
-        launches them again)."""
+        """Stop when ``loop.brake`` says so, cancelling the children in flight (resumed later)."""
         self.stopped = self.stopped or stop_reason(self.trials, self.spec.budget, self._since)
         if self.stopped is not None:
             log.error("search %s stopped: %s", self.name, self.stopped.message)
@@ -190,30 +188,31 @@ class Controller:
         child, results = self.spec.child, list[Result]()
         for cand in candidates:
             index = len(self.trials)
-            # with the child's numerics, as the child would: the run's tag, this search's dedup
-            # key and the cross-search cache key are one value (the child records it as given)
+            # with the child's numerics: run tag, dedup key and cache key are one value
             trial = Trial(self.trial_id(index), index, cand, fingerprint(cand.expr, child.numerics),
                           QUEUED)
             self.trials.append(trial)
-            verdict = admit(trial, self.spec, self._dedup, self.tracker.cached_result)
+            verdict = admit(trial, self.spec, self._dedup, self.tracker.cached_result, self.trials)
             if verdict.source == "held":
                 trial.state, trial.source = HELD, "duplicate"
             elif verdict.source != "trained":
-                results += self._settle_now(trial, verdict.reward, verdict.failure, verdict.source)
+                results += self._settle_now(trial, verdict.reward, verdict.failure, verdict.source,
+                                            verdict.duplicate_of)
         self.checkpoint()  # proposals are durable before anything is launched
         if results:
             self.strategy.observe(results)
 
-    def _create_run(self, trial: Trial) -> str:
+    def _create_run(self, trial: Trial, duplicate_of: str | None = None) -> str:
         assert self.parent_run_id is not None
         return self.tracker.create_trial_run(self.name, self.parent_run_id, trial.trial_id,
-                                             run_tags(trial, self.config_hash))
+                                             run_tags(trial, self.spec.child.config_hash(),
+                                                      duplicate_of))
 
-    def _settle_now(self, trial: Trial, reward: float | None, failure: str | None, source: str
-                    ) -> list[Result]:
-        """Settle a trial without training it; its run records where the result came from."""
+    def _settle_now(self, trial: Trial, reward: float | None, failure: str | None, source: str,
+                    duplicate_of: str | None = None) -> list[Result]:
+        """Settle a trial without training it; its run says where (and whose) the result is."""
         trial.source = source
-        trial.run_id = self._create_run(trial)
+        trial.run_id = self._create_run(trial, duplicate_of)
         self.tracker.record_outcome(trial.run_id, reward, failure)
         return self._complete(trial, reward, failure)
 
@@ -270,22 +269,25 @@ class Controller:
         out = [trial.result]
         for dup in waiting:
             dup.reward, dup.failure, dup.state, dup.finished = reward, failure, DONE, self.clock()
-            dup.run_id = self._create_run(dup)
+            dup.run_id = self._create_run(dup, trial.run_id)
             self.tracker.record_outcome(dup.run_id, reward, failure)
             out.append(dup.result)
         return out
 
     # -- reporting ----------------------------------------------------------------------------
 
-    def _log_generations(self) -> None:
-        """Per-generation metrics on the parent run, once each ``generation`` trials are done."""
+    def _log_series(self) -> None:
+        """The parent run's series (``loop.series``): per generation, and per trial."""
+        assert self.parent_run_id is not None
         updates = self.strategy.updates if isinstance(self.strategy, Learner) else []
-        while (metrics := generation_metrics(
-                self.trials, self.generations_logged, self.spec.generation,
-                self.spec.strategy.failure_reward, updates[-1].entropy if updates else None)):
-            assert self.parent_run_id is not None
-            self.tracker.log_generation(self.parent_run_id, self.generations_logged, metrics)
-            self.generations_logged, self._dirty = self.generations_logged + 1, True
+        logged = log_generations(self.tracker, self.parent_run_id, self.trials,
+                                 self.generations_logged, self.spec.generation,
+                                 self.spec.strategy.failure_reward,
+                                 updates[-1].entropy if updates else None)
+        self._dirty |= logged != self.generations_logged
+        self.generations_logged = logged
+        self.trials_logged = log_trials(self.tracker, self.parent_run_id, self.trials,
+                                        self.trials_logged)
 
     def progress(self) -> Progress:
         return summarize(self.trials, self.spec.budget.trials,
@@ -293,6 +295,5 @@ class Controller:
 
     def leaderboard(self, top: int = 10) -> list[Entry]:
         """Best distinct functions first (one row per fingerprint)."""
-        return rank((Entry(t.trial_id, t.candidate.expression, t.fingerprint, t.reward)
-                     for t in self.trials if t.state == DONE and t.reward is not None), top)
+        return rank(entries(self.trials), top)
 

@@ -10,20 +10,23 @@ checkpoint; the dedup table, the progress and the per-generation metrics are reb
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from orchestrator.contract import Tag, TrainConfig, TrialSpec
+from orchestrator.contract import REWARD, Tag, TrainConfig, TrialSpec
+from orchestrator.loop.leaderboard import Entry
 from orchestrator.loop.ledger import DONE, LAUNCHED, QUEUED, is_crash, launch_of
 from orchestrator.search.base import Candidate, Result
 from orchestrator.search.dedup import Dedup
 from orchestrator.space.expr import to_math
+from orchestrator.space.naming import trial_run_name
 
 HELD = "held"
 
 __all__ = ["DONE", "HELD", "LAUNCHED", "QUEUED", "Progress", "Stop", "Trial", "child_spec",
-           "dedup_from", "generation_metrics", "summarize", "trained"]
+           "dedup_from", "generation_metrics", "original_run", "run_tags", "summarize",
+           "trained", "trial_points"]
 
 
 @dataclass
@@ -75,15 +78,51 @@ def child_spec(trial: Trial, search: str, experiment: str, child: TrainConfig) -
                      ).model_dump(mode="json", exclude={"run_id"})
 
 
-def run_tags(trial: Trial, config_hash: str) -> dict[str, str]:
-    """The tags of a trial's MLflow run: what the evaluation cache and the UI look it up by."""
-    return {
+def run_tags(trial: Trial, config_hash: str, duplicate_of: str | None = None) -> dict[str, str]:
+    """The tags of a trial's MLflow run: what the evaluation cache and the UI look it up by, its
+    name for people (``t7 · σ(β·x)·x``) and, for a result reused from another run, that run."""
+    tags = {
         Tag.FINGERPRINT: trial.fingerprint,
         Tag.CONFIG_HASH: config_hash,
         Tag.EXPRESSION: trial.candidate.expression,
         Tag.MATH: to_math(trial.candidate.expr),
         Tag.SOURCE: trial.source,
+        Tag.TRIAL_INDEX: str(trial.index),
+        Tag.RUN_NAME: trial_run_name(trial.index, trial.candidate.expr),
     }
+    if duplicate_of is not None:
+        tags[Tag.DUPLICATE_OF] = duplicate_of
+    return tags
+
+
+def original_run(trials: Iterable[Trial], fingerprint: str) -> str | None:
+    """The run of the trial whose result a duplicate of ``fingerprint`` repeats."""
+    return next((t.run_id for t in sorted(trials, key=lambda t: t.index)
+                 if t.fingerprint == fingerprint and t.source in ("trained", "cache")
+                 and t.state == DONE and t.run_id is not None), None)
+
+
+def trial_points(trials: Sequence[Trial], start: int) -> tuple[list[tuple[int, dict[str, float]]], int]:
+    """The parent run's per-trial series from trial ``start`` on, as far as trials are done in
+    index order: ``trial_val_accuracy`` at step = trial index (none for a failure) and the best
+    so far (``best_val_accuracy``; its latest value is the winner's). Returns the points and where
+    the next call starts."""
+    ordered = sorted(trials, key=lambda t: t.index)
+    best = max((t.reward for t in ordered[:start] if t.reward is not None), default=None)
+    points: list[tuple[int, dict[str, float]]] = []
+    i = start
+    while i < len(ordered) and ordered[i].state == DONE:
+        t = ordered[i]
+        metrics: dict[str, float] = {}
+        if t.reward is not None:
+            metrics["trial_" + REWARD] = t.reward
+            best = t.reward if best is None else max(best, t.reward)
+        if best is not None:
+            metrics["best_" + REWARD] = best
+        if metrics:
+            points.append((t.index, metrics))
+        i += 1
+    return points, i
 
 
 def dedup_from(trials: list[Trial]) -> Dedup:
@@ -168,7 +207,6 @@ def generation_metrics(trials: Sequence[Trial], step: int, size: int, failure_re
     metrics = {
         "gen_mean_reward": sum(rewards) / len(rewards),
         "gen_max_reward": max(rewards),
-        "best_reward": max((t.reward for t in done if t.reward is not None), default=0.0),
         "unique_functions": len({t.fingerprint for t in trials}),
         "cache_hits": sum(t.source == "cache" for t in trials),
         "duplicates": sum(t.source == "duplicate" for t in trials),
@@ -178,3 +216,10 @@ def generation_metrics(trials: Sequence[Trial], step: int, size: int, failure_re
     if entropy is not None:
         metrics["policy_entropy"] = entropy
     return metrics
+
+
+def entries(trials: Iterable[Trial]) -> Iterator[Entry]:
+    """The leaderboard's rows: every trial done with a reward (``leaderboard.rank`` keeps the
+    best of each function)."""
+    return (Entry(t.trial_id, t.candidate.expression, t.fingerprint, t.reward)
+            for t in trials if t.state == DONE and t.reward is not None)

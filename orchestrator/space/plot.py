@@ -10,6 +10,7 @@ import torch
 
 from orchestrator.space.activation import ActivationRef, activation_math
 from orchestrator.space.module import build_site
+from orchestrator.space.naming import has_beta
 from orchestrator.space.ops import Numerics
 
 
@@ -34,6 +35,7 @@ def plot_functions(
     numerics: Numerics = "safe",
 ) -> Path:
     """Write a PNG with f (left) and f' (right) of each expression; returns the path."""
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -44,7 +46,8 @@ def plot_functions(
     fig, (ax_f, ax_g) = plt.subplots(1, 2, figsize=(10, 4))
     for expr, beta, label in zip(exprs, betas, labels, strict=True):
         x, y, g = curve(expr, beta=beta, numerics=numerics)
-        shown = f"{label} (β={beta:.3g})"
+        # β only where the function has one: a legend "(β=1)" on ReLU would be noise
+        shown = f"{label} (β={beta:.3g})" if has_beta(expr) else label
         ax_f.plot(x, y, label=shown)
         ax_g.plot(x, g, label=shown)
     for ax, title in ((ax_f, "f(x)"), (ax_g, "f'(x)")):

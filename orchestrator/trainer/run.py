@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.contract import FailureKind, PackSpec, Tag, TrialSpec, failure_text
-from orchestrator.space.activation import activation_math
+from orchestrator.space.activation import Builtin, activation_math
+from orchestrator.space.naming import has_beta, structure_params
 from orchestrator.space.plot import plot_functions
 from orchestrator.trainer import data as data_mod
 from orchestrator.trainer import loop
@@ -64,11 +65,15 @@ def code_version() -> str:
 
 
 def params_of(spec: TrialSpec) -> dict[str, Any]:
-    """MLflow params: the expression in both forms, every child setting, the code version."""
+    """MLflow params: the expression in both forms, every child setting under ``child.`` (the
+    names the search's parent run uses), the function's structure (``unit1.binary`` ..., for
+    parallel coordinates and group-by) and the code version."""
+    structure = {} if isinstance(spec.activation, Builtin) else structure_params(spec.activation)
     return {
         "expression": spec.expression,
         "expression_math": activation_math(spec.activation),
-        **spec.child.model_dump(mode="json"),
+        **{f"child.{k}": v for k, v in spec.child.model_dump(mode="json").items()},
+        **structure,
         "code_version": code_version(),
     }
 
@@ -182,7 +187,7 @@ def _finish(spec: TrialSpec, tracker: RunTracker, outcome: loop.Outcome) -> None
         "test_accuracy": outcome.test_accuracy, "test_loss": outcome.test_loss,
         "wall_time_s": outcome.wall_time_s, "steps_per_s": outcome.steps_per_s,
     }
-    if math.isfinite(outcome.beta_mean):  # built-in activations have no β
+    if has_beta(spec.activation) and math.isfinite(outcome.beta_mean):  # only a β it reads
         final["beta_mean"] = outcome.beta_mean
     tracker.on_metrics(cfg.steps, final)
     tracker.set_tags({Tag.MODE: outcome.mode})
@@ -192,6 +197,7 @@ def _finish(spec: TrialSpec, tracker: RunTracker, outcome: loop.Outcome) -> None
                              labels=[f"{activation_math(spec.activation)} (learned)"],
                              numerics=cfg.numerics)
         tracker.log_file(png)
+        tracker.log_image(png, "activation", cfg.steps)  # shown in the run's charts view
         if cfg.save_weights:
             import torch
 

@@ -121,6 +121,15 @@ class RunTracker:
     def log_file(self, path: Path, artifact_dir: str | None = None) -> None:
         self._call(f"uploading {path.name}", lambda: self.client.log_artifact(self.run_id, str(path), artifact_dir))
 
+    def log_image(self, path: Path, key: str, step: int) -> None:
+        """A PNG as an MLflow image under ``key``: the run's charts view shows it."""
+        from PIL import Image
+
+        with Image.open(path) as im:
+            image = im.convert("RGB")
+        self._call(f"logging image {key}",
+                   lambda: self.client.log_image(self.run_id, image, key=key, step=step))
+
     def finish(self, status: str) -> None:
         self._call(f"ending the run as {status}", lambda: self.client.set_terminated(self.run_id, status=status))
 

@@ -81,7 +81,7 @@ def test_the_quick_benchmark_runs_end_to_end_and_its_table_matches_the_logged_va
         assert r.info.status == "FINISHED"
         assert r.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert r.data.tags["actsearch.cell"].startswith("benchmark-quick-")
-        assert r.data.params["model"] == "mlp" and r.data.params["seed"] == r.data.tags["actsearch.seed"]
+        assert r.data.params["child.model"] == "mlp" and r.data.params["child.seed"] == r.data.tags["actsearch.seed"]
     assert {r.data.tags["actsearch.expression"] for r in cells} == {
         "max(relu(x), relu(x))", "sigmul(mul_beta(x), id(x))", "builtin:prelu"}
 
@@ -169,7 +169,7 @@ def test_a_packed_benchmark_trains_each_cell_into_its_own_run_and_assembles_its_
         assert "val_accuracy" in r.data.metrics and "test_accuracy" in r.data.metrics
         assert r.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert r.data.tags["actsearch.trial"] == r.data.tags["actsearch.cell"]
-        assert r.data.params["seed"] == r.data.tags["actsearch.seed"]
+        assert r.data.params["child.seed"] == r.data.tags["actsearch.seed"]
     assert sorted(int(r.data.tags["actsearch.pack_size"]) for r in cells) == [2, 2, 4, 4, 4, 4]
 
     # two processes, one per pack, each directory named by its pack id

@@ -42,7 +42,10 @@ def test_params_tags_metrics_and_the_plot_land_where_the_controller_looks(
     assert run.info.status == "FINISHED"
     p, t, m = run.data.params, run.data.tags, run.data.metrics
     assert p["expression"] == SWISH and p["expression_math"] == "σ(β·x)·x"
-    assert (p["model"], p["dataset"], p["steps"], p["seed"]) == ("mlp", "digits", "120", "0")
+    assert (p["child.model"], p["child.dataset"], p["child.steps"], p["child.seed"]) == (
+        "mlp", "digits", "120", "0")  # the names the search's parent run uses
+    assert (p["unit1.binary"], p["unit1.unary1"], p["unit1.unary2"], p["unit1.inputs"]) == (
+        "sigmul", "mul_beta", "id", "x,x")  # the function's structure, for the compare view
     assert p["code_version"].startswith(("0.", "unknown")) and "+src." in p["code_version"]
     assert (t["actsearch.search"], t["actsearch.trial"]) == ("s-demo", "t-0007")
     assert t["actsearch.fingerprint"] == fingerprint(parse(SWISH), "safe")  # the child's numerics
@@ -57,6 +60,7 @@ def test_params_tags_metrics_and_the_plot_land_where_the_controller_looks(
 
     artifacts = {f.path for f in client.list_artifacts(run_id)}
     assert {"activation.png", "config.json"} <= artifacts
+    assert "images" in artifacts  # the plot as an MLflow image too (the charts view shows it)
     keys = [k for k in _objects(s3_client, s3_bucket) if run_id in k]
     png = next(k for k in keys if k.endswith("/activation.png"))
     assert png.startswith(f"{mlflow_server.extra['prefix']}/")

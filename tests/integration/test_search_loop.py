@@ -25,6 +25,7 @@ from orchestrator.adapters.retry import Backoff
 from orchestrator.adapters.storage import S3Store, load_state
 from orchestrator.adapters.tracking import MlflowTracker
 from orchestrator.embedded import build_controller
+from orchestrator.loop.report import publish
 from orchestrator.space import parse
 from orchestrator.space.fingerprint import fingerprint
 from orchestrator.spec import parse_spec
@@ -101,6 +102,29 @@ def test_a_small_search_runs_end_to_end(
         assert ledger[r.data.tags["actsearch.trial"]]["reward"] == r.data.metrics["val_accuracy"]
         assert ledger[r.data.tags["actsearch.trial"]]["fingerprint"] == r.data.tags["actsearch.fingerprint"]
     assert state["strategy"]  # the policy, optimizer, baseline and RNG travel with the ledger
+
+    # the researcher's view: names, the parent's per-trial series, the winner in the description
+    for r in children:
+        index = int(r.data.tags["actsearch.trial_index"])
+        assert r.info.run_name.startswith(f"t{index} · ")
+        assert r.data.metrics["trial_index"] == index
+    assert parent.data.params["search.seed"] == "0" and "seed" not in parent.data.params
+    history = client.get_metric_history(parent.info.run_id, "best_val_accuracy")
+    assert [m.step for m in history] == sorted(int(r.data.tags["actsearch.trial_index"])
+                                               for r in children)
+    assert [m.value for m in history] == sorted(m.value for m in history)  # best so far
+    rows, _ = publish(ctl, 10, tmp_path / "report")
+    done = client.get_run(parent.info.run_id)
+    best = max(trained, key=lambda r: r.data.metrics["val_accuracy"])
+    tags = done.data.tags
+    assert float(tags["actsearch.best_val_accuracy"]) == round(best.data.metrics["val_accuracy"], 4)
+    assert rows[0].reward == best.data.metrics["val_accuracy"]
+    assert tags["actsearch.best_expression"] == rows[0].expression
+    assert rows[0].test_accuracy == client.get_run(rows[0].run_id).data.metrics["test_accuracy"]
+    assert tags["actsearch.best_math"] in done.info.run_name
+    assert tags["actsearch.best_math"] in tags["mlflow.note.content"]
+    assert "| rank | expression |" in tags["mlflow.note.content"]
+    assert any(a.path == "images" for a in client.list_artifacts(parent.info.run_id))
 
 
 def test_a_sigkilled_controller_resumes_with_every_trial_exactly_once(

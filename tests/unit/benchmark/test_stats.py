@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from orchestrator.benchmark.results import Record, build, to_json, to_markdown
+from orchestrator.benchmark.results import Record, build, to_json, to_markdown, to_metrics
 from orchestrator.benchmark.stats import outcome, sign_test, sign_test_p, summarize
 
 
@@ -74,3 +74,14 @@ def test_pairing_by_seed_compares_each_seed_present_on_both_sides() -> None:
     t = res.sign_test("Swish")
     assert (t.wins, t.ties, t.losses) == (3, 0, 2)
     assert res.marks("Swish") == {("mlp", "digits"): "2/0/1", ("cnn", "digits"): "1/0/1"}
+
+
+def test_the_parent_run_gets_medians_spreads_and_sign_tests_as_metrics() -> None:
+    res = build(_records() + [Record(2, "|x|", "abs", "mlp", "digits", 0, 0.5)],
+                "test_accuracy", "ReLU")
+    m = to_metrics(res)
+    assert m["median.Swish.cnn.digits"] == pytest.approx(0.815)
+    assert (m["lo.Swish.cnn.digits"], m["hi.Swish.cnn.digits"]) == (0.81, 0.82)
+    assert (m["sign_wins.Swish"], m["sign_losses.Swish"], m["sign_p.Swish"]) == (1.0, 1.0, 1.0)
+    assert "sign_p.ReLU" not in m  # the baseline is not tested against itself
+    assert m["median.x.mlp.digits"] == 0.5  # a label MLflow would refuse, made a valid key

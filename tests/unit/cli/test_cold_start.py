@@ -44,7 +44,7 @@ def test_looking_around_imports_no_torch_mlflow_kubernetes_or_matplotlib(args: t
 
 def test_every_subcommand_keeps_its_name_and_loads_on_demand() -> None:
     assert sorted(COMMANDS) == sorted([
-        "space", "run", "top", "search-sim", "benchmark", "benchmark-report", "oneshot",
+        "space", "run", "top", "ui", "search-sim", "benchmark", "benchmark-report", "oneshot",
         "submit", "list", "status", "logs", "retry", "cancel", "crd", "operator",
     ])
     ctx = click.Context(main)

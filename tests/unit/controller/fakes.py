@@ -47,6 +47,8 @@ class FakeTracker:
     texts: dict[tuple[str, str], str] = field(default_factory=dict)
     creates: int = 0
     polls: list[dict[str, str | None]] = field(default_factory=list)
+    points: list[tuple[str, int, dict[str, float]]] = field(default_factory=list)
+    tags: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def start_search(self, search: str, spec: dict[str, Any]) -> str:
         return self.searches.setdefault(search, f"parent-{search}")
@@ -98,6 +100,15 @@ class FakeTracker:
 
     def log_generation(self, parent_run_id: str, step: int, metrics: dict[str, float]) -> None:
         self.generations.append((parent_run_id, step, metrics))
+
+    def log_metrics(self, run_id: str, step: int, metrics: dict[str, float]) -> None:
+        self.points.append((run_id, step, metrics))
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        self.tags.setdefault(run_id, {}).update(tags)
+
+    def log_image(self, run_id: str, local_path: str, key: str, step: int = 0) -> None:
+        self.texts[(run_id, f"image:{key}")] = "<image>"
 
     def log_text(self, run_id: str, text: str, path: str) -> None:
         self.texts[(run_id, path)] = text

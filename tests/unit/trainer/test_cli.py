@@ -70,7 +70,7 @@ def test_options_override_the_spec_file_and_a_run_is_created_and_finished(tmp_pa
     out = json.loads(result.output.strip().splitlines()[-1])
     (run,) = _runs(store)
     assert run.info.run_id == out["run_id"] and run.info.status == "FINISHED"
-    assert run.data.params["steps"] == "30" and run.data.params["model"] == "mlp"
+    assert run.data.params["child.steps"] == "30" and run.data.params["child.model"] == "mlp"
     assert run.data.tags["actsearch.trial"] == "t-0001"
     assert run.data.metrics["val_accuracy"] == pytest.approx(out["val_accuracy"])
 
