@@ -43,6 +43,7 @@ from orchestrator.adapters.retry import Backoff, retry
 from orchestrator.contract import REWARD, FailureKind, Tag, failure_text, reusable_result
 from orchestrator.echo import clip
 from orchestrator.errors import ConfigError, TemporaryUnavailable
+from orchestrator.redact import redact, redact_data
 from orchestrator.space.naming import shorten
 
 log = logging.getLogger(__name__)
@@ -128,8 +129,9 @@ class MlflowTracker:
         try:
             self.client = MlflowClient(tracking_uri=tracking_uri)
         except (MlflowException, ValueError) as e:
-            raise ConfigError(f"tracking URI {clip(tracking_uri)!r} cannot be used: "
-                              f"{clip(str(e).splitlines()[0] if str(e) else type(e).__name__, 200)}") from e
+            raise ConfigError(redact(
+                f"tracking URI {clip(tracking_uri)!r} cannot be used: "
+                f"{clip(str(e).splitlines()[0] if str(e) else type(e).__name__, 200)}")) from e
         self.backoff = backoff
         # what this tracker cost the server: calls made (each attempt of a retried one), and
         # runs read back by searches (the benchmark and the tests of polling read these)
@@ -146,7 +148,7 @@ class MlflowTracker:
             self.requests += 1
             return fn()
 
-        return retry(counted, f"{what} at {self.tracking_uri}", _transient, self.backoff)
+        return retry(counted, f"{what} at {redact(self.tracking_uri)}", _transient, self.backoff)
 
     def _ensure_experiment(self, name: str) -> str:
         exp = self.client.get_experiment_by_name(name)
@@ -176,7 +178,9 @@ class MlflowTracker:
         return f"tags.`{s.name_tag}` = {_q(name)} and tags.`{Tag.ROLE}` = {_q(s.role)}"
 
     def start_search(self, search: str, spec: dict[str, Any]) -> str:
-        """The search's parent run, created once; a restarted controller gets the same run."""
+        """The search's parent run, created once; a restarted controller gets the same run. Its
+        params and ``search_spec.json`` are the spec with every URI's credentials redacted."""
+        spec = redact_data(spec)
         found = self._search(self._parent_filter(search), 1)
         if found:
             return found[0].info.run_id
@@ -427,6 +431,7 @@ def check_server(client: Any, uri: str, experiment: str, timeout: float,
     from mlflow.utils.rest_utils import http_request
 
     store: Any = getattr(getattr(client, "_tracking_client", None), "store", None)
+    shown = redact(uri)  # quoted in errors and warnings; ``uri`` itself may carry a password
     if not uri.startswith(("http://", "https://")) or not hasattr(store, "get_host_creds"):
         return
     deadline = clock() + timeout
@@ -437,23 +442,23 @@ def check_server(client: Any, uri: str, experiment: str, timeout: float,
                                 timeout=max(1, min(10, math.ceil(deadline - clock()))),
                                 raise_on_status=False, params={"experiment_name": experiment})
             if resp.status_code < 500:
-                _check_answer(resp, uri)
+                _check_answer(resp, shown)
                 return
             last = f"HTTP {resp.status_code}"
         except ConfigError:
             raise
         except Exception as e:
             if not _transient(e):
-                raise ConfigError(f"tracking URI {clip(uri)!r} cannot be used: "
-                                  f"{clip(str(e), 200)}") from e
-            last = clip(str(e), 200)
+                raise ConfigError(f"tracking URI {clip(shown)!r} cannot be used: "
+                                  f"{clip(redact(str(e)), 200)}") from e
+            last = clip(redact(str(e)), 200)
         if clock() + delay >= deadline:
             raise TemporaryUnavailable(
-                f"MLflow tracking server {clip(uri)} did not answer within {timeout:g} s "
+                f"MLflow tracking server {clip(shown)} did not answer within {timeout:g} s "
                 f"(last: {last}); is it running and reachable from here? "
                 f"${TRACKING_TIMEOUT_ENV} sets how long to wait")
         log.warning("MLflow tracking server %s not answering (%s); retry in %.1f s",
-                    clip(uri), last, delay)
+                    clip(shown), last, delay)
         sleep(delay)
         delay = min(delay * 2, 10.0)
 

@@ -20,6 +20,14 @@ Pending or a Job kept from creating one by a ResourceQuota; the backend then del
 The failure names the Kubernetes reason and message. A running pod's container start is the
 child's ``started_at``.
 
+Credentials never appear in a Job as plain values (anyone who may read Jobs or pods would read
+them): a URI with ``user:password@`` in a child's environment is refused (``plain_credentials``,
+checked before any Job exists), and children get credentials only through ``envFrom`` of the
+Secrets the spec names: ``credentials_secret`` (a read-only S3 key for data sets) and
+``tracking_secret`` (MLflow basic authentication). With ``instance`` (the chart's release) a
+child is labelled ``app.kubernetes.io/instance``, which the chart's NetworkPolicy admits to MLflow
+and MinIO.
+
 ``job_manifest``, ``job_state`` and ``pods_state`` are pure functions over plain data, so tests
 assert on dicts; ``KubernetesBackend`` is the thin layer that talks through the adapter.
 """
@@ -48,6 +56,8 @@ from orchestrator.adapters.kube import (
 from orchestrator.adapters.retry import Backoff
 from orchestrator.backends.base import ChildState, Launch
 from orchestrator.contract import PERMANENT_EXIT_CODES, TRIAL_SPEC_ENV, TrainConfig
+from orchestrator.errors import ConfigError
+from orchestrator.redact import has_credentials, redact
 from orchestrator.spec import KubernetesBackendSpec
 
 log = logging.getLogger(__name__)
@@ -64,6 +74,7 @@ __all__ = [
     "job_manifest",
     "job_state",
     "pack_members",
+    "plain_credentials",
     "pods_state",
 ]
 
@@ -85,6 +96,7 @@ DEADLINE_SECONDS_PER_STEP = 1.0
 second per training step, ten to a hundred times what a step takes on a GPU (a ResNet-20 step
 at batch 128 takes 10-100 ms): a net for a hung child, not a budget."""
 SEARCH_LABEL = f"{GROUP}/search"
+INSTANCE_LABEL = "app.kubernetes.io/instance"
 TRIAL_LABEL = f"{GROUP}/trial"
 PACK_LABEL = f"{GROUP}/pack"
 TRIALS_ANNOTATION = f"{GROUP}/trials"
@@ -116,6 +128,21 @@ def pack_members(annotations: dict[str, str] | None) -> list[str]:
     return [t for t in value.split(",") if t]
 
 
+def plain_credentials(env: dict[str, str]) -> None:
+    """Refuse (ConfigError) an environment for a Job that holds a URI with credentials
+    (``http://user:password@mlflow``): a Job's env values are plain text to whoever may read
+    Jobs or pods in the namespace. The message names the variable and the way out, never the
+    password."""
+    for name, value in sorted(env.items()):
+        if has_credentials(value):
+            raise ConfigError(
+                f"{name} {redact(value)!r} carries credentials (user:password@), which a child "
+                "Job would hold as a plain value: remove them from the URI and put them in a "
+                "Secret with the keys MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, "
+                "named by backend.kubernetes.tracking_secret (the chart: mlflow.auth or "
+                "tracking.existingSecret); the controller reads the same variables")
+
+
 def job_manifest(
     launch: Launch,
     search: str,
@@ -123,9 +150,14 @@ def job_manifest(
     settings: KubernetesBackendSpec,
     owner_uid: str | None = None,
     s3_endpoint: str | None = None,
+    instance: str | None = None,
 ) -> dict[str, Any]:
-    """The Job of one launch (a trial, or a pack of trials), as the API server expects it."""
+    """The Job of one launch (a trial, or a pack of trials), as the API server expects it;
+    ConfigError for an environment with credentials in it (``plain_credentials``)."""
+    plain_credentials(launch.env)
     labels = child_labels(search, launch.trial_id, launch.is_pack)
+    if instance:
+        labels[INSTANCE_LABEL] = instance
     annotations = {TRIALS_ANNOTATION: ",".join(launch.members)} if launch.is_pack else {}
     if settings.queue_name:
         labels["kueue.x-k8s.io/queue-name"] = settings.queue_name
@@ -156,8 +188,9 @@ def job_manifest(
             {"name": "dshm", "mountPath": "/dev/shm"},
         ],
     }
-    if settings.credentials_secret:
-        container["envFrom"] = [{"secretRef": {"name": settings.credentials_secret}}]
+    secrets = [n for n in (settings.credentials_secret, settings.tracking_secret) if n]
+    if secrets:
+        container["envFrom"] = [{"secretRef": {"name": n}} for n in dict.fromkeys(secrets)]
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
@@ -327,6 +360,7 @@ class KubernetesBackend:
         s3_endpoint: str | None = None,
         backoff: Backoff = DEFAULT_BACKOFF,
         clock: Callable[[], float] = time.time,
+        instance: str | None = None,
     ) -> None:
         self.cluster = cluster.with_backoff(backoff)
         self.clock = clock
@@ -336,12 +370,13 @@ class KubernetesBackend:
         self.settings = settings
         self.owner_uid = owner_uid
         self.s3_endpoint = s3_endpoint
+        self.instance = instance
         self.gpus_per_child = settings.gpus
         self.reports_start = True  # a pod's container start (it may wait long for a node)
 
     def launch(self, launch: Launch) -> None:
         body = job_manifest(launch, self.search, self.namespace, self.settings, self.owner_uid,
-                            self.s3_endpoint)
+                            self.s3_endpoint, self.instance)
         try:
             self.cluster.create_job(self.namespace, body)
         except Conflict:  # exists: a restarted controller launching what already runs

@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
                    "search's go to <prefix>/<namespace>/<name>/ [env ACTSEARCH_STORAGE_URI].")
 @click.option("--s3-endpoint", envvar="MLFLOW_S3_ENDPOINT_URL", default=None,
               help="S3-compatible endpoint (MinIO), also passed to children [env MLFLOW_S3_ENDPOINT_URL].")
+@click.option("--instance", envvar="ACTSEARCH_INSTANCE", default=None,
+              help="Label children app.kubernetes.io/instance=INSTANCE (the chart sets its "
+                   "release name; its NetworkPolicy lets only those reach MLflow and MinIO) "
+                   "[env ACTSEARCH_INSTANCE].")
 @click.option("--poll-interval", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
               help="Seconds between two ticks of a search.")
 @click.option("--tick-workers", type=click.IntRange(1, 256), default=8, show_default=True,
@@ -52,7 +56,8 @@ log = logging.getLogger(__name__)
               help="More log output (-v INFO, -vv DEBUG), added to actsearch-ctl's own -v.")
 @expected_errors
 def operator(namespaces: tuple[str, ...], all_namespaces: bool, tracking_uri: str | None,
-             storage_uri: str | None, s3_endpoint: str | None, poll_interval: float,
+             storage_uri: str | None, s3_endpoint: str | None, instance: str | None,
+             poll_interval: float,
              tick_workers: int, lease_seconds: float, liveness_port: int | None,
              defaults_file: str | None, kubeconfig: str | None,
              json_logs: bool, verbose: int) -> None:
@@ -78,8 +83,8 @@ def operator(namespaces: tuple[str, ...], all_namespaces: bool, tracking_uri: st
     config = OperatorConfig(
         api_client=api_client,
         defaults=ClusterDefaults(tracking_uri=tracking_uri, storage_uri=storage_uri,
-                                 s3_endpoint=s3_endpoint, poll_interval=poll_interval,
-                                 spec_defaults=spec_defaults),
+                                 s3_endpoint=s3_endpoint, instance=instance,
+                                 poll_interval=poll_interval, spec_defaults=spec_defaults),
         namespaces=tuple(watched), clusterwide=all_namespaces, liveness_port=liveness_port,
         tick_workers=tick_workers, lease_seconds=lease_seconds,
     )

@@ -18,7 +18,7 @@ from typing import Any
 from orchestrator.adapters.kube import Cluster
 from orchestrator.adapters.retry import Backoff
 from orchestrator.adapters.storage import Store, open_store
-from orchestrator.backends.kubernetes import KubernetesBackend
+from orchestrator.backends.kubernetes import KubernetesBackend, plain_credentials
 from orchestrator.errors import ConfigError
 from orchestrator.loop.amend import Amendment, amend
 from orchestrator.loop.assembly import assemble_controller
@@ -42,6 +42,7 @@ class ClusterDefaults:
     tracking_uri: str | None = None
     storage_uri: str | None = None  # s3://bucket/prefix: a search's checkpoints go below it
     s3_endpoint: str | None = None  # passed to children as MLFLOW_S3_ENDPOINT_URL
+    instance: str | None = None  # the chart's release: children's app.kubernetes.io/instance
     poll_interval: float = 10.0
     backoff: Backoff = Backoff()
     make_tracker: Callable[[str, str], Tracker] = _mlflow_tracker
@@ -144,6 +145,10 @@ def build_controller(obj: Mapping[str, Any], spec: SearchSpec, defaults: Cluster
     meta = obj["metadata"]
     namespace, ref = meta["namespace"], search_ref(obj)
     uri = tracking_uri(spec, defaults, ref)
+    try:  # children get the URI as a Job env value: refuse a password in it before anything
+        plain_credentials({"tracking.uri": uri})
+    except ConfigError as e:
+        raise ConfigError(f"ActivationSearch {ref}: {e}") from e
     store = defaults.make_store(storage_uri(spec, defaults, namespace),
                                 spec.storage.endpoint_url or defaults.s3_endpoint)
     amendment = amend(stored_spec(store, spec.name), spec)
@@ -152,6 +157,7 @@ def build_controller(obj: Mapping[str, Any], spec: SearchSpec, defaults: Cluster
     backend = KubernetesBackend(
         cluster, spec.name, namespace, spec.backend.kubernetes, owner_uid=meta["uid"],
         s3_endpoint=spec.storage.endpoint_url or defaults.s3_endpoint, backoff=defaults.backoff,
+        instance=defaults.instance,
     )
     ctl = assemble_controller(spec, tracker=tracker, store=store, backend=backend,
                               tracking_uri=uri, poll_interval=defaults.poll_interval)

@@ -92,6 +92,7 @@ from orchestrator.cluster.lease import DEFAULT_LEASE_SECONDS, SearchLease
 from orchestrator.errors import ConfigError, TemporaryUnavailable
 from orchestrator.loop.amend import Change, amend, describe, rejection
 from orchestrator.loop.controller import Controller
+from orchestrator.redact import RedactingFilter, redact
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,10 @@ class SearchRunner:
 
     def write(self, status: dict[str, Any], reason: str | None = None) -> None:
         """Patch the status subresource, only with what changed since the last write; the
-        conditions follow the phase (``reason``: why it failed, or ``Unavailable``)."""
+        conditions follow the phase (``reason``: why it failed, or ``Unavailable``). The message
+        is redacted: a search's status is readable by whoever may list searches."""
+        if isinstance(status.get("message"), str):
+            status = {**status, "message": redact(status["message"])}
         merged = {**(self._written or {}), **status}
         if merged.get("phase"):
             listed = conditions(merged.get("conditions"), merged["phase"],
@@ -475,6 +479,10 @@ def make_registry(config: OperatorConfig) -> Any:
     import kopf
 
     registry = kopf.OperatorRegistry()
+    # kopf posts the records of its per-object logger as Events on the search: redact them first
+    objects = logging.getLogger("kopf.objects")
+    if not any(isinstance(f, RedactingFilter) for f in objects.filters):
+        objects.addFilter(RedactingFilter())
     cluster = Cluster(config.api_client, config.defaults.backoff)
     ticks = ThreadPoolExecutor(max_workers=config.tick_workers, thread_name_prefix="search-tick")
 
@@ -502,7 +510,7 @@ def make_registry(config: OperatorConfig) -> Any:
                  cancellation_timeout=60, backoff=30, when=needs_a_loop)
     async def search(body: Any, stopped: Any, logger: Any, **_: Any) -> None:
         def event(type_: str, reason: str, message: str) -> None:
-            kopf.event(body, type=type_, reason=reason, message=message[:1000])
+            kopf.event(body, type=type_, reason=reason, message=redact(message)[:1000])
 
         meta = body["metadata"]
         lease = SearchLease(cluster, meta["namespace"], meta["name"], config.identity,

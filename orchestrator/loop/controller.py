@@ -47,6 +47,7 @@ from orchestrator.loop.trials import (
     summarize,
     trained,
 )
+from orchestrator.redact import redact_data
 from orchestrator.search.base import Learner, Result, Strategy
 from orchestrator.search.dedup import Dedup
 from orchestrator.space.fingerprint import fingerprint
@@ -110,7 +111,7 @@ class Controller:
             self.amended = amendment.applied
             log.info("search %s: edit applied: %s", self.name, describe(amendment.applied))
             self.tracker.log_text(self.parent_run_id, json.dumps(
-                self.spec.model_dump(mode="json"), indent=2), "search_spec.json")
+                redact_data(self.spec.model_dump(mode="json")), indent=2), "search_spec.json")
             self.checkpoint()  # the stored spec is the one in force from now on
 
     def checkpoint(self) -> None:
