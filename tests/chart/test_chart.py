@@ -294,14 +294,16 @@ def test_an_external_database_uri_is_read_from_its_secret(helm: Helm) -> None:
     assert [p["metadata"]["name"] for p in of_kind(objects, "PersistentVolumeClaim")] == [f"{RELEASE}-actsearch-minio"]
 
 
-def test_minio_credentials_reach_every_watched_namespace(full_objects: list[dict[str, Any]]) -> None:
+def test_minio_credentials_are_copied_into_the_watched_namespaces_when_asked(full_objects: list[dict[str, Any]]) -> None:
+    """values-full.yaml sets s3.copySecretToNamespaces (tests/chart/test_credentials.py checks
+    the default: the release namespace only); children never read it either way."""
     secrets = [s for s in of_kind(full_objects, "Secret") if s["metadata"]["name"].endswith("-s3")]
     assert [s["metadata"]["namespace"] for s in secrets] == [NAMESPACE, "team-a", "team-b"]
     assert all(s["stringData"] == {"AWS_ACCESS_KEY_ID": "minio-admin",
                                    "AWS_SECRET_ACCESS_KEY": "another-fixed-password"} for s in secrets)
     env = env_of(container(full_objects, "Deployment", "-minio"))
     assert env["MINIO_ROOT_USER"]["secretKeyRef"]["name"] == secrets[0]["metadata"]["name"]
-    assert defaults_of(full_objects)["backend"]["kubernetes"]["credentials_secret"] == secrets[0]["metadata"]["name"]
+    assert defaults_of(full_objects)["backend"]["kubernetes"]["credentials_secret"] == "datasets-readonly"
 
 
 def test_a_generated_minio_password_is_shared_by_all_its_copies(default_objects: list[dict[str, Any]]) -> None:
@@ -336,11 +338,12 @@ def test_external_services_get_no_bundled_objects_and_no_invented_credentials(he
     assert "envFrom" not in container(objects, "Deployment", "-controller")
 
 
-def test_an_existing_credentials_secret_is_used_everywhere(helm: Helm) -> None:
+def test_an_existing_credentials_secret_is_used_by_the_controller_and_mlflow_not_children(helm: Helm) -> None:
     objects = helm.objects("--set", "s3.existingSecret=my-keys")
     assert not of_kind(objects, "Secret")
     assert container(objects, "Deployment", "-controller")["envFrom"] == [{"secretRef": {"name": "my-keys"}}]
-    assert defaults_of(objects)["backend"]["kubernetes"]["credentials_secret"] == "my-keys"
+    assert container(objects, "Deployment", "-mlflow")["envFrom"] == [{"secretRef": {"name": "my-keys"}}]
+    assert "credentials_secret" not in defaults_of(objects)["backend"]["kubernetes"]
 
 
 def test_the_install_notes_name_the_next_commands(helm: Helm) -> None:
