@@ -104,6 +104,9 @@ TRAINER_ARGS = ["--json-logs"]
 """The image's default command is ``--help``: a Job must name its arguments. The trial spec comes
 from ``$ACTSEARCH_TRIAL_SPEC`` and the MLflow run from ``$MLFLOW_RUN_ID`` (a pack's members name
 their own runs in the spec)."""
+CHILD_UID = 10001
+"""The trainer image's user (trainer_image/Dockerfile): set explicitly, so a child runs as this
+high uid (no clash with a user of the node) whatever user another image names."""
 WRITABLE_ENV = {"HOME": "/tmp", "ACTSEARCH_CACHE_DIR": "/tmp/actsearch-cache"}
 """The root filesystem is read-only: caches (data, torch.compile, Triton, matplotlib) go to the
 ``/tmp`` emptyDir."""
@@ -199,7 +202,8 @@ def job_manifest(
             {"name": "tmp", "emptyDir": {}},
             {"name": "dshm", "emptyDir": {"medium": "Memory"}},
         ],
-        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {"runAsNonRoot": True, "runAsUser": CHILD_UID, "runAsGroup": CHILD_UID,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
     }
     if settings.service_account:
         pod_spec["serviceAccountName"] = settings.service_account

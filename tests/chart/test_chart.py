@@ -78,7 +78,8 @@ def test_the_external_configuration_renders_valid_objects(helm: Helm) -> None:
     objects = helm.objects(*EXTERNAL)
     for obj in objects:
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
-    assert {o["kind"] for o in objects} == {"ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Deployment", "Pod"}
+    assert {o["kind"] for o in objects} == {"ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Deployment",
+                                            "Pod", "NetworkPolicy"}
 
 
 def test_every_object_carries_the_standard_labels(rendered: list[dict[str, Any]]) -> None:

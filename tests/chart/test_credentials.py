@@ -162,7 +162,7 @@ def admits(policy: dict[str, Any], namespace: str, labels: dict[str, str]) -> bo
     semantics: a peer with only a podSelector means the policy's namespace; namespaces carry
     their kubernetes.io/metadata.name label)."""
     ns_labels = {"kubernetes.io/metadata.name": namespace}
-    for rule in policy["spec"]["ingress"]:
+    for rule in policy["spec"].get("ingress", []):
         for peer in rule["from"]:
             if "namespaceSelector" in peer:
                 ns_ok = _labels_match(peer["namespaceSelector"], ns_labels)
@@ -180,8 +180,9 @@ def pod_labels(objects: list[dict[str, Any]], kind: str, suffix: str) -> dict[st
 
 def test_only_this_releases_pods_reach_mlflow_and_minio(full_objects: list[dict[str, Any]]) -> None:
     objects = full_objects
-    policies = {p["metadata"]["name"].rsplit("-", 1)[-1]: p for p in of_kind(objects, "NetworkPolicy")}
-    assert set(policies) == {"mlflow", "minio", "postgresql"}
+    policies = {p["metadata"]["name"].rsplit("-", 1)[-1]: p for p in of_kind(objects, "NetworkPolicy")
+                if p["metadata"]["namespace"] == NAMESPACE}
+    assert set(policies) == {"mlflow", "minio", "postgresql", "controller", "children", "test"}
     for target, kind in (("mlflow", "Deployment"), ("minio", "Deployment"), ("postgresql", "StatefulSet")):
         assert _labels_match(policies[target]["spec"]["podSelector"], pod_labels(objects, kind, f"-{target}"))
         assert policies[target]["spec"]["policyTypes"] == ["Ingress"]
@@ -205,6 +206,15 @@ def test_only_this_releases_pods_reach_mlflow_and_minio(full_objects: list[dict[
         assert all(admits(policy, ns, labels) == kids for ns, labels in children.items()), target
         assert not admits(policy, "unwatched", children[NAMESPACE]), target
     assert not admits(policies["postgresql"], NAMESPACE, controller)
+    # the pods that serve nothing are selected by a policy that admits nobody
+    for target, labels in (("controller", controller), ("test", test_pod),
+                           ("children", children[NAMESPACE])):
+        assert _labels_match(policies[target]["spec"]["podSelector"], labels), target
+        assert policies[target]["spec"]["policyTypes"] == ["Ingress"]
+        assert "ingress" not in policies[target]["spec"], target
+    for ns in ("team-a", "team-b"):
+        guard = [p for p in of_kind(objects, "NetworkPolicy") if p["metadata"]["namespace"] == ns]
+        assert len(guard) == 1 and _labels_match(guard[0]["spec"]["podSelector"], children[ns])
     assert admits(policies["mlflow"], "ingress-nginx", {"app": "ingress-controller"})  # extraMlflowFrom
     assert not admits(policies["minio"], "ingress-nginx", {"app": "ingress-controller"})
 
@@ -212,9 +222,10 @@ def test_only_this_releases_pods_reach_mlflow_and_minio(full_objects: list[dict[
 def test_network_policies_are_on_by_default_and_can_be_turned_off(
         default_objects: list[dict[str, Any]], helm: Helm) -> None:
     assert {p["metadata"]["name"] for p in of_kind(default_objects, "NetworkPolicy")} == {
-        f"{RELEASE}-actsearch-mlflow", f"{RELEASE}-actsearch-minio"}
+        f"{RELEASE}-actsearch-{c}" for c in ("mlflow", "minio", "controller", "children", "test")}
     assert not of_kind(helm.objects("--set", "networkPolicy.enabled=false"), "NetworkPolicy")
-    assert not of_kind(helm.objects(*EXTERNAL), "NetworkPolicy")  # nothing bundled to guard
+    external = {p["metadata"]["name"] for p in of_kind(helm.objects(*EXTERNAL), "NetworkPolicy")}
+    assert external == {f"{RELEASE}-actsearch-{c}" for c in ("controller", "children", "test")}
 
 
 # --- MLflow's basic authentication ---------------------------------------------------------------
