@@ -152,3 +152,11 @@ def test_without_secrets_or_instance_a_child_gets_neither() -> None:
     job = job_manifest(_launch("http://mlflow:5000"), "s1", "research", KubernetesBackendSpec())
     assert "envFrom" not in job["spec"]["template"]["spec"]["containers"][0]
     assert "app.kubernetes.io/instance" not in job["metadata"]["labels"]
+
+
+def test_a_printed_runs_url_carries_no_password() -> None:
+    """``actsearch-ctl run`` and ``ui`` print where to browse the runs."""
+    from orchestrator.cli.ui import runs_url
+
+    url = runs_url(URI, "7")
+    assert url.startswith("http://***@mlflow.example:5000/#/experiments/7/runs") and SECRET not in url
