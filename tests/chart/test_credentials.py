@@ -8,6 +8,8 @@ are built by the backend's own ``job_manifest`` from the chart's defaults Config
 from __future__ import annotations
 
 import re
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -273,3 +275,33 @@ def test_your_own_mlflows_credentials_come_from_tracking_existing_secret(helm: H
     assert defaults_of(objects)["backend"]["kubernetes"]["tracking_secret"] == "mlflow-login"
     controller = workload(objects, "Deployment", "-controller")["spec"]["containers"][0]
     assert controller["envFrom"] == [{"secretRef": {"name": "mlflow-login"}}]
+
+
+def test_the_start_script_hands_mlflow_the_store_uri_intact_and_off_its_command_line(
+        tmp_path: Path) -> None:
+    """The chart's MLflow start script with basic auth on, run by sh; a stand-in `mlflow` on
+    PATH (the real server runs in tests/integration/test_mlflow_auth.py) records its arguments
+    and keeps the config it was given, read back the way MLflow's basic-auth app reads it (a
+    default ``configparser.ConfigParser``, which interpolates %): a password with %-escapes
+    survives, and neither it nor the admin's is an argument."""
+    import configparser
+
+    uri = "postgresql://mlflow:p%40ss%25word@db:5432/mlflow"
+    stub = tmp_path / "bin" / "mlflow"
+    stub.parent.mkdir()
+    stub.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$OUT/args"\ncp "$MLFLOW_AUTH_CONFIG_PATH" "$OUT/auth.ini"\n')
+    stub.chmod(0o755)
+    script = (CHART / "files" / "mlflow-server.sh").read_text()
+    env = {"PATH": f"{stub.parent}:/usr/bin:/bin", "OUT": str(tmp_path), "TMPDIR": str(tmp_path),
+           "ACTSEARCH_MLFLOW_AUTH": "basic", "MLFLOW_BACKEND_STORE_URI": uri,
+           "MLFLOW_AUTH_ADMIN_PASSWORD": "admin-secret"}
+    subprocess.run(["sh", "-c", script, "mlflow-server", "--port=5000", "--serve-artifacts"],
+                   env=env, check=True, timeout=30)
+    args = (tmp_path / "args").read_text().split()
+    assert args == ["server", "--port=5000", "--serve-artifacts", "--app-name", "basic-auth"]
+    assert oct((tmp_path / "mlflow-basic-auth.ini").stat().st_mode & 0o777) == "0o600"
+    config = configparser.ConfigParser()
+    config.read(tmp_path / "auth.ini")
+    assert config["mlflow"]["database_uri"] == uri
+    assert config["mlflow"]["default_permission"] == "READ"
+    assert config.getint("mlflow", "auth_cache_ttl_seconds") == 60

@@ -12,10 +12,13 @@ set -eu
 if [ "${ACTSEARCH_MLFLOW_AUTH:-}" = basic ]; then
   conf="${TMPDIR:-/tmp}/mlflow-basic-auth.ini"
   umask 077
+  # the config file is read with interpolation: a URI's %-escapes are written as %%
+  # (printf is a builtin: the URI reaches sed on its standard input, not on a command line)
+  store=`printf '%s' "$MLFLOW_BACKEND_STORE_URI" | sed 's/%/%%/g'`
   cat > "$conf" <<INI
 [mlflow]
 default_permission = ${ACTSEARCH_MLFLOW_DEFAULT_PERMISSION:-READ}
-database_uri = ${MLFLOW_BACKEND_STORE_URI}
+database_uri = ${store}
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth
 auth_cache_ttl_seconds = 60
 INI
