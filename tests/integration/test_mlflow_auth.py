@@ -22,7 +22,7 @@ from orchestrator.adapters.tracking import MlflowTracker
 from orchestrator.errors import ConfigError
 from tests.servers import FAST_FAILING_MLFLOW_CLIENT, HOST, S3_CREDENTIALS, Server, free_port, start
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 START_SCRIPT = ROOT / "helm" / "actsearch" / "files" / "mlflow-server.sh"
