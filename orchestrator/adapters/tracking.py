@@ -42,7 +42,7 @@ from typing import Any
 from orchestrator.adapters.retry import Backoff, retry
 from orchestrator.contract import REWARD, FailureKind, Tag, failure_text, reusable_result
 from orchestrator.echo import clip
-from orchestrator.errors import ConfigError, TemporaryUnavailable
+from orchestrator.errors import ConfigError, ServiceRefused, TemporaryUnavailable
 from orchestrator.space.naming import shorten
 
 log = logging.getLogger(__name__)
@@ -422,8 +422,8 @@ def check_server(client: Any, uri: str, experiment: str, timeout: float,
     inside MLflow (whose defaults wait minutes per call), and again with backoff until it answers
     or ``timeout`` seconds have passed. No answer: TemporaryUnavailable naming the URI and
     ``$ACTSEARCH_TRACKING_TIMEOUT``. An answer that is not MLflow's (another web server, a
-    proxy's error page) or a refusal (401, 403): ConfigError. Database URIs have nothing to
-    wait for: their errors come from the first call."""
+    proxy's error page) or a refusal (401, 403): ServiceRefused (a ConfigError). Database URIs
+    have nothing to wait for: their errors come from the first call."""
     from mlflow.utils.rest_utils import http_request
 
     store: Any = getattr(getattr(client, "_tracking_client", None), "store", None)
@@ -471,9 +471,11 @@ def _check_answer(resp: Any, uri: str) -> None:
             and body.get("error_code") == "RESOURCE_DOES_NOT_EXIST"):
         return
     if resp.status_code in (401, 403):
-        raise ConfigError(f"MLflow tracking server {clip(uri)} refused access (HTTP "
-                          f"{resp.status_code}): set MLFLOW_TRACKING_USERNAME and "
-                          "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)")
+        raise ServiceRefused(f"MLflow tracking server {clip(uri)} refused access (HTTP "
+                             f"{resp.status_code}): set MLFLOW_TRACKING_USERNAME and "
+                             "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)",
+                             "TrackingRefused")
     kind = resp.headers.get("Content-Type", "no content type")
-    raise ConfigError(f"{clip(uri)} does not answer as an MLflow tracking server (GET {_PROBE}: "
-                      f"HTTP {resp.status_code}, {clip(kind, 60)}); check the tracking URI")
+    raise ServiceRefused(f"{clip(uri)} does not answer as an MLflow tracking server (GET "
+                         f"{_PROBE}: HTTP {resp.status_code}, {clip(kind, 60)}); check the "
+                         "tracking URI", "NotMlflow")
