@@ -186,6 +186,10 @@ def check(policy: ChildPolicy, spec: SearchSpec, given: Given = Given()) -> list
             out.append(Violation(f"{at}tolerations[{i}]", f"{clip(str(_toleration(t)))} is not an "
                                  f"allowed toleration; allowed: {_listing(allowed)} "
                                  "(policy.tolerations)"))
+    if given.kubernetes.queue_name and not k.queue_name:
+        out.append(Violation(at + "queue_name", f"children go through a Kueue LocalQueue (the "
+                             f"operator's is {given.kubernetes.queue_name!r}); a search may "
+                             "name another of its namespace, not none"))
     selectors = {key: set(values) for key, values in policy.node_selectors.items()}
     for key, value in given.kubernetes.node_selector.items():
         selectors.setdefault(key, set()).add(value)

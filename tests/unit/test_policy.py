@@ -75,6 +75,17 @@ def test_each_field_outside_the_policy_is_named_with_its_rule(
     assert words in violation.rule
 
 
+def test_a_search_cannot_leave_the_operators_kueue_queue_but_may_pick_another() -> None:
+    queued = Given.of({"backend": {"kubernetes": {"queue_name": "team-gpu"}}})
+    for queue in ("team-gpu", "team-gpu-low"):  # the operator's (merged under), or another
+        chosen = parse_spec({"name": "s", "backend": {"kind": "kubernetes",
+                                                      "kubernetes": {"queue_name": queue}}})
+        assert check(ChildPolicy(), chosen, queued) == []
+    (violation,) = check(ChildPolicy(), parse_spec(
+        {"name": "s", "backend": {"kind": "kubernetes", "kubernetes": {"queue_name": ""}}}), queued)
+    assert violation.field == "backend.kubernetes.queue_name" and "not none" in violation.rule
+
+
 def test_children_per_search_are_bounded() -> None:
     found = check(ChildPolicy(), spec(parallelism=65, budget={"trials": 10_001}), GIVEN)
     assert fields(found) == ["parallelism", "budget.trials"]
