@@ -45,10 +45,14 @@ and the reason; when the last children all failed for the same reason, the searc
 ``ChildrenCannotStart`` condition with that reason and a sentence in its status message, until a
 child starts again.
 
-Failures are split the project's way: a bad spec, a refused permission or an invalid object
-(``ConfigError``) ends the search with phase Failed and the reason as its message; an outage
-(``TemporaryUnavailable``, after the per-call retries) is written to the message, waited out
-with backoff, and the controller is rebuilt from its checkpoint.
+Failures are split the project's way: a bad spec, a spec outside the cluster's policy
+(``orchestrator.cluster.policy``, checked before any endpoint is contacted or Job created), a
+refused permission or an invalid object (``ConfigError``) ends the search with phase Failed and
+the reason as its message; an outage (``TemporaryUnavailable``, after the per-call retries), a
+refusal by MLflow or S3 (``ServiceRefused``: their administrator can fix it) and any exception
+nobody classified are written to the message and a ``Ready`` condition with the reason, waited
+out with capped exponential backoff, and the controller is rebuilt from its checkpoint: nothing
+is left to kopf, which would retry the daemon every 30 s with nothing on the search.
 """
 
 from __future__ import annotations
