@@ -422,8 +422,8 @@ def check_server(client: Any, uri: str, experiment: str, timeout: float,
     inside MLflow (whose defaults wait minutes per call), and again with backoff until it answers
     or ``timeout`` seconds have passed. No answer: TemporaryUnavailable naming the URI and
     ``$ACTSEARCH_TRACKING_TIMEOUT``. An answer that is not MLflow's (another web server, a
-    proxy's error page) or a refusal (401, 403): ServiceRefused (a ConfigError). Database URIs
-    have nothing to wait for: their errors come from the first call."""
+    proxy's error page) or a refusal (401, 403): ConfigError. Database URIs have nothing to
+    wait for: their errors come from the first call."""
     from mlflow.utils.rest_utils import http_request
 
     store: Any = getattr(getattr(client, "_tracking_client", None), "store", None)

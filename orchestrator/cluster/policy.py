@@ -171,10 +171,11 @@ def check(policy: ChildPolicy, spec: SearchSpec, given: Given = Given()) -> list
                    "children run as the namespace's default ServiceAccount")
         out.append(Violation(at + "service_account", f"{runs_as}, set by the operator; a "
                              f"search may not choose another; got {clip_repr(k.service_account)}"))
-    secrets = _with(given.kubernetes.credentials_secret, policy.secrets)
-    if k.credentials_secret is not None and k.credentials_secret not in secrets:
-        out.append(Violation(at + "credentials_secret", f"Secret {clip_repr(k.credentials_secret)} "
-                             f"may not be referenced; allowed: {_listing(secrets)} (policy.secrets)"))
+    for name in secret_fields():  # every Secret a Job may take from the spec, by name
+        secret, secrets = getattr(k, name), _with(getattr(given.kubernetes, name), policy.secrets)
+        if secret is not None and secret not in secrets:
+            out.append(Violation(at + name, f"Secret {clip_repr(secret)} may not be referenced; "
+                                 f"allowed: {_listing(secrets)} (policy.secrets)"))
     classes = _with(given.kubernetes.priority_class, policy.priority_classes)
     if k.priority_class is not None and k.priority_class not in classes:
         out.append(Violation(at + "priority_class", f"{clip_repr(k.priority_class)} is not an "
@@ -209,6 +210,13 @@ def check(policy: ChildPolicy, spec: SearchSpec, given: Given = Given()) -> list
 
 
 # -- the rules, one by one ------------------------------------------------------------------------
+
+
+def secret_fields() -> list[str]:
+    """The fields of ``backend.kubernetes`` that name a Secret (``*_secret``): each puts that
+    Secret's keys into the children's environment, so each is held to ``policy.secrets``."""
+    return [n for n in KubernetesBackendSpec.model_fields if n.endswith("_secret")]
+
 
 
 def image_allowed(image: str, entry: str) -> bool:

@@ -17,6 +17,7 @@ from orchestrator.cluster.policy import (
     image_allowed,
     load_policy,
     quantity,
+    secret_fields,
 )
 from orchestrator.errors import ConfigError
 from orchestrator.spec import SearchSpec, parse_spec
@@ -84,6 +85,16 @@ def test_a_search_cannot_leave_the_operators_kueue_queue_but_may_pick_another() 
     (violation,) = check(ChildPolicy(), parse_spec(
         {"name": "s", "backend": {"kind": "kubernetes", "kubernetes": {"queue_name": ""}}}), queued)
     assert violation.field == "backend.kubernetes.queue_name" and "not none" in violation.rule
+
+
+def test_every_secret_a_search_can_name_is_held_to_the_policy() -> None:
+    """Any ``*_secret`` field of the backend reaches the children's environment."""
+    assert "credentials_secret" in secret_fields()
+    for name in secret_fields():
+        (violation,) = check(ChildPolicy(), spec({name: "kube-system-token"}), GIVEN)
+        assert violation.field == f"backend.kubernetes.{name}" and "policy.secrets" in violation.rule
+        listed = ChildPolicy.model_validate({"secrets": ["kube-system-token"]})
+        assert check(listed, spec({name: "kube-system-token"}), GIVEN) == []
 
 
 def test_children_per_search_are_bounded() -> None:
