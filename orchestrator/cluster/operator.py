@@ -245,9 +245,12 @@ class SearchRunner:
                 self._invalid_edit(generation, e)
                 return "ended"
             reason = POLICY_VIOLATION if isinstance(e, PolicyViolation) else "InvalidSpec"
-            self.logger.error("%s; nothing was created", e)
-            self.event("Warning", reason, f"{e}; nothing was created.")
-            self.write({"phase": FAILED, "message": f"{e}; nothing was created.",
+            started = bool((self._written or {}).get("parentRunId"))  # e.g. the policy tightened
+            outcome = ("no child is launched any more (those running finish)" if started
+                       else "nothing was created")
+            self.logger.error("%s; %s", e, outcome)
+            self.event("Warning", reason, f"{e}; {outcome}.")
+            self.write({"phase": FAILED, "message": f"{e}; {outcome}.",
                         "observedGeneration": generation}, reason=reason)
             return "ended"
         outages = 0

@@ -145,6 +145,31 @@ def test_an_edit_beyond_the_policy_is_not_applied_and_the_search_runs_on(
         assert "priorityClassName" not in job["spec"]["template"]["spec"]
 
 
+@pytest.mark.controller_traffic
+def test_a_tightened_policy_stops_a_running_search_before_its_next_child(
+        apiserver: FakeApiServer, api_client: Any, tmp_path: Path) -> None:
+    """The chart restarts the controller when its policy changes: a search it had let run but
+    no longer allows goes Failed and launches nothing more; its running children are left to
+    finish."""
+    tracker, opened = LockedTracker(), []
+    apiserver.put_object("activationsearches", NAMESPACE, search_object(backend={
+        "kind": "kubernetes", "kubernetes": {"image": "registry.internal/team-a/trainer:3"}}))
+    loose = ChildPolicy.model_validate({"images": ["registry.internal/team-a/"]})
+    children = Children(apiserver, tracker, hold=True)
+    with children.running():
+        with operator_running(api_client, chart_like(tracker, tmp_path, opened, loose)):
+            wait_for(lambda: status_of(apiserver).get("trialsRunning") == 2, 20, "two running")
+        children.hold = False  # they finish while no operator runs, freeing two slots
+        wait_for(lambda: len(children.finished) == 2, 10, "the two children to finish")
+        with operator_running(api_client, chart_like(tracker, tmp_path, opened)):
+            final = wait_for(lambda: status_of(apiserver).get("phase") == "Failed"
+                             and status_of(apiserver), 20, "Failed under the tighter policy")
+    assert (condition(final, "Failed") or {})["reason"] == "PolicyViolation"
+    assert "backend.kubernetes.image: 'registry.internal/team-a/trainer:3'" in final["message"]
+    assert final["message"].endswith("no child is launched any more (those running finish).")
+    assert len(jobs_of(apiserver, "s1")) == 2  # the budget is 4: nothing launched after
+
+
 class Listener:
     """A TCP port on 127.0.0.1 that records each connection made to it (and closes it)."""
 
