@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from orchestrator.cluster.crd import validate_cr
-from orchestrator.cluster.incluster import split_defaults
+from orchestrator.cluster.incluster import spec_of, split_defaults
 from orchestrator.cluster.policy import ChildPolicy, Given, check, load_policy
 from orchestrator.cluster.rbac import RULES
 from orchestrator.spec import KubernetesBackendSpec, parse_spec
@@ -250,7 +250,7 @@ def test_the_values_policy_reaches_the_operator_as_a_valid_policy_file(
     assert policy.images == values["images"] and policy.secrets == values["secrets"]
     assert policy.priority_classes == values["priorityClasses"]
     assert [t.model_dump(exclude_none=True) for t in policy.tolerations] == values["tolerations"]
-    assert policy.node_selectors == values["nodeSelectors"]
+    assert policy.node_selectors == {"nvidia.com/gpu.present": ["true"], **values["nodeSelectors"]}
     # helm merges maps: the chart's other maxima (ephemeral-storage) stay unless set to null
     assert policy.max_resources == {"ephemeral-storage": "100Gi",
                                     **{k: str(v) for k, v in values["maxResources"].items()}}
@@ -287,6 +287,19 @@ def test_the_default_policy_allows_the_charts_own_children_and_nothing_more(
     assert [v.field for v in check(policy, foreign, given)] == ["tracking.uri"]
     own_server = parse_spec({**spec_defaults, "name": "mine", "tracking": {"uri": own["tracking_uri"]}})
     assert check(policy, own_server, given) == []
+
+
+@pytest.mark.parametrize("example", ["search-cpu.yaml", "search-paper.yaml"])
+def test_the_example_searches_fit_the_charts_default_policy(
+    default_objects: list[dict[str, Any]], tmp_path: Path, example: str,
+) -> None:
+    """The examples a user applies first are not refused by the chart they install first (GPU
+    children tolerate the GPU operator's taint and select its label by default)."""
+    obj = yaml.safe_load((CHART.parents[1] / "examples" / example).read_text())
+    obj["metadata"]["namespace"] = NAMESPACE
+    spec_defaults, own = split_defaults(defaults_of(default_objects))
+    given = Given.of(spec_defaults, own["tracking_uri"], own["storage_uri"], own["s3_endpoint"])
+    assert check(policy_of(default_objects, tmp_path), spec_of(obj, spec_defaults), given) == []
 
 
 def test_a_defaults_change_restarts_the_controller(helm: Helm) -> None:
