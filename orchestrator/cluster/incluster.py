@@ -19,6 +19,7 @@ from orchestrator.adapters.kube import Cluster
 from orchestrator.adapters.retry import Backoff
 from orchestrator.adapters.storage import Store, open_store
 from orchestrator.backends.kubernetes import KubernetesBackend, plain_credentials
+from orchestrator.cluster.policy import ChildPolicy, Given, enforce
 from orchestrator.errors import ConfigError
 from orchestrator.loop.amend import Amendment, amend
 from orchestrator.loop.assembly import assemble_controller
@@ -49,6 +50,14 @@ class ClusterDefaults:
     make_store: Callable[[str, str | None], Store] = field(default=open_store)
     spec_defaults: Mapping[str, Any] = field(default_factory=dict)
     """A spec fragment merged under every search's spec (the search's own values win)."""
+    policy: ChildPolicy = field(default_factory=ChildPolicy)
+    """What a search may ask for beyond what the operator gives (``orchestrator.cluster.policy``)."""
+
+    def admit(self, spec: SearchSpec, subject: str) -> None:
+        """PolicyViolation naming every field of ``spec`` outside the policy (before anything
+        is created or contacted for it)."""
+        given = Given.of(self.spec_defaults, self.tracking_uri, self.storage_uri, self.s3_endpoint)
+        enforce(self.policy, spec, given, subject)
 
 
 def split_defaults(fragment: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str | None]]:

@@ -79,14 +79,14 @@ def test_an_outage_quoting_a_uri_with_a_password_is_reported_without_it(
 def test_children_are_labelled_with_the_release_and_read_credentials_only_from_secrets(
         apiserver: FakeApiServer, api_client: Any, tmp_path: Path) -> None:
     """What the chart's NetworkPolicy selects (app.kubernetes.io/instance) and the chart's
-    Secrets reach a child through envFrom, never as values."""
+    Secrets, given as the chart gives them (the operator's defaults, which the policy allows),
+    reach a child through envFrom, never as values."""
     tracker = LockedTracker()
-    apiserver.put_object("activationsearches", NAMESPACE, search_object(
-        budget={"trials": 2}, backend={"kind": "kubernetes", "kubernetes": {
-            "gpus": 1, "tracking_secret": "rel-actsearch-mlflow-auth",
-            "credentials_secret": "datasets-readonly"}}))
+    apiserver.put_object("activationsearches", NAMESPACE, search_object(budget={"trials": 2}))
     children = Children(apiserver, tracker)
-    cfg = replace(defaults(tracker, str(tmp_path)), instance="rel")
+    chart_defaults = {"backend": {"kubernetes": {"tracking_secret": "rel-actsearch-mlflow-auth",
+                                                 "credentials_secret": "datasets-readonly"}}}
+    cfg = replace(defaults(tracker, str(tmp_path)), instance="rel", spec_defaults=chart_defaults)
     with children.running(), operator_running(api_client, cfg):
         wait_for(lambda: status_of(apiserver).get("phase") == "Succeeded", 30, "phase Succeeded")
     jobs = apiserver.items("jobs")
