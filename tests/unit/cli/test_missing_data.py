@@ -15,7 +15,7 @@ EXAMPLES = Path(__file__).parents[3] / "examples"
 
 
 @pytest.mark.parametrize(("command", "example"), [
-    ("run", "quickstart.yaml"),
+    ("run", "quickstart.yaml"), ("benchmark", "benchmark-fashion-mnist.yaml"),
 ])
 def test_the_quickstart_and_the_benchmark_stop_with_one_line_naming_the_package(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, example: str) -> None:
