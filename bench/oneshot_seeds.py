@@ -1,17 +1,18 @@
 """Does the one-shot search hold across seeds? Search on N seeds, retrain what each returns.
 
 Run: PYTHONPATH=. python bench/oneshot_seeds.py --dataset digits [--seeds 5] [--retrain-seeds 5]
+                                                  [--first-seed 0]
      PYTHONPATH=. python bench/oneshot_seeds.py --dataset fashion_mnist
 
-For each search seed s (0..N-1) the full method runs (``oneshot.find``: DrNAS supernet on the
-paper's template, two units, all 25 unary and 10 binary ops; derivation; selection by retraining
-beside ReLU) with the child's seed s. Then three functions are retrained under one protocol
-on ``--retrain-seeds`` seeds (100, 101, ...: seeds neither the search nor the selection used),
-packed, and their test accuracy reported: the function returned, the raw argmax derivation
-(the method before selection), and ReLU. The seed noise is ReLU's spread over those seeds (its
-sample standard deviation); a search *holds* when its function's median test accuracy is at
-least ReLU's median minus that noise. One thread, CPU; the figures go into docs/oneshot.md with
-the machine and date. Not a timed test.
+For each search seed s (``--first-seed`` onwards, N of them) the full method runs
+(``oneshot.find``: DrNAS supernet on the paper's template, two units, all 25 unary and 10
+binary ops; derivation; selection by retraining beside ReLU) with the child's seed s. Then
+three functions are retrained under one protocol on ``--retrain-seeds`` seeds (100, 101, ...:
+seeds neither the search nor the selection used), packed, and their test accuracy reported:
+the function returned, the raw argmax derivation (the method before selection), and ReLU. The
+seed noise is ReLU's spread over those seeds (its sample standard deviation); a search *holds*
+when its function's median test accuracy is at least ReLU's median minus that noise. One
+thread, CPU; the figures go into docs/oneshot.md with the machine and date. Not a timed test.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ def _pct(xs: list[float]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--dataset", choices=sorted(CHILDREN), default="digits")
-    ap.add_argument("--seeds", type=int, default=5, help="search seeds 0..N-1")
+    ap.add_argument("--seeds", type=int, default=5, help="search seeds FIRST..FIRST+N-1")
+    ap.add_argument("--first-seed", type=int, default=0, help="to split the seeds over processes")
     ap.add_argument("--retrain-seeds", type=int, default=5)
     ap.add_argument("--search-steps", type=int, default=300)
     ap.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
@@ -82,7 +84,7 @@ def main() -> None:
           "its test acc. | ReLU test acc. | seed noise (ReLU sd) | holds | search s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     held = 0
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         t0 = time.perf_counter()
         found = find(cfg.model_copy(update={"seed": seed}), ocfg, data, _Quiet())
         wall = time.perf_counter() - t0
