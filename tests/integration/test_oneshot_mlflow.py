@@ -29,7 +29,8 @@ def test_a_oneshot_child_logs_its_search_and_hands_the_result_to_an_evaluation_c
     spec = tmp_path / "oneshot.json"
     spec.write_text(json.dumps({
         "oneshot": {"variant": "drnas", "units": 2, "unary": UNARY, "binary": BINARY,
-                    "search_steps": 40, "warmstart_steps": 5},
+                    "search_steps": 40, "warmstart_steps": 5,
+                    "candidates": 2, "select_seeds": 1, "select_steps": 20},
         "search": "s-os", "trial": "t-0001", "experiment": "oneshot",
         "child": {"model": "mlp", "dataset": "digits", "steps": 40, "batch_size": 64, "crop_padding": 0,
                   "flip": False, "device": "cpu", "log_every": 15},
