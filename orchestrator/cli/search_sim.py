@@ -1,7 +1,9 @@
 """``actsearch-ctl search-sim``: compare search strategies on a simulated reward, no training.
 
 The reward of a candidate is its similarity to a target function (docs/search.md), so a strategy's
-search quality can be measured in seconds over many seeds.
+search quality can be measured in seconds over many seeds. ``--protocol FILE`` runs the
+comparison protocol (``orchestrator.search.protocol``): declared strategies on the development or
+the held-out targets, each tested against the baseline with censoring-aware statistics.
 """
 
 from __future__ import annotations
@@ -14,15 +16,20 @@ import click
 
 from orchestrator.cli.options import EXPRESSION, echo_json
 from orchestrator.cli.space import _space, space_options
+from orchestrator.errors import ConfigError
 from orchestrator.search import STRATEGY_NAMES, StrategyError, make_strategy
+from orchestrator.search.protocol import ComparisonProtocol, load_protocol
 from orchestrator.search.simulate import (
     SimilarityReward,
     Spread,
     Summary,
+    Versus,
     simulate,
     summarize,
+    versus,
 )
-from orchestrator.space import Expr, to_text
+from orchestrator.search.survival import Quartiles
+from orchestrator.space import Expr, SearchSpace, to_text
 
 EXHAUSTIVE_LIMIT = 1_000_000
 """With ``--strategy all``, exhaustive search runs only where the space has at most this many
@@ -45,8 +52,8 @@ def _parse_set(values: tuple[str, ...]) -> dict[str, Any]:
 @click.command(name="search-sim")
 @click.option("--strategy", "strategy_name", type=click.Choice([*STRATEGY_NAMES, "all"]),
               default="all", show_default=True, help="Strategy to run, or all side by side.")
-@click.option("--target", type=EXPRESSION, required=True,
-              help="The function to find, e.g. 'max(id(x), sigmoid(x))'.")
+@click.option("--target", type=EXPRESSION, default=None,
+              help="The function to find, e.g. 'max(id(x), sigmoid(x))' (or use --protocol).")
 @space_options
 @click.option("--budget", type=click.IntRange(min=1), default=2000, show_default=True,
               help="Evaluations per run: new functions that pass the screen.")
@@ -58,14 +65,34 @@ def _parse_set(values: tuple[str, ...]) -> dict[str, Any]:
               help="Candidates per propose/observe round.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="A strategy option (JSON value), e.g. --set lr=3.5e-4; only with one strategy.")
+@click.option("--protocol", "protocol_path", type=click.Path(dir_okay=False), default=None,
+              help="A comparison protocol file (examples/search-protocol.yaml): its strategies, "
+                   "targets, space, budget, seeds and threshold replace the options above.")
+@click.option("--split", type=click.Choice(["development", "heldout"]), default="development",
+              show_default=True, help="With --protocol: the targets to run.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def search_sim(strategy_name: str, target: Expr, units: int, unary: str | None,
+def search_sim(strategy_name: str, target: Expr | None, units: int, unary: str | None,
                binary: str | None, budget: int, seeds: int, threshold: float, batch: int,
-               settings: tuple[str, ...], as_json: bool) -> None:
-    """Best reward over the budget and evaluations to THRESHOLD, mean ± sd over seeds."""
+               settings: tuple[str, ...], protocol_path: str | None, split: str,
+               as_json: bool) -> None:
+    """Best reward over the budget and evaluations to THRESHOLD (Kaplan–Meier median and
+    quartiles, log-rank test against random search), over seeds."""
     import torch  # the policy strategies train a small torch controller
 
     torch.set_num_threads(1)
+    if protocol_path is not None:
+        if target is not None or settings:
+            raise click.BadParameter("--protocol names the targets and options; drop --target "
+                                     "and --set", param_hint="--protocol")
+        try:
+            protocol = load_protocol(protocol_path)
+        except ConfigError as e:
+            raise click.BadParameter(str(e), param_hint="--protocol") from e
+        _run_protocol(protocol, protocol_path, split, as_json)  # type: ignore[arg-type]
+        return
+    if target is None:
+        raise click.BadParameter("give the function to find, or a --protocol file",
+                                 param_hint="--target")
     space = _space(units, unary, binary)
     options = _parse_set(settings)
     if options and strategy_name == "all":
@@ -82,26 +109,69 @@ def search_sim(strategy_name: str, target: Expr, units: int, unary: str | None,
         make_strategy(names[0], space, 0, **options)  # refuse bad options before the long runs
     except StrategyError as e:
         raise click.BadParameter(str(e), param_hint="--set") from e
+    arms = [(name, name, options) for name in names]
+    summaries = _run_arms(arms, space, reward, budget, seeds, threshold, batch)
+    tests = _tests(summaries, "random")
+    if as_json:
+        echo_json(_as_json(summaries, tests, target, units, options))
+    else:
+        _print_table(summaries, tests, target, space.count())
+
+
+def _run_arms(arms: list[tuple[str, str, dict[str, Any]]], space: SearchSpace,
+              reward: SimilarityReward, budget: int, seeds: int, threshold: float,
+              batch: int) -> list[Summary]:
+    """Each (label, strategy, options) run on seeds 0..K-1, summarised."""
     summaries = []
-    for name in names:
+    for label, name, options in arms:
         traces = [simulate(make_strategy(name, space, s, **options), reward, budget, batch=batch)
                   for s in range(seeds)]
-        summaries.append(summarize(name, traces, budget, threshold))
+        summaries.append(summarize(label, traces, budget, threshold))
+    return summaries
+
+
+def _tests(summaries: list[Summary], baseline: str) -> dict[str, Versus]:
+    """Each strategy against the baseline (when it ran), by label."""
+    base = next((s for s in summaries if s.strategy == baseline), None)
+    if base is None:
+        return {}
+    return {s.strategy: versus(s, base) for s in summaries if s is not base}
+
+
+def _run_protocol(protocol: ComparisonProtocol, path: str, split: str, as_json: bool) -> None:
+    space = protocol.space()
+    arms = [(a.label, a.name, a.options) for a in protocol.strategies]
+    results = []
+    for target in protocol.targets(split):  # type: ignore[arg-type]
+        summaries = _run_arms(arms, space, SimilarityReward(target), protocol.budget,
+                              protocol.seeds, protocol.threshold, protocol.batch)
+        tests = _tests(summaries, protocol.baseline)
+        results.append((target, summaries, tests))
+        if not as_json:
+            _print_table(summaries, tests, target, space.count(), brief=True)
     if as_json:
-        echo_json(_as_json(summaries, target, units, options))
-    else:
-        _print_table(summaries, target, space.count())
+        echo_json({
+            "protocol": path,
+            "split": split,
+            "units": protocol.units,
+            "baseline": protocol.baseline,
+            "targets": [_as_json(s, t, target, protocol.units, {}) for target, s, t in results],
+        })
 
 
-def _num(v: float) -> float | None:
-    return None if math.isnan(v) else round(v, 4)
+def _num(v: float | None) -> float | None:
+    return None if v is None or math.isnan(v) else round(v, 4)
 
 
 def _spread(s: Spread) -> dict[str, Any]:
     return {"mean": _num(s.mean), "std": _num(s.std), "n": s.n}
 
 
-def _as_json(summaries: list[Summary], target: Expr, units: int,
+def _quartiles(q: Quartiles) -> dict[str, Any]:
+    return {"q1": _num(q.q1), "median": _num(q.median), "q3": _num(q.q3), "n": q.n}
+
+
+def _as_json(summaries: list[Summary], tests: dict[str, Versus], target: Expr, units: int,
              options: dict[str, Any]) -> dict[str, Any]:
     return {
         "target": to_text(target),
@@ -113,13 +183,24 @@ def _as_json(summaries: list[Summary], target: Expr, units: int,
                 "seeds": s.seeds,
                 "budget": s.budget,
                 "best_after": [
-                    {"evaluations": c, **_spread(b)} for c, b in zip(s.checkpoints, s.best, strict=True)
+                    {"evaluations": c, **_quartiles(b)}
+                    for c, b in zip(s.checkpoints, s.best, strict=True)
                 ],
                 "threshold": s.threshold,
-                "evaluations_to_threshold": _spread(s.to_threshold),
                 "reached": s.reached,
-                "evaluations_to_threshold_censored": _spread(s.to_threshold_censored),
-                "proposals": _spread(s.proposals),
+                "evaluations_to_threshold": {
+                    "km_q1": s.to_threshold[0], "km_median": s.to_threshold[1],
+                    "km_q3": s.to_threshold[2],
+                    "times": list(s.hits.times), "reached": list(s.hits.reached),
+                },
+                "versus": None if s.strategy not in tests else {
+                    "baseline": tests[s.strategy].baseline,
+                    "logrank_z": _num(tests[s.strategy].logrank.z),
+                    "logrank_p": _num(tests[s.strategy].logrank.p_value),
+                    "gehan_z": _num(tests[s.strategy].gehan.z),
+                    "gehan_p": _num(tests[s.strategy].gehan.p_value),
+                },
+                "proposals": _quartiles(s.proposals),
                 "entropy_first_last": None if s.entropy_first_last is None
                 else [_spread(x) for x in s.entropy_first_last],
                 "batch_reward_first_last": None if s.reward_first_last is None
@@ -130,35 +211,58 @@ def _as_json(summaries: list[Summary], target: Expr, units: int,
     }
 
 
-def _fmt(s: Spread, digits: int = 3) -> str:
-    if s.n == 0:
+def _km(v: float | None, budget: int) -> str:
+    return f"> {budget}" if v is None else f"{v:.0f}"
+
+
+def _iqr(q: Quartiles, digits: int = 3) -> str:
+    if q.n == 0:
         return "-"
-    return f"{s.mean:.{digits}f} ± {s.std:.{digits}f}"
+    return f"{q.median:.{digits}f} [{q.q1:.{digits}f}, {q.q3:.{digits}f}]"
 
 
-def _print_table(summaries: list[Summary], target: Expr, count: int) -> None:
+def _p(v: Versus | None) -> tuple[str, str]:
+    if v is None:
+        return "-", "-"
+    return (f"{v.logrank.p_value:.3g} ({'earlier' if v.logrank.z < 0 else 'later'})",
+            f"{v.gehan.p_value:.3g}")
+
+
+def _print_table(summaries: list[Summary], tests: dict[str, Versus], target: Expr, count: int,
+                 brief: bool = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
     first = summaries[0]
     console = Console(width=200)
-    best = Table(title=f"best reward after % of {first.budget} evaluations "
-                       f"(target {to_text(target)}, {count:,} sequences, {first.seeds} seeds)")
-    best.add_column("strategy")
-    for c in first.checkpoints:
-        best.add_column(f"{round(100 * c / first.budget)}%", justify="right")
-    for s in summaries:
-        best.add_row(s.strategy, *[f"{b.mean:.3f}±{b.std:.3f}" for b in s.best])
-    console.print(best)
-    reach = Table(title=f"evaluations to reward >= {first.threshold:g}")
-    for col in ("strategy", "reached", "evals (seeds that reached)", "evals (unreached = budget)",
-                "proposals", "entropy first→last 10 %", "batch reward first→last 10 %"):
+    if not brief:
+        best = Table(title=f"best reward after % of {first.budget} evaluations, median [IQR] "
+                           f"(target {to_text(target)}, {count:,} sequences, {first.seeds} seeds)")
+        best.add_column("strategy")
+        for c in first.checkpoints:
+            best.add_column(f"{round(100 * c / first.budget)}%", justify="right")
+        for s in summaries:
+            best.add_row(s.strategy, *[f"{b.median:.3f} [{b.q1:.3f}, {b.q3:.3f}]" for b in s.best])
+        console.print(best)
+    title = f"evaluations to reward >= {first.threshold:g}"
+    if brief:
+        title = f"{to_text(target)}: {title}, {first.seeds} seeds, budget {first.budget}"
+    reach = Table(title=title)
+    for col in ("strategy", "reached", "KM median [q1, q3]", "log-rank p", "Gehan p",
+                f"best @ {first.budget} median [IQR]", "proposals median",
+                "entropy first→last 10 %", "batch reward first→last 10 %"):
         reach.add_column(col, justify="left" if col == "strategy" else "right")
     for s in summaries:
         ent = rew = "-"
         if s.entropy_first_last is not None and s.reward_first_last is not None:
             ent = f"{s.entropy_first_last[0].mean:.2f} → {s.entropy_first_last[1].mean:.2f}"
             rew = f"{s.reward_first_last[0].mean:.3f} → {s.reward_first_last[1].mean:.3f}"
-        reach.add_row(s.strategy, f"{s.reached}/{s.seeds}", _fmt(s.to_threshold, 0),
-                      _fmt(s.to_threshold_censored, 0), _fmt(s.proposals, 0), ent, rew)
+        q1, med, q3 = (_km(v, s.budget) for v in s.to_threshold)
+        lr, gehan = _p(tests.get(s.strategy))
+        reach.add_row(s.strategy, f"{s.reached}/{s.seeds}", f"{med} [{q1}, {q3}]", lr, gehan,
+                      _iqr(s.best[-1]), f"{s.proposals.median:.0f}", ent, rew)
     console.print(reach)
+    if tests:
+        base = next(iter(tests.values())).baseline
+        console.print(f"p: two-sided, against {base}, on evaluations to the threshold with "
+                      "unreached seeds censored; 'earlier' = reaches it sooner than the baseline")
