@@ -17,6 +17,7 @@ CPU time is not counted.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import subprocess
@@ -36,6 +37,8 @@ from orchestrator.errors import ConfigError
 from orchestrator.table.format import Curve, Entry, Table
 from orchestrator.table.functions import Census, Function, census, select
 from orchestrator.table.spec import TableSpec
+
+log = logging.getLogger(__name__)
 
 TIMER_KEY = "table-build.json"
 TIMER_EVERY = 30.0
@@ -115,14 +118,17 @@ class BuildTimer:
         now = clock()
         self.current = Session(now, now, 0.0)
         self.sessions.append(self.current)
-        self._cpu0 = _cpu_seconds()
+        self.cpu0 = _cpu_seconds()
         self._saved = -TIMER_EVERY
 
+    def due(self) -> bool:
+        return time.monotonic() - self._saved >= TIMER_EVERY
+
     def tick(self, force: bool = False) -> None:
-        if not force and time.monotonic() - self._saved < TIMER_EVERY:
+        if not force and not self.due():
             return
         self.current.ended = self.clock()
-        self.current.cpu_s = _cpu_seconds() - self._cpu0
+        self.current.cpu_s = _cpu_seconds() - self.cpu0
         self.store.put(TIMER_KEY, json.dumps([asdict(s) for s in self.sessions], indent=1).encode())
         self._saved = time.monotonic()
 
@@ -228,6 +234,10 @@ def build(spec: TableSpec, workdir: str | Path | None = None, resume: bool = Fal
     timer = BuildTimer(runner.store, resume)
 
     def progress(p: Any) -> None:
+        if timer.due():
+            log.info("table %s: %d/%d children done (%d failed), %d running; %.0f CPU-s so far "
+                     "this session", spec.name, p.done, p.total, p.failed, p.running,
+                     _cpu_seconds() - timer.cpu0)
         timer.tick()
         if on_progress is not None:
             on_progress(p)
