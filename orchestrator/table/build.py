@@ -102,6 +102,8 @@ class Session:
     started: float
     ended: float
     cpu_s: float
+    git: str | None = None  # the commit the session ran (its children import the same code)
+    dirty: bool | None = None
 
 
 def _cpu_seconds() -> float:
@@ -116,7 +118,8 @@ class BuildTimer:
         self.store, self.clock = store, clock
         self.sessions = load_sessions(store) if resume else []
         now = clock()
-        self.current = Session(now, now, 0.0)
+        here = code()
+        self.current = Session(now, now, 0.0, here["git"], here["dirty"])
         self.sessions.append(self.current)
         self.cpu0 = _cpu_seconds()
         self._saved = -TIMER_EVERY
@@ -151,6 +154,8 @@ def timing(sessions: list[Session]) -> dict[str, Any]:
         "sessions": len(sessions),
         "wall_s": round(sum(s.ended - s.started for s in sessions), 1),
         "cpu_s": round(sum(s.cpu_s for s in sessions), 1),
+        "commits": sorted({s.git for s in sessions if s.git}),
+        "local_edits": any(s.dirty for s in sessions),
     }
 
 
