@@ -1,15 +1,20 @@
-"""``actsearch-ctl search-sim``: compare search strategies on a simulated reward, no training.
+"""``actsearch-ctl search-sim``: compare search strategies without training.
 
-The reward of a candidate is its similarity to a target function (docs/search.md), so a strategy's
-search quality can be measured in seconds over many seeds. ``--protocol FILE`` runs the
-comparison protocol (``orchestrator.search.protocol``): declared strategies on the development or
-the held-out targets, each tested against the baseline with censoring-aware statistics.
+Two rewards (docs/search.md): ``--target``, the similarity of a candidate to a target function
+(at its best β); ``--table``, the real accuracies of an accuracy table replayed (a random seed's
+final validation accuracy; functions outside the table refused for free), where a run's goal is
+the table's top ``--top-fraction`` of functions. Either way a strategy's search quality is
+measured in seconds over many seeds. ``--protocol FILE`` runs the comparison protocol
+(``orchestrator.search.protocol``): declared strategies on the development or the held-out
+targets. Evaluations to the goal are censored where a run does not reach it: Kaplan–Meier
+median and quartiles, and log-rank and Gehan tests of each strategy against the baseline.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -20,6 +25,7 @@ from orchestrator.errors import ConfigError
 from orchestrator.search import STRATEGY_NAMES, StrategyError, make_strategy
 from orchestrator.search.protocol import ComparisonProtocol, load_protocol
 from orchestrator.search.simulate import (
+    Reward,
     SimilarityReward,
     Spread,
     Summary,
@@ -53,7 +59,12 @@ def _parse_set(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--strategy", "strategy_name", type=click.Choice([*STRATEGY_NAMES, "all"]),
               default="all", show_default=True, help="Strategy to run, or all side by side.")
 @click.option("--target", type=EXPRESSION, default=None,
-              help="The function to find, e.g. 'max(id(x), sigmoid(x))' (or use --protocol).")
+              help="The function to find, e.g. 'max(id(x), sigmoid(x))' (or give --table).")
+@click.option("--table", "table_path", type=click.Path(dir_okay=False), default=None,
+              help="Replay this accuracy table instead (tables/*.jsonl.gz): its space, its "
+              "real accuracies; the goal is its top --top-fraction of functions.")
+@click.option("--top-fraction", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.01,
+              show_default=True, help="With --table: the share of its best functions to reach.")
 @space_options
 @click.option("--budget", type=click.IntRange(min=1), default=2000, show_default=True,
               help="Evaluations per run: new functions that pass the screen.")
@@ -71,46 +82,48 @@ def _parse_set(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--split", type=click.Choice(["development", "heldout"]), default="development",
               show_default=True, help="With --protocol: the targets to run.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def search_sim(strategy_name: str, target: Expr | None, units: int, unary: str | None,
-               binary: str | None, budget: int, seeds: int, threshold: float, batch: int,
+def search_sim(strategy_name: str, target: Expr | None, table_path: str | None,
+               top_fraction: float, units: int, unary: str | None, binary: str | None,
+               budget: int, seeds: int, threshold: float, batch: int,
                settings: tuple[str, ...], protocol_path: str | None, split: str,
                as_json: bool) -> None:
-    """Best reward over the budget and evaluations to THRESHOLD (Kaplan–Meier median and
-    quartiles, log-rank test against random search), over seeds."""
-    import torch  # the policy strategies train a small torch controller
-
-    torch.set_num_threads(1)
+    """Best reward over the budget and evaluations to the goal (reward >= THRESHOLD, or the
+    table's top functions), over seeds: reached/total, Kaplan–Meier median and quartiles with
+    unreached runs censored, and log-rank and Gehan p-values against random search."""
     if protocol_path is not None:
-        if target is not None or settings:
-            raise click.BadParameter("--protocol names the targets and options; drop --target "
-                                     "and --set", param_hint="--protocol")
+        if target is not None or table_path is not None or settings:
+            raise click.BadParameter("the protocol names the targets and options; drop --target, "
+                                     "--table and --set", param_hint="--protocol")
         try:
             protocol = load_protocol(protocol_path)
         except ConfigError as e:
             raise click.BadParameter(str(e), param_hint="--protocol") from e
-        _run_protocol(protocol, protocol_path, split, as_json)  # type: ignore[arg-type]
+        _run_protocol(protocol, protocol_path, split, as_json)
         return
-    if target is None:
-        raise click.BadParameter("give the function to find, or a --protocol file",
-                                 param_hint="--target")
+    if (target is None) == (table_path is None):
+        raise click.UsageError("give exactly one of --target, --table and --protocol")
+    if table_path is not None:
+        ctx = click.get_current_context()
+        given = [f"--{n}" for n in ("units", "unary", "binary")
+                 if ctx.get_parameter_source(n) is not click.core.ParameterSource.DEFAULT]
+        if given:
+            raise click.BadParameter(f"the table fixes the space; drop {', '.join(given)}",
+                                     param_hint="--table")
+        _replay(strategy_name, table_path, top_fraction, budget, seeds, batch, settings, as_json)
+        return
+    assert target is not None
+    import torch  # the policy strategies train a small torch controller
+
+    torch.set_num_threads(1)
     space = _space(units, unary, binary)
     options = _parse_set(settings)
-    if options and strategy_name == "all":
-        raise click.BadParameter("options apply to one strategy; pick one with --strategy",
-                                 param_hint="--set")
-    names = list(STRATEGY_NAMES) if strategy_name == "all" else [strategy_name]
-    if strategy_name == "all" and space.count() > EXHAUSTIVE_LIMIT:
-        names.remove("exhaustive")
     try:
         reward = SimilarityReward(target)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--target") from e
-    try:
-        make_strategy(names[0], space, 0, **options)  # refuse bad options before the long runs
-    except StrategyError as e:
-        raise click.BadParameter(str(e), param_hint="--set") from e
-    arms = [(name, name, options) for name in names]
-    summaries = _run_arms(arms, space, reward, budget, seeds, threshold, batch)
+    names = _strategies(strategy_name, space, options)
+    summaries = _run_arms([(name, name, options) for name in names], space, _every_seed(reward),
+                          budget, seeds, threshold, batch)
     tests = _tests(summaries, "random")
     if as_json:
         echo_json(_as_json(summaries, tests, target, units, options))
@@ -118,15 +131,20 @@ def search_sim(strategy_name: str, target: Expr | None, units: int, unary: str |
         _print_table(summaries, tests, target, space.count())
 
 
+def _every_seed(reward: Reward) -> Callable[[int], Reward]:
+    """The same reward for every seed (the symbolic reward has no noise)."""
+    return lambda _seed: reward
+
+
 def _run_arms(arms: list[tuple[str, str, dict[str, Any]]], space: SearchSpace,
-              reward: SimilarityReward, budget: int, seeds: int, threshold: float,
-              batch: int) -> list[Summary]:
-    """Each (label, strategy, options) run on seeds 0..K-1, summarised."""
+              reward: Callable[[int], Reward], budget: int, seeds: int, threshold: float,
+              batch: int, goal: set[str] | None = None) -> list[Summary]:
+    """Each (label, strategy, options) run on seeds 0..K-1 (``reward(seed)``), summarised."""
     summaries = []
     for label, name, options in arms:
-        traces = [simulate(make_strategy(name, space, s, **options), reward, budget, batch=batch)
+        traces = [simulate(make_strategy(name, space, s, **options), reward(s), budget, batch=batch)
                   for s in range(seeds)]
-        summaries.append(summarize(label, traces, budget, threshold))
+        summaries.append(summarize(label, traces, budget, threshold, goal))
     return summaries
 
 
@@ -139,12 +157,16 @@ def _tests(summaries: list[Summary], baseline: str) -> dict[str, Versus]:
 
 
 def _run_protocol(protocol: ComparisonProtocol, path: str, split: str, as_json: bool) -> None:
+    import torch
+
+    torch.set_num_threads(1)
     space = protocol.space()
     arms = [(a.label, a.name, a.options) for a in protocol.strategies]
     results = []
-    for target in protocol.targets(split):  # type: ignore[arg-type]
-        summaries = _run_arms(arms, space, SimilarityReward(target), protocol.budget,
-                              protocol.seeds, protocol.threshold, protocol.batch)
+    for target in protocol.targets("heldout" if split == "heldout" else "development"):
+        reward = SimilarityReward(target)
+        summaries = _run_arms(arms, space, _every_seed(reward), protocol.budget, protocol.seeds,
+                              protocol.threshold, protocol.batch)
         tests = _tests(summaries, protocol.baseline)
         results.append((target, summaries, tests))
         if not as_json:
@@ -159,6 +181,68 @@ def _run_protocol(protocol: ComparisonProtocol, path: str, split: str, as_json: 
         })
 
 
+def _strategies(strategy_name: str, space: SearchSpace, options: dict[str, Any]) -> list[str]:
+    if options and strategy_name == "all":
+        raise click.BadParameter("options apply to one strategy; pick one with --strategy",
+                                 param_hint="--set")
+    names = list(STRATEGY_NAMES) if strategy_name == "all" else [strategy_name]
+    if strategy_name == "all" and space.count() > EXHAUSTIVE_LIMIT:
+        names.remove("exhaustive")
+    try:
+        make_strategy(names[0], space, 0, **options)  # refuse bad options before the long runs
+    except StrategyError as e:
+        raise click.BadParameter(str(e), param_hint="--set") from e
+    return names
+
+
+def _replay(strategy_name: str, table_path: str, top_fraction: float, budget: int, seeds: int,
+            batch: int, settings: tuple[str, ...], as_json: bool) -> None:
+    """search-sim --table: every strategy against the table's real accuracies."""
+    import torch
+
+    from orchestrator.table.format import TableError, load
+    from orchestrator.table.replay import TableReward, table_space, top
+
+    torch.set_num_threads(1)
+    try:
+        tbl = load(table_path)
+        space = table_space(tbl)
+        goal = top(tbl, top_fraction)
+    except (TableError, ValueError) as e:
+        raise click.BadParameter(str(e), param_hint="--table") from e
+    options = _parse_set(settings)
+    names = _strategies(strategy_name, space, options)
+    summaries, refused = [], {}
+    for name in names:
+        traces = []
+        for s in range(seeds):
+            traces.append(simulate(make_strategy(name, space, s, **options),
+                                   TableReward(tbl, seed=s), budget, batch=batch))
+        refused[name] = Spread.of([float(t.failures - sum(r is None for r in t.rewards))
+                                   for t in traces])
+        summaries.append(summarize(name, traces, budget, goal.threshold, set(goal.fingerprints)))
+    tests = _tests(summaries, "random")
+    head = {"table": table_path, "functions": len(tbl), "seeds_in_table": list(tbl.seeds),
+            "partial": bool(tbl.meta.get("partial")), "top_fraction": top_fraction,
+            "top_functions": goal.count, "top_threshold": round(goal.threshold, 5)}
+    if as_json:
+        out = _as_json(summaries, tests, None, space.units, options)
+        out.pop("target")
+        for entry, name in zip(out["strategies"], names, strict=True):
+            entry["refused"] = _spread(refused[name])
+        echo_json({**head, **out})
+        return
+    from rich.console import Console
+
+    Console(width=200).print(
+        f"table {table_path}: {len(tbl)} functions{' (PARTIAL)' if head['partial'] else ''}, "
+        f"goal: its top {100 * top_fraction:g} % = {goal.count} functions with mean final "
+        f"validation accuracy >= {goal.threshold:.4f}; rewards: a random seed's final accuracy",
+        soft_wrap=True)
+    _print_table(summaries, tests, None, space.count(),
+                 goal_text=f"the table's top {100 * top_fraction:g} %", refused=refused)
+
+
 def _num(v: float | None) -> float | None:
     return None if v is None or math.isnan(v) else round(v, 4)
 
@@ -171,10 +255,10 @@ def _quartiles(q: Quartiles) -> dict[str, Any]:
     return {"q1": _num(q.q1), "median": _num(q.median), "q3": _num(q.q3), "n": q.n}
 
 
-def _as_json(summaries: list[Summary], tests: dict[str, Versus], target: Expr, units: int,
-             options: dict[str, Any]) -> dict[str, Any]:
+def _as_json(summaries: list[Summary], tests: dict[str, Versus], target: Expr | None,
+             units: int, options: dict[str, Any]) -> dict[str, Any]:
     return {
-        "target": to_text(target),
+        "target": None if target is None else to_text(target),
         "units": units,
         "options": options,
         "strategies": [
@@ -188,6 +272,7 @@ def _as_json(summaries: list[Summary], tests: dict[str, Versus], target: Expr, u
                 ],
                 "threshold": s.threshold,
                 "reached": s.reached,
+                "median_evaluations_to_threshold": s.median_to_threshold,
                 "evaluations_to_threshold": {
                     "km_q1": s.to_threshold[0], "km_median": s.to_threshold[1],
                     "km_q3": s.to_threshold[2],
@@ -211,8 +296,14 @@ def _as_json(summaries: list[Summary], tests: dict[str, Versus], target: Expr, u
     }
 
 
+def _fmt(s: Spread, digits: int = 3) -> str:
+    if s.n == 0:
+        return "-"
+    return f"{s.mean:.{digits}f} ± {s.std:.{digits}f}"
+
+
 def _km(v: float | None, budget: int) -> str:
-    return f"> {budget}" if v is None else f"{v:.0f}"
+    return f"> {budget}" if v is None else f"{v:g}"
 
 
 def _iqr(q: Quartiles, digits: int = 3) -> str:
@@ -228,29 +319,34 @@ def _p(v: Versus | None) -> tuple[str, str]:
             f"{v.gehan.p_value:.3g}")
 
 
-def _print_table(summaries: list[Summary], tests: dict[str, Versus], target: Expr, count: int,
-                 brief: bool = False) -> None:
+def _print_table(summaries: list[Summary], tests: dict[str, Versus], target: Expr | None,
+                 count: int, brief: bool = False, goal_text: str | None = None,
+                 refused: dict[str, Spread] | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
     first = summaries[0]
     console = Console(width=200)
+    what = f"target {to_text(target)}" if target is not None else "real accuracies"
     if not brief:
         best = Table(title=f"best reward after % of {first.budget} evaluations, median [IQR] "
-                           f"(target {to_text(target)}, {count:,} sequences, {first.seeds} seeds)")
+                           f"({what}, {count:,} sequences, {first.seeds} seeds)")
         best.add_column("strategy")
         for c in first.checkpoints:
             best.add_column(f"{round(100 * c / first.budget)}%", justify="right")
         for s in summaries:
             best.add_row(s.strategy, *[f"{b.median:.3f} [{b.q1:.3f}, {b.q3:.3f}]" for b in s.best])
         console.print(best)
-    title = f"evaluations to reward >= {first.threshold:g}"
+    title = f"evaluations to {goal_text or f'reward >= {first.threshold:g}'}"
     if brief:
-        title = f"{to_text(target)}: {title}, {first.seeds} seeds, budget {first.budget}"
+        title = f"{what}: {title}, {first.seeds} seeds, budget {first.budget}"
     reach = Table(title=title)
-    for col in ("strategy", "reached", "KM median [q1, q3]", "log-rank p", "Gehan p",
-                f"best @ {first.budget} median [IQR]", "proposals median",
-                "entropy first→last 10 %", "batch reward first→last 10 %"):
+    cols = ["strategy", "reached", "KM median [q1, q3]", "log-rank p", "Gehan p",
+            f"best @ {first.budget} median [IQR]", "proposals median"]
+    if refused is not None:
+        cols.append("refused (not in table)")
+    cols += ["entropy first→last 10 %", "batch reward first→last 10 %"]
+    for col in cols:
         reach.add_column(col, justify="left" if col == "strategy" else "right")
     for s in summaries:
         ent = rew = "-"
@@ -259,8 +355,9 @@ def _print_table(summaries: list[Summary], tests: dict[str, Versus], target: Exp
             rew = f"{s.reward_first_last[0].mean:.3f} → {s.reward_first_last[1].mean:.3f}"
         q1, med, q3 = (_km(v, s.budget) for v in s.to_threshold)
         lr, gehan = _p(tests.get(s.strategy))
+        extra = [] if refused is None else [_fmt(refused[s.strategy], 0)]
         reach.add_row(s.strategy, f"{s.reached}/{s.seeds}", f"{med} [{q1}, {q3}]", lr, gehan,
-                      _iqr(s.best[-1]), f"{s.proposals.median:.0f}", ent, rew)
+                      _iqr(s.best[-1]), f"{s.proposals.median:.0f}", *extra, ent, rew)
     console.print(reach)
     if tests:
         base = next(iter(tests.values())).baseline

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
-from scipy.stats import norm
+from scipy.stats import norm  # type: ignore[import-untyped]
 
 from orchestrator.space import Expr
 from orchestrator.space.derivative import value_and_grad

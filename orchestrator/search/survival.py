@@ -9,8 +9,9 @@ budget, or dropping it, biases any mean or median; these estimators do neither.
 - **Kaplan–Meier** ``S(t) = Π_{t_j ≤ t} (1 − d_j / n_j)`` over the distinct event times ``t_j``
   (``d_j`` events among the ``n_j`` runs still at risk; a run censored at ``t_j`` is still at
   risk there, the usual convention). The q-quantile is the smallest event time with
-  ``S(t) ≤ 1 − q``; ``None`` when ``S`` never gets that low (the median is then "> budget":
-  fewer than half the runs reached the threshold).
+  ``S(t) < 1 − q``, or midway between two event times where ``S`` sits exactly at ``1 − q``
+  (so that without censoring the median is the ordinary sample median); ``None`` when ``S``
+  never gets that low (the median is then "> budget": at most half the runs reached the goal).
 - **Weighted log-rank tests** of equal time-to-event distributions in two samples: at each
   event time the observed events of sample A are compared with their expectation under the null,
   weighted by ``w_j``; ``Z = Σ w_j (O_j − E_j) / sqrt(Σ w_j² V_j)`` is asymptotically normal and
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy.stats import norm
+from scipy.stats import norm  # type: ignore[import-untyped]
 
 Weights = Literal["logrank", "gehan"]
 
@@ -79,12 +80,15 @@ def kaplan_meier(sample: Sample) -> list[tuple[float, float]]:
 
 
 def km_quantile(sample: Sample, q: float) -> float | None:
-    """Smallest event time by which a fraction ``q`` has reached (``S(t) ≤ 1 − q``); None when
-    the curve never falls that low."""
+    """The time by which a fraction ``q`` of the runs has reached the goal (Kaplan–Meier); None
+    when the curve never falls that low."""
     if not 0.0 < q < 1.0:
         raise ValueError(f"q must be in (0, 1); got {q!r}")
-    for t, s in kaplan_meier(sample):
-        if s <= 1.0 - q + 1e-12:
+    steps = kaplan_meier(sample)
+    for i, (t, s) in enumerate(steps):
+        if abs(s - (1.0 - q)) <= 1e-12:  # flat exactly at 1 − q: midway to the next event
+            return (t + steps[i + 1][0]) / 2 if i + 1 < len(steps) else None
+        if s < 1.0 - q:
             return t
     return None
 

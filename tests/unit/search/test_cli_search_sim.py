@@ -96,7 +96,7 @@ def test_search_sim_refuses_a_protocol_with_too_few_seeds_or_shared_targets(tmp_
 
 def test_search_sim_needs_a_target_or_a_protocol_not_both(tmp_path) -> None:  # type: ignore[no-untyped-def]
     neither = CliRunner().invoke(main, ["search-sim"])
-    assert neither.exit_code == 2 and "--protocol" in neither.output
+    assert neither.exit_code == 2 and "exactly one of --target, --table and --protocol" in neither.output
     both = CliRunner().invoke(main, ["search-sim", "--protocol", _protocol(tmp_path),
                                      "--target", "max(id(x), sigmoid(x))"])
     assert both.exit_code == 2 and "drop --target" in both.output

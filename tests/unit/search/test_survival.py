@@ -36,10 +36,18 @@ def test_kaplan_meier_steps_keep_a_run_censored_at_an_event_time_at_risk() -> No
     assert km_quantile(s, 0.25) == 2
 
 
+def test_without_censoring_the_median_is_the_sample_median() -> None:
+    assert km_median(Sample((3, 1, 2), (True,) * 3)) == 2
+    assert km_median(Sample((5, 1, 3, 1000), (True, True, True, False))) == 4  # 1, 3 | 5, > 1000
+    assert km_median(Sample((5, 1000, 1000, 3), (True, False, False, True))) is None
+    assert km_median(Sample((4, 1000, 2), (True, False, True))) == 4
+    assert km_median(Sample((1000,), (False,))) is None
+
+
 def test_the_median_is_none_when_fewer_than_half_reached() -> None:
-    s = Sample((100, 1000, 1000, 1000), (True, False, False, False))
-    assert km_median(s) is None
-    assert km_quantile(s, 0.25) == 100
+    s = Sample((100, 200, 1000, 1000, 1000), (True, True, False, False, False))
+    assert km_median(s) is None  # S stays at 0.6 up to the budget
+    assert km_quantile(s, 0.25) == 200
 
 
 def test_early_censoring_moves_the_median_unlike_counting_the_run_as_the_budget() -> None:
