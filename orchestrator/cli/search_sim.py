@@ -81,12 +81,15 @@ def _parse_set(values: tuple[str, ...]) -> dict[str, Any]:
                    "targets, space, budget, seeds and threshold replace the options above.")
 @click.option("--split", type=click.Choice(["development", "heldout"]), default="development",
               show_default=True, help="With --protocol: the targets to run.")
+@click.option("--only", default=None, metavar="LABEL,...",
+              help="With --protocol: run only these strategies (by label) and the baseline, "
+                   "e.g. to spread one protocol over several processes.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def search_sim(strategy_name: str, target: Expr | None, table_path: str | None,
                top_fraction: float, units: int, unary: str | None, binary: str | None,
                budget: int, seeds: int, threshold: float, batch: int,
                settings: tuple[str, ...], protocol_path: str | None, split: str,
-               as_json: bool) -> None:
+               only: str | None, as_json: bool) -> None:
     """Best reward over the budget and evaluations to the goal (reward >= THRESHOLD, or the
     table's top functions), over seeds: reached/total, Kaplan–Meier median and quartiles with
     unreached runs censored, and log-rank and Gehan p-values against random search."""
@@ -98,7 +101,13 @@ def search_sim(strategy_name: str, target: Expr | None, table_path: str | None,
             protocol = load_protocol(protocol_path)
         except ConfigError as e:
             raise click.BadParameter(str(e), param_hint="--protocol") from e
-        _run_protocol(protocol, protocol_path, split, as_json)
+        labels = None if only is None else [x.strip() for x in only.split(",") if x.strip()]
+        unknown = sorted(set(labels or ()) - {a.label for a in protocol.strategies})
+        if unknown:
+            raise click.BadParameter(f"{', '.join(map(repr, unknown))} not among the protocol's "
+                                     f"strategies: {', '.join(a.label for a in protocol.strategies)}",
+                                     param_hint="--only")
+        _run_protocol(protocol, protocol_path, split, labels, as_json)
         return
     if (target is None) == (table_path is None):
         raise click.UsageError("give exactly one of --target, --table and --protocol")
@@ -156,12 +165,14 @@ def _tests(summaries: list[Summary], baseline: str) -> dict[str, Versus]:
     return {s.strategy: versus(s, base) for s in summaries if s is not base}
 
 
-def _run_protocol(protocol: ComparisonProtocol, path: str, split: str, as_json: bool) -> None:
+def _run_protocol(protocol: ComparisonProtocol, path: str, split: str, only: list[str] | None,
+                  as_json: bool) -> None:
     import torch
 
     torch.set_num_threads(1)
     space = protocol.space()
-    arms = [(a.label, a.name, a.options) for a in protocol.strategies]
+    arms = [(a.label, a.name, a.options) for a in protocol.strategies
+            if only is None or a.label in only or a.label == protocol.baseline]
     results = []
     for target in protocol.targets("heldout" if split == "heldout" else "development"):
         reward = SimilarityReward(target)
