@@ -100,3 +100,12 @@ def test_search_sim_needs_a_target_or_a_protocol_not_both(tmp_path) -> None:  # 
     both = CliRunner().invoke(main, ["search-sim", "--protocol", _protocol(tmp_path),
                                      "--target", "max(id(x), sigmoid(x))"])
     assert both.exit_code == 2 and "drop --target" in both.output
+
+
+def test_search_sim_only_runs_the_named_strategies_and_the_baseline(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = _protocol(tmp_path, budget=5)
+    bad = CliRunner().invoke(main, ["search-sim", "--protocol", path, "--only", "ppo"])
+    assert bad.exit_code == 2 and "'ppo' not among the protocol's strategies: random, evolution+surrogate" in bad.output
+    only = CliRunner().invoke(main, ["search-sim", "--protocol", path, "--only", "random", "--json"])
+    assert only.exit_code == 0, only.output
+    assert [s["strategy"] for s in json.loads(only.output)["targets"][0]["strategies"]] == ["random"]
