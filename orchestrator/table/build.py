@@ -9,9 +9,10 @@ export reads everything back from MLflow, never from logs.
 
 The time a build took is kept beside its checkpoint (``table-build.json``): one record per
 session (start, end, CPU seconds of the build process and the children it reaped), updated
-every ``TIMER_EVERY`` seconds, so a killed session still counts up to its last record. Packs
-that outlived a killed session and finished after it are not the next session's children: their
-CPU time is not counted.
+every ``TIMER_EVERY`` seconds, so a killed session still counts up to its last record. A pack's
+CPU time counts once its process has exited and been reaped; packs that outlived a killed
+session and finished after it are not the next session's children: their CPU time is not
+counted.
 """
 
 from __future__ import annotations
@@ -238,7 +239,11 @@ def build(spec: TableSpec, workdir: str | Path | None = None, resume: bool = Fal
     runner = build_runner(spec.benchmark(functions), workdir, resume=resume)
     timer = BuildTimer(runner.store, resume)
 
+    reap = getattr(runner.backend, "reap", None)  # local processes; Jobs have no CPU here
+
     def progress(p: Any) -> None:
+        if timer.due() and reap is not None:
+            reap()
         if timer.due():
             log.info("table %s: %d/%d children done (%d failed), %d running; %.0f CPU-s so far "
                      "this session", spec.name, p.done, p.total, p.failed, p.running,
@@ -250,6 +255,8 @@ def build(spec: TableSpec, workdir: str | Path | None = None, resume: bool = Fal
     try:
         runner.run(resume=resume, on_progress=progress)
     finally:
+        if reap is not None:
+            reap()
         timer.tick(force=True)
     assert runner.parent_run_id is not None
     runner.tracker.finish_search(runner.parent_run_id)
