@@ -212,7 +212,7 @@ def _replay(strategy_name: str, table_path: str, top_fraction: float, budget: in
     import torch
 
     from orchestrator.table.format import TableError, load
-    from orchestrator.table.replay import TableReward, table_space, top
+    from orchestrator.table.replay import TableReward, proposal_cap, table_space, top
 
     torch.set_num_threads(1)
     try:
@@ -223,12 +223,14 @@ def _replay(strategy_name: str, table_path: str, top_fraction: float, budget: in
         raise click.BadParameter(str(e), param_hint="--table") from e
     options = _parse_set(settings)
     names = _strategies(strategy_name, space, options)
+    cap = proposal_cap(tbl, budget)
     summaries, refused = [], {}
     for name in names:
         traces = []
         for s in range(seeds):
             traces.append(simulate(make_strategy(name, space, s, **options),
-                                   TableReward(tbl, seed=s), budget, batch=batch))
+                                   TableReward(tbl, seed=s), budget, batch=batch,
+                                   max_proposals=cap))
         refused[name] = Spread.of([float(t.failures - sum(r is None for r in t.rewards))
                                    for t in traces])
         summaries.append(summarize(name, traces, budget, goal.threshold, set(goal.fingerprints)))

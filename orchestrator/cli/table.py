@@ -65,15 +65,27 @@ def build(spec_path: str, resume: bool, workdir: str | None, output: str | None,
 @click.argument("spec_path", metavar="SPEC", type=click.Path(exists=True, dir_okay=False))
 @click.option("--workdir", type=click.Path(file_okay=False), default=None)
 @click.option("--output", type=click.Path(dir_okay=False), default=None)
+@click.option("--fresh", is_flag=True, help="Read every run again instead of keeping the "
+              "entries of the existing output file.")
 @expected_errors
-def export(spec_path: str, workdir: str | None, output: str | None) -> None:
+def export(spec_path: str, workdir: str | None, output: str | None, fresh: bool) -> None:
     """Write the table of SPEC's build as MLflow holds it now: a build that finished, or one
-    still running or killed (then marked partial: only functions with every seed ended)."""
+    still running or killed (then marked partial: only functions with every seed ended). The
+    functions already in the output file (an earlier export of this build) are kept as they
+    are, and only the new ones read from MLflow."""
     from orchestrator.table.build import export as run_export
+    from orchestrator.table.format import TableError, load
     from orchestrator.table.spec import load_table_spec
 
     spec = load_table_spec(spec_path)
-    _write(run_export(spec, workdir), Path(output) if output else spec.output_path)
+    path = Path(output) if output else spec.output_path
+    known = None
+    if path.exists() and not fresh:
+        try:
+            known = load(path)
+        except TableError:
+            known = None  # not a table of ours: read everything
+    _write(run_export(spec, workdir, known), path)
 
 
 @table.command()

@@ -51,6 +51,7 @@ def cell_runs(server: Server, experiment: str) -> list[object]:
                               max_results=100)
 
 
+@pytest.mark.slow
 def test_a_killed_build_exports_whole_functions_and_resumes_without_retraining(
     mlflow_env: dict[str, str], mlflow_server: Server, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -100,6 +101,10 @@ def test_a_killed_build_exports_whole_functions_and_resumes_without_retraining(
     assert t.meta["partial"] is False and len(t) == 3 and t.seeds == (0, 1)
     assert t.steps == (EVERY, STEPS) and t.meta["build"]["sessions"] == 2
     assert t.entries[0].expression == "max(relu(x), relu(x))"
+    client = MlflowClient(mlflow_server.url)
+    finished = next(r for r in runs if r.info.status == "FINISHED")
+    artifacts = {a.path for a in client.list_artifacts(finished.info.run_id)}
+    assert "config.json" in artifacts and "activation.png" not in artifacts  # plot: false
     by_cell = {(r.data.tags["actsearch.expression"], int(r.data.tags["actsearch.seed"])): r
                for r in runs}
     for e in t.entries:

@@ -138,3 +138,12 @@ def test_search_sim_with_a_table_refuses_a_space_or_a_target(tmp_path: Path) -> 
 def test_fingerprints_of_the_tiny_table_are_real() -> None:
     for e in tiny_table().entries:
         assert fingerprint(parse(e.expression)) == e.fingerprint
+
+
+def test_the_proposal_cap_grows_as_the_table_covers_less_of_the_space() -> None:
+    from orchestrator.table.replay import proposal_cap
+
+    t = tiny_table()
+    assert proposal_cap(t, 10) == 250  # no census in the metadata: the simulator's 25 × budget
+    meta = {**t.meta, "space": {**t.meta["space"], "passing_screen": 4 * len(t)}}
+    assert proposal_cap(Table(meta, t.entries), 10) == 1000
