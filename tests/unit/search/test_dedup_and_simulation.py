@@ -83,10 +83,15 @@ def test_the_simulator_counts_only_new_functions_that_pass_the_screen() -> None:
 
 
 def test_summary_reports_evaluations_to_threshold_with_unreached_seeds_censored() -> None:
-    traces = [Trace(rewards=[0.1, 0.5, 0.9]), Trace(rewards=[0.1, 0.2, 0.3])]
+    traces = [Trace(rewards=[0.1, 0.5, 0.9]), Trace(rewards=[0.1, 0.2, 0.3]),
+              Trace(rewards=[0.9]), Trace(rewards=[0.2, 0.3])]  # the last ran out of proposals
     s = summarize("x", traces, budget=3, threshold=0.8)
-    assert (s.reached, s.to_threshold.mean, s.to_threshold_censored.mean) == (1, 3.0, 3.0)
-    assert s.best[-1].mean == pytest.approx(0.6)
+    assert s.reached == 2 and s.hits.times == (3, 3, 1, 2)
+    assert s.hits.reached == (True, False, True, False)
+    # KM: S(1) = 3/4 exactly (q1 midway to the next event, 3: 2); at 3 the one event among
+    # the two runs still at risk halves it: 3/8, so the median is 3 and q3 "> budget"
+    assert s.to_threshold == (2, 3, None)
+    assert s.best[-1].median == pytest.approx(0.6)
 
 
 def test_ppo_learns_on_a_small_fixed_seed_simulated_run() -> None:
@@ -100,3 +105,28 @@ def test_ppo_learns_on_a_small_fixed_seed_simulated_run() -> None:
     early, late = updates[:k], updates[-k:]
     assert np.mean([u.mean_reward for u in late]) > np.mean([u.mean_reward for u in early]) + 0.2
     assert np.mean([u.entropy for u in late]) < np.mean([u.entropy for u in early]) - 2.0
+
+
+def test_best_beta_finds_the_optimum_of_a_smooth_score_and_keeps_the_grid_best() -> None:
+    from orchestrator.search.simulate import best_beta
+
+    beta, score = best_beta(lambda b: -(b - 2.345) ** 2)
+    assert beta == pytest.approx(2.345, abs=1e-3) and score == pytest.approx(0.0, abs=1e-6)
+    beta, _ = best_beta(lambda b: -abs(b + 3.9))  # near the edge of the range
+    assert beta == pytest.approx(-3.9, abs=1e-3)
+
+
+def test_a_candidate_that_reads_beta_scores_at_its_best_beta() -> None:
+    from orchestrator.search.base import Candidate
+    from orchestrator.space import encode
+
+    reward = SimilarityReward(parse("max(relu(x), relu(x))"))
+
+    def score(text: str) -> float:
+        r = reward(Candidate(encode(parse(text)), text, 0.0, 0))
+        assert r.reward is not None
+        return r.reward
+
+    # β·x + (1 − β)·relu(x) is ReLU at β = 0, x at β = 1: scored as ReLU, not as x
+    assert score("beta_mix(id(x), relu(x))") == pytest.approx(1.0, abs=1e-6)
+    assert score("max(id(x), id(x))") < 0.9
