@@ -83,6 +83,7 @@ from orchestrator.cluster.conditions import (
 from orchestrator.cluster.incluster import (
     ClusterDefaults,
     build_controller,
+    check_isolation,
     progress_message,
     search_ref,
     search_status,
@@ -230,6 +231,7 @@ class SearchRunner:
         rebuild, or the Lease is lost."""
         try:
             spec = spec_of(self.obj, self.defaults.spec_defaults)
+            check_isolation(spec, self.defaults, self.namespace)  # before anything exists
         except ConfigError as e:
             if succeeded:  # a finished search keeps its results; the bad edit is reported
                 self._invalid_edit(generation, e)
