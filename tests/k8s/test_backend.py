@@ -464,3 +464,39 @@ def test_the_default_deadline_grows_with_the_steps_of_every_member() -> None:
     assert default_deadline(no_steps) == DEADLINE_BASE_SECONDS + 10_000  # the trainer's default
     job = job_manifest(single, "s1", NAMESPACE, FULL)
     assert job["spec"]["activeDeadlineSeconds"] == 7200  # the spec's own wins
+
+
+@pytest.mark.controller_traffic
+def test_a_job_launched_before_identities_is_found_under_its_old_name_only_when_it_is_ours(
+        apiserver: FakeApiServer, api_client: Any) -> None:
+    """A search running during the upgrade goes on: its Jobs were named after the launch id
+    alone. A Job of that name not owned by this search's uid is
+    not taken (here: a Job of that name that nobody owns): the child is missing, and would be
+    launched again under the new name."""
+    owner = make_search(apiserver)
+    old = job_manifest(launch_of("s1-t00000"), "s1", NAMESPACE, FULL, owner["metadata"]["uid"])
+    old["metadata"]["name"] = "s1-t00000"  # as a controller of the version before named it
+    apiserver.put_object("jobs", NAMESPACE, old)
+    apiserver.set_status("jobs", NAMESPACE, "s1-t00000", {"active": 1, "ready": 1})
+    foreign = job_manifest(launch_of("s1-t00001"), "s1", NAMESPACE, FULL)  # owned by nobody
+    apiserver.put_object("jobs", NAMESPACE, foreign)
+    backend = make_backend(api_client, owner)
+    assert backend.state("s1-t00000").phase in ("running", "queued")
+    assert backend.job_name("s1-t00000") == "s1-t00000"
+    assert backend.state("s1-t00001").phase == "missing"
+    backend.cancel("s1-t00000")
+    backend.cancel("s1-t00001")  # not ours: never deleted
+    names = {j["metadata"]["name"] for j in apiserver.items("jobs", NAMESPACE)}
+    assert names == {"s1-t00001"}
+
+
+def test_a_search_re_created_under_its_name_never_reattaches_to_the_jobs_of_the_one_before(
+        apiserver: FakeApiServer, api_client: Any) -> None:
+    first = make_search(apiserver)
+    make_backend(api_client, first).launch(launch_of("s1-t00000"))
+    apiserver.delete_object("activationsearches", NAMESPACE, "s1", "Orphan")  # Jobs kept
+    second = make_search(apiserver)
+    backend = make_backend(api_client, second)
+    assert backend.state("s1-t00000").phase == "missing"
+    backend.launch(launch_of("s1-t00000"))
+    assert len(apiserver.items("jobs", NAMESPACE)) == 2

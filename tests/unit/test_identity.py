@@ -150,3 +150,19 @@ def test_the_local_key_is_made_once_readable_by_its_owner_only(tmp_path: Path) -
     key = local_key(tmp_path / "work")
     assert len(key) == 64 and local_key(tmp_path / "work") == key
     assert os.stat(tmp_path / "work" / "trust.key").st_mode & 0o077 == 0
+
+
+def test_in_a_cluster_a_child_may_not_read_the_key_and_a_search_needs_the_root() -> None:
+    from orchestrator.cluster.incluster import ClusterDefaults, check_isolation
+
+    defaults = ClusterDefaults(storage_uri=ROOT, trust_secret="actsearch-trust")
+    ok = SearchSpec.model_validate({"name": "s1", "backend": {
+        "kind": "kubernetes", "kubernetes": {"credentials_secret": "actsearch-s3"}}})
+    check_isolation(ok, defaults, "team-a")
+    bad = SearchSpec.model_validate({"name": "s1", "backend": {
+        "kind": "kubernetes", "kubernetes": {"credentials_secret": "actsearch-trust"}}})
+    with pytest.raises(ConfigError, match=r"backend\.kubernetes\.credentials_secret "
+                                          r"'actsearch-trust' holds the controller's key"):
+        check_isolation(bad, defaults, "team-a")
+    with pytest.raises(ConfigError, match="the operator has no storage root"):
+        check_isolation(ok, ClusterDefaults(), "team-a")
