@@ -5,6 +5,7 @@ installation's controller sealed (``orchestrator.trust``), in the scope it was g
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -121,3 +122,28 @@ def test_results_the_controller_did_not_seal_are_never_reused(
     client.log_metric(honest, "val_accuracy", 0.99)  # the child rewrites its reward afterwards
     assert reader.cached_result(FP, CFG) is None
     assert tracker(mlflow_server, exp, owner, None).cached_result(FP, CFG) is None
+
+
+def test_a_local_search_keeps_its_uid_across_resumes_and_another_folder_gets_another(
+        mlflow_env: dict[str, str], mlflow_server: Server, tmp_path: Path) -> None:
+    """On one machine the uid is generated when a search starts and kept in its checkpoint:
+    ``run --resume`` finds its own parent run again; the same name run from another folder (or
+    by another user of the server) is another search."""
+    from orchestrator.embedded import build_controller
+    from orchestrator.spec import SearchSpec
+
+    spec = SearchSpec.model_validate({
+        "name": "local-iso", "tracking": {"experiment": f"iso-{uuid.uuid4().hex[:8]}"},
+        "child": {"model": "mlp", "dataset": "digits", "steps": 5}})
+    first = build_controller(spec, tmp_path / "alice")
+    first.start(resume=False)
+    first.checkpoint()
+    again = build_controller(spec, tmp_path / "alice", resume=True)
+    again.start(resume=True)
+    assert again.identity == first.identity and again.parent_run_id == first.parent_run_id
+    other = build_controller(spec, tmp_path / "bob")
+    other.start(resume=False)
+    assert first.identity is not None and other.identity is not None
+    assert other.identity.uid != first.identity.uid
+    assert other.parent_run_id != first.parent_run_id
+    assert (tmp_path / "alice" / "trust.key").read_bytes() != (tmp_path / "bob" / "trust.key").read_bytes()
