@@ -8,7 +8,7 @@ STAMP   = $(VENV)/.installed
 HELM   ?= .tools/bin/helm
 CRD     = helm/actsearch/crds/activationsearches.actsearch.io.yaml
 
-.PHONY: quickstart test lint venv tools crds manifests clean
+.PHONY: quickstart quickstart-digits test lint venv tools crds manifests clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +22,15 @@ venv: $(STAMP)
 tools:
 	tools/fetch-helm.sh
 
-# A real PPO search on CPU (examples/quickstart.yaml); each run starts the demo afresh.
+# A real PPO search on CPU (examples/quickstart.yaml, Fashion-MNIST); each run starts the demo
+# afresh. quickstart-digits: the same on scikit-learn's digits, for machines without Fashion-MNIST.
 quickstart: $(STAMP)
 	rm -rf .actsearch/quickstart
 	$(VENV)/bin/actsearch-ctl run examples/quickstart.yaml
+
+quickstart-digits: $(STAMP)
+	rm -rf .actsearch/quickstart-digits
+	$(VENV)/bin/actsearch-ctl run examples/quickstart-digits.yaml
 
 test: $(STAMP) tools lint
 	HELM=$(HELM) $(PY) -m pytest

@@ -38,7 +38,7 @@ ModelName = Literal[
     "resnet20", "resnet32", "resnet56", "preact_resnet164", "wrn_28_10", "densenet100_12",
     "tiny_cnn", "mlp",
 ]
-DatasetName = Literal["cifar10", "cifar100", "digits", "synthetic"]
+DatasetName = Literal["cifar10", "cifar100", "fashion_mnist", "digits", "synthetic"]
 OptimizerName = Literal["sgd", "adamw"]
 ScheduleName = Literal["cosine", "constant"]
 Precision = Literal["auto", "fp32", "bf16"]
@@ -66,9 +66,11 @@ class TrainConfig(BaseModel):
     dataset: DatasetName = Field(default="cifar10", description=f"Data set; one of {_allowed(DatasetName)}.")
     data_source: str | None = Field(
         default=None,
-        description="Where CIFAR comes from: a directory in the official python format, a "
-        ".tar.gz of it, or an s3:// URI of that tarball. None downloads with torchvision "
-        "(needs internet). Ignored by digits and synthetic.",
+        description="Where CIFAR or Fashion-MNIST comes from: a directory in the official format "
+        "(CIFAR's python batches; Fashion-MNIST's four IDX files, gzipped or not), a .tar.gz of it, "
+        "or an s3:// URI of that tarball. None: Fashion-MNIST from the Debian package "
+        "dataset-fashion-mnist where installed, else (like CIFAR) a torchvision download (needs "
+        "internet). Ignored by digits and synthetic.",
     )
     data_sha256: str | None = Field(
         default=None, description="SHA-256 (hex) of the tarball or S3 object; checked before use."

@@ -17,6 +17,7 @@ the searches run from here reuse each other's results, and nobody else's.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 from orchestrator.adapters.storage import Store, open_store
 from orchestrator.adapters.tracking import MlflowTracker
 from orchestrator.backends.local import LocalBackend
+from orchestrator.contract import TrainConfig
 from orchestrator.errors import ConfigError
 from orchestrator.identity import SearchIdentity
 from orchestrator.loop.assembly import assemble_controller
@@ -87,12 +89,26 @@ def local_backend(lay: Layout, gpus: list[int] | None, parallelism: int) -> Loca
                         cpu_threads=max(1, (os.cpu_count() or 1) // parallelism))
 
 
+def prefetch_data(cfgs: Iterable[TrainConfig]) -> None:
+    """Fetch, once and before any child starts, the data that local children would each fetch
+    (``trainer.data.prefetch``); a data set that cannot be had stops the command with one line."""
+    from orchestrator.trainer.data import prefetch
+    from orchestrator.trainer.errors import Infrastructure
+
+    for cfg in {(c.dataset, c.data_source): c for c in cfgs}.values():
+        try:
+            prefetch(cfg)
+        except Infrastructure as e:
+            raise ConfigError(str(e)) from e
+
+
 def build_controller(
     spec: SearchSpec, workdir: str | Path | None = None, resume: bool = False,
     poll_interval: float = 1.0,
 ) -> Controller:
     """A controller with the local backend; refuses to overwrite a search unless resuming."""
     check_backend(spec.backend.kind, "local", f"search {spec.name!r}")
+    prefetch_data([spec.child])
     lay = layout(spec, workdir)
     store = open_checkpoints(lay, spec.storage.endpoint_url, CHECKPOINT_KEY, resume,
                              f"search {spec.name!r}")

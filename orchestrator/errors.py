@@ -17,3 +17,14 @@ class ConfigError(ActsearchError, ValueError):
 
 class TemporaryUnavailable(ActsearchError):
     """An outside system (MLflow, S3, the API server) is briefly unreachable; retried with backoff."""
+
+
+class ServiceRefused(ConfigError):
+    """An outside system answered and refused (a missing bucket, denied access, a server that is
+    not MLflow). A command stops on it like any ConfigError; the operator, whose endpoints are
+    its administrator's, reports it on the search (``reason``, CamelCase) and retries with
+    backoff, since fixing the service fixes the search."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 from orchestrator.adapters import s3
 from orchestrator.adapters.retry import Backoff, retry
 from orchestrator.echo import clip
-from orchestrator.errors import ConfigError
+from orchestrator.errors import ConfigError, ServiceRefused
 
 log = logging.getLogger(__name__)
 DEFAULT_BACKOFF = Backoff()
@@ -124,8 +124,8 @@ class S3Store:
     @contextmanager
     def _refusals(self, op: str, key: str) -> Iterator[None]:
         """The server's refusals (``NoSuchBucket``, ``AccessDenied``, bad credentials) and a
-        client that cannot be used (no credentials, a malformed endpoint) as one ConfigError
-        naming the object and the code: retrying cannot fix them."""
+        client that cannot be used (no credentials, a malformed endpoint) as one ServiceRefused
+        naming the object and the code: retrying at once cannot fix them."""
         try:
             yield
         except Exception as e:
@@ -136,9 +136,9 @@ class S3Store:
                     "AccessDenied": "the credentials may not use it",
                     "InvalidAccessKeyId": "unknown access key",
                     "SignatureDoesNotMatch": "wrong secret key"}.get(code or "", "")
-            raise ConfigError(
+            raise ServiceRefused(
                 f"S3 {op} {self.describe(key)} refused: {code or type(e).__name__}"
-                f"{': ' + hint if hint else ''} ({clip(str(e), 200)})") from e
+                f"{': ' + hint if hint else ''} ({clip(str(e), 200)})", "StorageRefused") from e
 
     def describe(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"

@@ -45,7 +45,7 @@ from typing import Any
 from orchestrator.adapters.retry import Backoff, retry
 from orchestrator.contract import REWARD, FailureKind, Tag, failure_text, reusable_result
 from orchestrator.echo import clip
-from orchestrator.errors import ConfigError, TemporaryUnavailable
+from orchestrator.errors import ConfigError, ServiceRefused, TemporaryUnavailable
 from orchestrator.identity import SearchIdentity
 from orchestrator.space.naming import shorten
 from orchestrator.trust import Trust
@@ -526,9 +526,11 @@ def _check_answer(resp: Any, uri: str) -> None:
             and body.get("error_code") == "RESOURCE_DOES_NOT_EXIST"):
         return
     if resp.status_code in (401, 403):
-        raise ConfigError(f"MLflow tracking server {clip(uri)} refused access (HTTP "
-                          f"{resp.status_code}): set MLFLOW_TRACKING_USERNAME and "
-                          "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)")
+        raise ServiceRefused(f"MLflow tracking server {clip(uri)} refused access (HTTP "
+                             f"{resp.status_code}): set MLFLOW_TRACKING_USERNAME and "
+                             "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)",
+                             "TrackingRefused")
     kind = resp.headers.get("Content-Type", "no content type")
-    raise ConfigError(f"{clip(uri)} does not answer as an MLflow tracking server (GET {_PROBE}: "
-                      f"HTTP {resp.status_code}, {clip(kind, 60)}); check the tracking URI")
+    raise ServiceRefused(f"{clip(uri)} does not answer as an MLflow tracking server (GET "
+                         f"{_PROBE}: HTTP {resp.status_code}, {clip(kind, 60)}); check the "
+                         "tracking URI", "NotMlflow")

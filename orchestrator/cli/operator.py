@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 import click
@@ -52,6 +51,11 @@ log = logging.getLogger(__name__)
               help="YAML spec fragment merged under every search's spec (the chart's ConfigMap); "
                    "its tracking.uri, storage.uri and storage.endpoint_url are the defaults of "
                    "the three options above, which win when given.")
+@click.option("--policy", "policy_file", type=click.Path(exists=True, dir_okay=False),
+              default=None,
+              help="YAML policy for searches (the chart's ConfigMap): the images, Secrets, "
+                   "priority classes, tolerations, node labels, resources, endpoints and sizes a "
+                   "search may ask for beyond the defaults; without it, only the defaults.")
 @click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None,
               help="kubeconfig outside a cluster (default: $KUBECONFIG, else ~/.kube/config).")
 @click.option("--json-logs", is_flag=True, help="Log lines as JSON.")
@@ -62,13 +66,14 @@ def operator(namespaces: tuple[str, ...], all_namespaces: bool, tracking_uri: st
              storage_uri: str | None, s3_endpoint: str | None, poll_interval: float,
              tick_workers: int, lease_seconds: float, cache_scope: str,
              liveness_port: int | None,
-             defaults_file: str | None, kubeconfig: str | None,
+             defaults_file: str | None, policy_file: str | None, kubeconfig: str | None,
              json_logs: bool, verbose: int) -> None:
     """Run the controller: every ActivationSearch in the watched namespaces gets a search loop,
     resumed from its checkpoint after a restart."""
     from orchestrator.adapters.kube import current_namespace, load_api_client
     from orchestrator.cluster.incluster import ClusterDefaults, split_defaults
     from orchestrator.cluster.operator import OperatorConfig, run
+    from orchestrator.cluster.policy import ChildPolicy, Given, load_policy
     from orchestrator.trust import KEY_ENV, TRUST_SECRET_ENV, key_from_env
     from orchestrator.trust import cache_scope as parse_scope
 
@@ -83,6 +88,8 @@ def operator(namespaces: tuple[str, ...], all_namespaces: bool, tracking_uri: st
         s3_endpoint = s3_endpoint or own["s3_endpoint"]
     if storage_uri is not None and not storage_uri.startswith("s3://"):
         raise ConfigError(f"--storage-uri must look like s3://bucket/prefix; got {storage_uri!r}")
+    policy = load_policy(policy_file) if policy_file else ChildPolicy()
+    Given.of(spec_defaults)  # a defaults file whose children's settings are invalid stops here
     trust_key = key_from_env()
     if trust_key is None:
         log.warning("$%s is not set: results are not sealed, and the evaluation cache reuses "
@@ -93,7 +100,7 @@ def operator(namespaces: tuple[str, ...], all_namespaces: bool, tracking_uri: st
         api_client=api_client,
         defaults=ClusterDefaults(tracking_uri=tracking_uri, storage_uri=storage_uri,
                                  s3_endpoint=s3_endpoint, poll_interval=poll_interval,
-                                 spec_defaults=spec_defaults, trust_key=trust_key,
+                                 spec_defaults=spec_defaults, policy=policy, trust_key=trust_key,
                                  cache_scope=parse_scope(cache_scope),
                                  trust_secret=os.environ.get(TRUST_SECRET_ENV) or None),
         namespaces=tuple(watched), clusterwide=all_namespaces, liveness_port=liveness_port,
@@ -105,16 +112,17 @@ def operator(namespaces: tuple[str, ...], all_namespaces: bool, tracking_uri: st
 
 
 def load_defaults(path: str) -> dict[str, Any]:
-    """The defaults file: a mapping of search-spec fields (checked against each search)."""
-    import yaml
-
+    """The defaults file: a mapping of search-spec fields (checked against each search), read
+    strictly: UTF-8, and no key given twice (which YAML forbids and PyYAML would let the last
+    one win)."""
     from orchestrator.cluster.crd import defaults_the_crd_overrides
     from orchestrator.spec import SearchSpec
+    from orchestrator.validation import read_yaml
 
     try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"--defaults {path} is not valid YAML: {e}") from e
+        data = read_yaml(path) or {}
+    except ConfigError as e:
+        raise ConfigError(f"--defaults: {e}") from e
     if not isinstance(data, dict):
         raise ConfigError(f"--defaults {path} must be a mapping of search-spec fields")
     unknown = sorted(set(data) - set(SearchSpec.model_fields) | ({"name"} & set(data)))

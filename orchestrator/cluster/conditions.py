@@ -8,16 +8,18 @@ types, each True or False (never missing, so a tool need not guess what absence 
 ============  ===============================  ==============================  ================
 phase         Ready                            Succeeded                       Failed
 ============  ===============================  ==============================  ================
-Pending       False, Starting                  False, InProgress               False, InProgress
+Pending       False, Starting (or <wait>)      False, InProgress               False, InProgress
 Running       True, Running (False,            False, InProgress               False, InProgress
-              Unavailable during an outage)
+              <wait> while one lasts)
 Succeeded     True, Succeeded                  True, BudgetSpent               False, Succeeded
 Failed        False, <why>                     False, <why>                    True, <why>
 Cancelled     False, Cancelled                 False, Cancelled                False, Cancelled
 ============  ===============================  ==============================  ================
 
-``<why>`` is a CamelCase reason given by the operator (``InvalidSpec``, ``SearchFailed``), kept
-by later writes that give none.
+``<why>`` is a CamelCase reason given by the operator (``InvalidSpec``, ``SearchFailed``,
+``PolicyViolation``), kept by later writes that give none. ``<wait>`` is what a pending or
+running search is waiting out: ``Unavailable`` (an outage), a service that refuses
+(``StorageRefused``, ``TrackingRefused``, ``NotMlflow``) or ``UnexpectedError``.
 A condition's ``lastTransitionTime`` changes only when its status does; its ``reason``,
 ``message`` and ``observedGeneration`` follow the latest write.
 """
@@ -49,16 +51,17 @@ def _now() -> str:
 
 def derive(phase: str, reason: str | None = None) -> dict[str, tuple[str, str]]:
     """(status, reason) of each condition type in ``phase`` (the table of the module's
-    docstring); ``reason`` says why a search failed, or ``Unavailable`` for a running one."""
+    docstring); ``reason`` says why a search failed, or what a pending or running one waits
+    out (``Unavailable``, ``StorageRefused``...)."""
     if reason is not None and not _REASON.match(reason):
         raise ValueError(f"a condition reason is CamelCase ([A-Z][A-Za-z0-9]*); got {reason!r}")
     if phase not in PHASES:
         raise ValueError(f"unknown phase {phase!r}; one of {', '.join(PHASES)}")
     if phase == PENDING:
-        return {READY: ("False", "Starting"), SUCCEEDED_CONDITION: ("False", "InProgress"),
+        return {READY: ("False", reason or "Starting"), SUCCEEDED_CONDITION: ("False", "InProgress"),
                 FAILED_CONDITION: ("False", "InProgress")}
     if phase == RUNNING:
-        ready = ("False", UNAVAILABLE) if reason == UNAVAILABLE else ("True", RUNNING)
+        ready = ("False", reason) if reason is not None else ("True", RUNNING)
         return {READY: ready, SUCCEEDED_CONDITION: ("False", "InProgress"),
                 FAILED_CONDITION: ("False", "InProgress")}
     if phase == SUCCEEDED:

@@ -27,6 +27,7 @@ from orchestrator.adapters.kube import Cluster
 from orchestrator.adapters.retry import Backoff
 from orchestrator.adapters.storage import Store, open_store
 from orchestrator.backends.kubernetes import KubernetesBackend
+from orchestrator.cluster.policy import ChildPolicy, Given, enforce
 from orchestrator.errors import ConfigError
 from orchestrator.identity import SearchIdentity, claim, confine, foreign_location
 from orchestrator.loop.amend import Amendment, amend
@@ -67,6 +68,14 @@ class ClusterDefaults:
     """Whose sealed results a search reuses: its namespace's, or the whole installation's."""
     trust_secret: str | None = None
     """The Secret holding ``trust_key``: no child may name it as its credentials."""
+    policy: ChildPolicy = field(default_factory=ChildPolicy)
+    """What a search may ask for beyond what the operator gives (``orchestrator.cluster.policy``)."""
+
+    def admit(self, spec: SearchSpec, subject: str) -> None:
+        """PolicyViolation naming every field of ``spec`` outside the policy (before anything
+        is created or contacted for it)."""
+        given = Given.of(self.spec_defaults, self.tracking_uri, self.storage_uri, self.s3_endpoint)
+        enforce(self.policy, spec, given, subject)
 
 
 def split_defaults(fragment: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str | None]]:

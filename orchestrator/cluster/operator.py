@@ -45,10 +45,14 @@ and the reason; when the last children all failed for the same reason, the searc
 ``ChildrenCannotStart`` condition with that reason and a sentence in its status message, until a
 child starts again.
 
-Failures are split the project's way: a bad spec, a refused permission or an invalid object
-(``ConfigError``) ends the search with phase Failed and the reason as its message; an outage
-(``TemporaryUnavailable``, after the per-call retries) is written to the message, waited out
-with backoff, and the controller is rebuilt from its checkpoint.
+Failures are split the project's way: a bad spec, a spec outside the cluster's policy
+(``orchestrator.cluster.policy``, checked before any endpoint is contacted or Job created), a
+refused permission or an invalid object (``ConfigError``) ends the search with phase Failed and
+the reason as its message; an outage (``TemporaryUnavailable``, after the per-call retries), a
+refusal by MLflow or S3 (``ServiceRefused``: their administrator can fix it) and any exception
+nobody classified are written to the message and a ``Ready`` condition with the reason, waited
+out with capped exponential backoff, and the controller is rebuilt from its checkpoint: nothing
+is left to kopf, which would retry the daemon every 30 s with nothing on the search.
 """
 
 from __future__ import annotations
@@ -90,7 +94,9 @@ from orchestrator.cluster.incluster import (
     spec_of,
 )
 from orchestrator.cluster.lease import DEFAULT_LEASE_SECONDS, SearchLease
-from orchestrator.errors import ConfigError, TemporaryUnavailable
+from orchestrator.cluster.policy import PolicyViolation
+from orchestrator.echo import clip
+from orchestrator.errors import ConfigError, ServiceRefused, TemporaryUnavailable
 from orchestrator.loop.amend import Change, amend, describe, rejection
 from orchestrator.loop.controller import Controller
 
@@ -100,6 +106,9 @@ FINALIZER = f"{GROUP}/controller"
 LEADERBOARD_ROWS = 10
 MAX_OUTAGE_WAIT = 300.0
 DEFAULT_TICK_WORKERS = 8
+POLICY_VIOLATION = "PolicyViolation"
+"""The reason (condition, Event) of a search that asks for more than the cluster's policy."""
+UNEXPECTED = "UnexpectedError"
 
 Outcome = Literal["ended", "rebuild", "lost"]
 """How a search's loop left: the search ended (or ``stopped``), an edit of live fields needs
@@ -231,20 +240,27 @@ class SearchRunner:
         rebuild, or the Lease is lost."""
         try:
             spec = spec_of(self.obj, self.defaults.spec_defaults)
+            self.defaults.admit(spec, f"ActivationSearch {search_ref(self.obj)}")
             check_isolation(spec, self.defaults, self.namespace)  # before anything exists
         except ConfigError as e:
             if succeeded:  # a finished search keeps its results; the bad edit is reported
                 self._invalid_edit(generation, e)
                 return "ended"
-            self.logger.error("%s; nothing was created", e)
-            self.event("Warning", "InvalidSpec", f"{e}; nothing was created.")
-            self.write({"phase": FAILED, "message": f"{e}; nothing was created.",
-                        "observedGeneration": generation}, reason="InvalidSpec")
+            reason = POLICY_VIOLATION if isinstance(e, PolicyViolation) else "InvalidSpec"
+            started = bool((self._written or {}).get("parentRunId"))  # e.g. the policy tightened
+            outcome = ("no child is launched any more (those running finish)" if started
+                       else "nothing was created")
+            self.logger.error("%s; %s", e, outcome)
+            self.event("Warning", reason, f"{e}; {outcome}.")
+            self.write({"phase": FAILED, "message": f"{e}; {outcome}.",
+                        "observedGeneration": generation}, reason=reason)
             return "ended"
         outages = 0
         while not self.stopped.is_set():
             try:
                 ctl, amendment = build_controller(self.obj, spec, self.defaults, self.cluster)
+                # what runs may be the checkpoint's spec (an edit refused), under today's policy
+                self.defaults.admit(ctl.spec, f"ActivationSearch {search_ref(self.obj)}")
                 if amendment.rejected:
                     self._rejected_edit(generation, amendment.rejected)
                     if succeeded:
@@ -260,6 +276,7 @@ class SearchRunner:
                             "message": "Starting: resuming from the last checkpoint if there "
                             "is one.", "observedGeneration": generation})
                 ctl.start(resume=True)
+                outages = 0
                 # failures before this start were reported by the loop that saw them settle
                 self._seen_failures = {t.trial_id for t in ctl.trials if t.failure is not None}
                 self._children = systemic(ctl.trials)
@@ -269,34 +286,57 @@ class SearchRunner:
                            f"Search loop running: MLflow run {ctl.parent_run_id}, "
                            f"{len(ctl.trials)} trials in the ledger.")
                 return (yield from self._loop(ctl, generation))
+            except ServiceRefused as e:  # MLflow or S3 answered and refused: its admin fixes it
+                if self.stopped.is_set():
+                    return "ended"
+                if not (yield from self._wait_out(str(e), e.reason, outages)):
+                    return "lost"
+                outages += 1
             except ConfigError as e:
                 if self.stopped.is_set():  # deleted under our feet: nothing left to report to
                     return "ended"
+                reason = POLICY_VIOLATION if isinstance(e, PolicyViolation) else "SearchFailed"
                 self.logger.error("search %s failed: %s", search_ref(self.obj), e)
                 message = (f"{e}. The search stopped; fix the cause, then `actsearch-ctl retry` "
                            "it (it resumes from its checkpoint), or delete and resubmit it.")
-                self.event("Warning", "Failed", message)
+                self.event("Warning", "Failed" if reason == "SearchFailed" else reason, message)
                 self.write({"phase": FAILED, "message": message,
-                            "observedGeneration": generation}, reason="SearchFailed")
+                            "observedGeneration": generation}, reason=reason)
                 return "ended"
             except TemporaryUnavailable as e:
-                delay = min(self.defaults.backoff.initial * 2 ** outages, MAX_OUTAGE_WAIT)
-                outages += 1
-                self.logger.warning("search %s: %s; resuming from the checkpoint in %.0f s",
-                                    search_ref(self.obj), e, delay)
-                self.event("Warning", "Unavailable", f"{e}. Resuming from the last checkpoint "
-                           f"in {delay:.0f} s.")
-                try:
-                    self.write({"message": f"{e}. Resuming from the last checkpoint in "
-                                f"{delay:.0f} s."}, reason=UNAVAILABLE)
-                except (ConfigError, TemporaryUnavailable) as again:
-                    self.logger.warning("search %s: status not written either: %s",
-                                        search_ref(self.obj), again)
-                if not (yield from self._wait(delay)):
+                if not (yield from self._wait_out(str(e), UNAVAILABLE, outages)):
                     return "lost"
+                outages += 1
+            except Exception as e:  # a bug or an unclassified answer: reported, then retried
+                if self.stopped.is_set():
+                    return "ended"
+                self.logger.exception("search %s: unexpected error", search_ref(self.obj))
+                problem = f"Unexpected {type(e).__name__}: {clip(str(e), 300)}"
+                if not (yield from self._wait_out(problem, UNEXPECTED, outages)):
+                    return "lost"
+                outages += 1
         self.logger.info("search %s stopped (deleted, or the controller is shutting down)",
                          search_ref(self.obj))
         return "ended"
+
+    def _wait_out(self, problem: str, reason: str, outages: int) -> Generator[float, None, bool]:
+        """Report ``problem`` (an outage, a service that refuses, an unexpected error) on the
+        search (its message, ``Ready`` False with ``reason``, a Warning Event) and wait before
+        the next try: exponential in ``outages``, capped at MAX_OUTAGE_WAIT, so a search never
+        spins and never goes silent. False when the Lease was lost meanwhile."""
+        delay = min(self.defaults.backoff.initial * 2 ** outages, MAX_OUTAGE_WAIT)
+        message = f"{problem}. Resuming from the last checkpoint in {delay:.0f} s."
+        self.logger.warning("search %s: %s; resuming from the checkpoint in %.0f s",
+                            search_ref(self.obj), problem, delay)
+        self.event("Warning", reason, message)
+        phase = (self._written or {}).get("phase")
+        try:
+            self.write({"phase": RUNNING if phase == RUNNING else PENDING, "message": message},
+                       reason=reason)
+        except (ConfigError, TemporaryUnavailable) as again:
+            self.logger.warning("search %s: status not written either: %s",
+                                search_ref(self.obj), again)
+        return (yield from self._wait(delay))
 
     def _loop(self, ctl: Controller, generation: int | None) -> Steps:
         """Tick until the search ends or ``stopped`` is set, an edit of live fields needs the
@@ -358,6 +398,7 @@ class SearchRunner:
         touches anything else, or is invalid, it is reported and ignored."""
         try:
             new = spec_of(self.obj, self.defaults.spec_defaults)
+            self.defaults.admit(new, f"ActivationSearch {search_ref(self.obj)}")
         except ConfigError as e:
             self._invalid_edit(generation, e)
             return False
@@ -369,8 +410,10 @@ class SearchRunner:
         return bool(amendment.applied)
 
     def _invalid_edit(self, generation: int | None, error: ConfigError) -> None:
+        policy = isinstance(error, PolicyViolation)
         self._not_applied(generation, f"the edit of generation {generation} was not applied: "
-                          f"{error}", "InvalidSpec", "the spec is invalid")
+                          f"{error}", POLICY_VIOLATION if policy else "InvalidSpec",
+                          "outside the cluster's policy" if policy else "the spec is invalid")
 
     def _rejected_edit(self, generation: int | None, rejected: tuple[Change, ...]) -> None:
         self._not_applied(generation, rejection(

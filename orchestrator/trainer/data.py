@@ -4,7 +4,10 @@ CIFAR-10/100 are read from the official python format: a directory (``cifar-10-b
 ``data_batch_1..5`` and ``test_batch``; ``cifar-100-python`` with ``train`` and ``test``), a
 tarball of it, an ``s3://`` URI of that tarball, or a torchvision download. The pickles are read
 with an unpickler that admits only NumPy arrays and plain containers, never arbitrary classes.
-``digits`` (scikit-learn's 1,797 8×8 images, shipped) and ``synthetic`` (class templates plus
+Fashion-MNIST (70,000 28×28 grey images of clothing, 10 classes) is read from its four IDX
+files: a directory, a tarball or an ``s3://`` tarball as for CIFAR, or by default the copy that
+Debian's ``dataset-fashion-mnist`` package installs, else a torchvision download. ``digits``
+(scikit-learn's 1,797 8×8 images, shipped) and ``synthetic`` (class templates plus
 noise, CIFAR-shaped) need no files and serve quickstarts, tests and benchmarks.
 
 Images stay uint8 until the batch is drawn (see augment.py): a CIFAR training set is 150 MB on
@@ -13,9 +16,12 @@ the GPU that way.
 
 from __future__ import annotations
 
+import gzip
 import logging
+import os
 import pickle
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -135,22 +141,28 @@ def _extract(tarball: Path, cache_dir: Path, sha: str) -> Path:
     return dest
 
 
-def _cifar(cfg: TrainConfig, cache_dir: Path) -> tuple[ImageSet, ImageSet, int, str | None]:
+ReadDir = Callable[[Path, str], tuple[ImageSet, ImageSet, int]]
+
+
+def _sourced(cfg: TrainConfig, cache_dir: Path, read_dir: ReadDir,
+             default: Callable[[], tuple[ImageSet, ImageSet, int]]) -> tuple[ImageSet, ImageSet, int, str | None]:
+    """A data set in its official files: from ``data_source`` (directory, tarball, s3:// tarball)
+    or, when that is None, from ``default`` (an installed copy or a download)."""
     source = cfg.data_source
     if source is None:
-        return (*_torchvision(cfg.dataset, cache_dir), None)
+        return (*default(), None)
     if source.startswith("s3://"):
         tarball = s3.fetch(source, cache_dir, cfg.data_sha256)
         sha = s3.sha256_file(tarball)
-        return (*read_cifar_dir(_extract(tarball, cache_dir, sha), cfg.dataset), sha)
+        return (*read_dir(_extract(tarball, cache_dir, sha), cfg.dataset), sha)
     path = Path(source).expanduser()
     if path.is_dir():
         if cfg.data_sha256 is not None:
             raise BadInput("data_sha256 applies to a tarball or an S3 object; data_source is a directory")
-        return (*read_cifar_dir(path, cfg.dataset), None)
+        return (*read_dir(path, cfg.dataset), None)
     if path.is_file():
         sha = s3.verify(path, cfg.data_sha256, str(path))
-        return (*read_cifar_dir(_extract(path, cache_dir, sha), cfg.dataset), sha)
+        return (*read_dir(_extract(path, cache_dir, sha), cfg.dataset), sha)
     raise BadInput(f"data_source {source!r} is neither a directory, a file nor an s3:// URI")
 
 
@@ -165,6 +177,111 @@ def _torchvision(dataset: str, cache_dir: Path) -> tuple[ImageSet, ImageSet, int
         raise Infrastructure(f"torchvision could not download {dataset}: {e}; "
                              "set data_source to a directory, tarball or s3:// URI") from e
     return read_cifar_dir(root, dataset)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fashion-MNIST in its IDX files
+# ---------------------------------------------------------------------------------------------
+
+FASHION_MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+"""Where Debian's ``dataset-fashion-mnist`` package installs the four gzipped IDX files."""
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """One IDX file (uint8 data, gzipped or not): the format of MNIST and Fashion-MNIST.
+
+    The header is a zero word, the type code 0x08 (unsigned byte), the number of dimensions, then
+    one big-endian uint32 per dimension; the data follow, row-major."""
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise BadInput(f"{path} is not a readable IDX file: {e}") from e
+    if len(raw) < 4 or raw[0:2] != b"\0\0" or raw[2] != 0x08:
+        raise BadInput(f"{path} is not an IDX file of unsigned bytes (bad magic {raw[:4].hex()})")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if ndim == 0 or len(raw) < header:
+        raise BadInput(f"{path}: truncated IDX header")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    if len(raw) - header != int(np.prod(shape)):
+        raise BadInput(f"{path}: IDX header says {shape} ({int(np.prod(shape))} bytes); "
+                       f"the file holds {len(raw) - header}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _idx_file(folder: Path, name: str) -> Path:
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    raise BadInput(f"data_source {folder} has no Fashion-MNIST file {name} (or {name}.gz)")
+
+
+def read_fashion_mnist_dir(folder: Path, dataset: str = "fashion_mnist") -> tuple[ImageSet, ImageSet, int]:
+    """(train, test, classes) from a directory holding the four IDX files, or one folder of them
+    (as a tarball of that folder extracts)."""
+    first = FASHION_MNIST_FILES["train"][0]
+    if not any((folder / n).is_file() for n in (first, f"{first}.gz")):
+        inner = [d for d in sorted(folder.iterdir()) if d.is_dir()
+                 and any((d / n).is_file() for n in (first, f"{first}.gz"))] if folder.is_dir() else []
+        if len(inner) == 1:
+            folder = inner[0]
+
+    def part(which: str) -> ImageSet:
+        images_name, labels_name = FASHION_MNIST_FILES[which]
+        images = read_idx(_idx_file(folder, images_name))
+        labels = read_idx(_idx_file(folder, labels_name)).astype(np.int64)
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise BadInput(f"{folder}: {which} images {images.shape} and labels {labels.shape} do not "
+                           "match (expected (N, H, W) and (N,))")
+        if labels.size and (labels.min() < 0 or labels.max() > 9):
+            raise BadInput(f"{folder}: {which} labels outside 0..9")
+        return ImageSet(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels))
+
+    return part("train"), part("test"), 10
+
+
+def fashion_mnist_installed() -> bool:
+    """Whether Debian's ``dataset-fashion-mnist`` has put the four files where it puts them."""
+    return all((FASHION_MNIST_DEBIAN / f"{n}.gz").is_file() for pair in FASHION_MNIST_FILES.values() for n in pair)
+
+
+def _fashion_mnist_default(cache_dir: Path) -> tuple[ImageSet, ImageSet, int]:
+    if fashion_mnist_installed():
+        return read_fashion_mnist_dir(FASHION_MNIST_DEBIAN)
+    from torchvision import datasets
+
+    root = cache_dir / "torchvision"
+    try:
+        datasets.FashionMNIST(str(root), train=True, download=True)
+    except (OSError, RuntimeError) as e:
+        reason = " ".join(str(e).split())  # torchvision's message spans lines; ours is one
+        raise Infrastructure("Fashion-MNIST is missing: install the Debian package "
+                             "dataset-fashion-mnist (apt-get install dataset-fashion-mnist), set "
+                             "data_source, or train on digits (dataset: digits); torchvision "
+                             f"could not download it either ({reason[:200]})") from e
+    return read_fashion_mnist_dir(root / "FashionMNIST" / "raw")
+
+
+def default_cache_dir() -> Path:
+    """Where children keep downloaded and extracted data: ``$ACTSEARCH_CACHE_DIR`` or
+    ``~/.cache/actsearch``."""
+    return Path(os.environ.get("ACTSEARCH_CACHE_DIR") or Path.home() / ".cache" / "actsearch")
+
+
+def prefetch(cfg: TrainConfig, cache_dir: Path | None = None) -> None:
+    """Before local children start: fetch the data set they would fetch by default, once.
+
+    A missing data set is then one error at the start (Infrastructure, one line naming the
+    Debian package) instead of one failed child per trial, and children never race each other
+    to download into one cache. Does nothing for data that need no fetching: digits, synthetic,
+    an explicit ``data_source``, Fashion-MNIST installed by Debian. CIFAR is left to the
+    children (its runs are GPU Jobs, each with its own cache)."""
+    if cfg.dataset == "fashion_mnist" and cfg.data_source is None and not fashion_mnist_installed():
+        _fashion_mnist_default(cache_dir or default_cache_dir())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,7 +334,11 @@ def load(cfg: TrainConfig, cache_dir: Path) -> Data:
     """The configured data set, split; CIFAR sources are fetched into ``cache_dir`` once."""
     sha = None
     if cfg.dataset in CIFAR_DIRS:
-        full, test, classes, sha = _cifar(cfg, cache_dir)
+        full, test, classes, sha = _sourced(cfg, cache_dir, read_cifar_dir,
+                                            lambda: _torchvision(cfg.dataset, cache_dir))
+    elif cfg.dataset == "fashion_mnist":
+        full, test, classes, sha = _sourced(cfg, cache_dir, read_fashion_mnist_dir,
+                                            lambda: _fashion_mnist_default(cache_dir))
     elif cfg.dataset == "digits":
         full, test, classes = _digits()
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -11,6 +12,8 @@ import pytest
 import yaml
 
 from orchestrator.cluster.crd import validate_cr
+from orchestrator.cluster.incluster import spec_of, split_defaults
+from orchestrator.cluster.policy import ChildPolicy, Given, check, load_policy
 from orchestrator.cluster.rbac import RULES
 from orchestrator.spec import KubernetesBackendSpec, parse_spec
 from tests.chart.conftest import (
@@ -182,8 +185,8 @@ def test_the_controller_runs_the_operator_on_every_watched_namespace(
     assert c["command"] == ["actsearch-ctl"]
     port = full_values["controller"]["healthPort"]
     assert c["args"] == ["-vv", "operator", f"--namespace={NAMESPACE}", "--namespace=team-a", "--namespace=team-b",
-                         "--defaults=/etc/actsearch/defaults.yaml", f"--liveness-port={port}",
-                         "--cache-scope=namespace"]
+                         "--defaults=/etc/actsearch/defaults.yaml", "--policy=/etc/actsearch/policy.yaml",
+                         f"--liveness-port={port}", "--cache-scope=namespace"]
     assert c["ports"] == [{"name": "health", "containerPort": port}]
     assert c["livenessProbe"]["httpGet"] == c["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert pod["serviceAccountName"] == full_values["controller"]["serviceAccount"]["name"]
@@ -234,6 +237,72 @@ def test_the_defaults_point_at_the_bundled_services(full_objects: list[dict[str,
     assert defaults["tracking"]["experiment"] == "paper-scale"
 
 
+def policy_of(objects: list[dict[str, Any]], tmp_path: Path) -> ChildPolicy:
+    """The rendered policy, read as the operator reads its --policy file."""
+    path = tmp_path / "policy.yaml"
+    path.write_text(named(objects, "ConfigMap", "-defaults")["data"]["policy.yaml"])
+    return load_policy(path)
+
+
+def test_the_values_policy_reaches_the_operator_as_a_valid_policy_file(
+    full_objects: list[dict[str, Any]], full_values: dict[str, Any], tmp_path: Path,
+) -> None:
+    policy, values = policy_of(full_objects, tmp_path), full_values["policy"]
+    assert policy.images == values["images"] and policy.secrets == values["secrets"]
+    assert policy.priority_classes == values["priorityClasses"]
+    assert [t.model_dump(exclude_none=True) for t in policy.tolerations] == values["tolerations"]
+    assert policy.node_selectors == {"nvidia.com/gpu.present": ["true"], **values["nodeSelectors"]}
+    # helm merges maps: the chart's other maxima (ephemeral-storage) stay unless set to null
+    assert policy.max_resources == {"ephemeral-storage": "100Gi",
+                                    **{k: str(v) for k, v in values["maxResources"].items()}}
+    assert (policy.max_backoff_limit, policy.max_parallelism, policy.max_trials) == (3, 16, 1_000_000)
+    assert policy.tracking_uris == values["trackingUris"]
+    assert policy.storage_uris == values["storageUris"] and policy.s3_endpoints == values["s3Endpoints"]
+
+
+def test_the_default_policy_allows_the_charts_own_children_and_nothing_more(
+    default_objects: list[dict[str, Any]], tmp_path: Path,
+) -> None:
+    """The chart's defaults and policy as the operator reads them: a search silent on what its
+    children run as is within the policy; one asking for anything more is refused, by field."""
+    fragment = defaults_of(default_objects)
+    spec_defaults, own = split_defaults(fragment)
+    given = Given.of(spec_defaults, own["tracking_uri"], own["storage_uri"], own["s3_endpoint"])
+    policy = policy_of(default_objects, tmp_path)
+    assert check(policy, parse_spec({**spec_defaults, "name": "plain"}), given) == []
+    asks = {
+        "backend.kubernetes.image": {"image": "docker.io/library/busybox:1"},
+        "backend.kubernetes.credentials_secret": {"credentials_secret": "mlflow-db"},
+        "backend.kubernetes.priority_class": {"priority_class": "system-node-critical"},
+        "backend.kubernetes.gpus": {"gpus": 9},
+        "backend.kubernetes.service_account": {"service_account": f"{RELEASE}-actsearch-controller"},
+        "backend.kubernetes.tolerations[0]": {"tolerations": [{"operator": "Exists"}]},
+    }
+    for field, ask in asks.items():
+        k8s = {**spec_defaults["backend"]["kubernetes"], **ask}
+        spec = parse_spec({**spec_defaults, "name": "greedy",
+                           "backend": {"kind": "kubernetes", "kubernetes": k8s}})
+        assert [v.field for v in check(policy, spec, given)] == [field]
+    foreign = parse_spec({**spec_defaults, "name": "elsewhere",
+                          "tracking": {"uri": "http://mlflow.other-team.svc:5000"}})
+    assert [v.field for v in check(policy, foreign, given)] == ["tracking.uri"]
+    own_server = parse_spec({**spec_defaults, "name": "mine", "tracking": {"uri": own["tracking_uri"]}})
+    assert check(policy, own_server, given) == []
+
+
+@pytest.mark.parametrize("example", ["search-cpu.yaml", "search-paper.yaml"])
+def test_the_example_searches_fit_the_charts_default_policy(
+    default_objects: list[dict[str, Any]], tmp_path: Path, example: str,
+) -> None:
+    """The examples a user applies first are not refused by the chart they install first (GPU
+    children tolerate the GPU operator's taint and select its label by default)."""
+    obj = yaml.safe_load((CHART.parents[1] / "examples" / example).read_text())
+    obj["metadata"]["namespace"] = NAMESPACE
+    spec_defaults, own = split_defaults(defaults_of(default_objects))
+    given = Given.of(spec_defaults, own["tracking_uri"], own["storage_uri"], own["s3_endpoint"])
+    assert check(policy_of(default_objects, tmp_path), spec_of(obj, spec_defaults), given) == []
+
+
 def test_a_defaults_change_restarts_the_controller(helm: Helm) -> None:
     def checksum(*args: str) -> str:
         deployment = named(helm.objects(*args), "Deployment", "-controller")
@@ -241,6 +310,7 @@ def test_a_defaults_change_restarts_the_controller(helm: Helm) -> None:
 
     assert checksum() == checksum()
     assert checksum() != checksum("--set", "children.queueName=other")
+    assert checksum() != checksum("--set", "policy.maxTrials=50")  # the policy is in it too
 
 
 def test_the_controller_may_run_several_replicas_each_search_driven_through_a_lease(
@@ -389,6 +459,8 @@ def test_conflicting_or_missing_options_fail_with_a_clear_message(
     ("controller.extraNamespaces[0]=Team_A", "does not match pattern"),
     ("s3.bucket=", "at '/s3/bucket': '' does not match pattern"),
     ("postgresql.password=p@ss/word", "at '/postgresql/password'"),
+    ("policy.maxGpus=2", "additional properties 'maxGpus' not allowed"),
+    ("policy.maxResources.memory=16GB", "at '/policy/maxResources/memory'"),
 ])
 def test_the_values_schema_rejects_unknown_keys_and_bad_values(helm: Helm, setting: str, message: str) -> None:
     done = helm.template("--set", setting, check=False)

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from orchestrator.adapters.storage import S3Store
 from orchestrator.cli import main
-from orchestrator.errors import ConfigError
+from orchestrator.errors import ConfigError, ServiceRefused
 
 
 def test_a_missing_bucket_is_a_config_error_naming_it(s3_env: dict[str, str]) -> None:
@@ -22,6 +22,8 @@ def test_a_missing_bucket_is_a_config_error_naming_it(s3_env: dict[str, str]) ->
         assert "s3://no-such-bucket/search/checkpoint.pt refused: NoSuchBucket: the bucket does not exist" \
             in message
         assert "\n" not in message
+        # a refusal, which the operator waits out on the search (an admin fixes the bucket)
+        assert isinstance(info.value, ServiceRefused) and info.value.reason == "StorageRefused"
 
 
 def test_run_with_a_missing_bucket_ends_with_one_line_and_exit_1(tmp_path: Path, s3_env: dict[str, str]) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from orchestrator.adapters.retry import Backoff
 from orchestrator.cluster.incluster import ClusterDefaults
 from orchestrator.cluster.operator import OperatorConfig, run
+from orchestrator.cluster.policy import ChildPolicy
 from tests.k8s.conftest import CONTROLLER_TOKEN, NAMESPACE, client_for
 from tests.k8s.fake_apiserver import FakeApiServer
 from tests.unit.controller.fakes import FakeTracker, hashed_reward
@@ -58,10 +59,13 @@ def search_object(name: str = "s1", **spec: Any) -> dict[str, Any]:
 
 def defaults(tracker: FakeTracker, store_root: str | None = None,
              make_store: Callable[[str, str | None], Any] | None = None,
-             poll_interval: float = 0.05) -> ClusterDefaults:
+             poll_interval: float = 0.05, policy: ChildPolicy | None = None) -> ClusterDefaults:
+    """The operator's defaults around ``tracker`` and a local store under ``store_root``;
+    ``policy``: the cluster's policy for searches (default: the strict default)."""
     from orchestrator.adapters.storage import LocalStore
 
     return ClusterDefaults(
+        policy=policy or ChildPolicy(),
         tracking_uri="http://mlflow.test:5000", storage_uri="s3://checkpoints/searches",
         s3_endpoint="http://minio.test:9000", poll_interval=poll_interval, backoff=FAST,
         make_tracker=lambda uri, experiment, owner, trust: tracker,

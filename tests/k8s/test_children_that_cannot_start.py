@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from orchestrator.cluster.policy import ChildPolicy
 from tests.k8s.conftest import NAMESPACE
 from tests.k8s.fake_apiserver import FakeApiServer
 from tests.k8s.fake_jobs import JobController, PodPlan
@@ -35,7 +36,8 @@ def test_children_whose_image_cannot_be_pulled_fail_naming_the_reason_and_their_
         backend={"kind": "kubernetes", "kubernetes": {"image": "registry.example/no-such/trainer:9"}}))
     plan = PodPlan(waiting="ImagePullBackOff", message=PULL)
     with JobController(apiserver, plan=lambda job: plan), \
-            operator_running(api_client, defaults(tracker, str(tmp_path))):
+            operator_running(api_client, defaults(tracker, str(tmp_path), policy=ChildPolicy(
+                images=["registry.example/no-such/trainer"]))):
         final = wait_for(lambda: status_of(apiserver).get("phase") == "Succeeded"
                          and status_of(apiserver), 30, "the search to finish")
     assert final["trialsFailed"] == 3

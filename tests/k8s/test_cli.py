@@ -280,3 +280,22 @@ def test_the_operator_command_refuses_conflicting_or_malformed_options_before_co
     local = ctl("operator", "--storage-uri", "/data/checkpoints", "--kubeconfig", str(kubeconfig))
     assert local.exit_code == 1 and "must look like s3://bucket/prefix" in local.output
     assert apiserver.requests == []
+
+
+def test_the_operator_refuses_a_defaults_or_policy_file_with_a_key_given_twice_before_connecting(
+        apiserver: FakeApiServer, kubeconfig: Path, tmp_path: Path) -> None:
+    """Both files are read strictly (UTF-8, no key twice: PyYAML would keep the last one)."""
+    defaults = tmp_path / "defaults.yaml"
+    defaults.write_text("backend:\n  kubernetes: {image: 'a:1'}\n  kubernetes: {image: 'b:1'}\n")
+    twice = ctl("operator", "--defaults", str(defaults), "--kubeconfig", str(kubeconfig))
+    assert twice.exit_code == 1
+    assert "line 3: key 'kubernetes' is given twice" in twice.output
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("maxTrials: 10\nimages: []\nmaxTrials: 100000\n")
+    twice = ctl("operator", "--policy", str(policy), "--kubeconfig", str(kubeconfig))
+    assert twice.exit_code == 1 and "key 'maxTrials' is given twice" in twice.output
+    policy.write_text("maxGpus: 2\n")
+    unknown = ctl("operator", "--policy", str(policy), "--kubeconfig", str(kubeconfig))
+    assert unknown.exit_code == 1 and "maxGpus: unknown field" in unknown.output
+    assert "Traceback" not in unknown.output
+    assert apiserver.requests == []

@@ -17,6 +17,7 @@ import pytest
 
 from orchestrator.adapters.storage import S3Store
 from orchestrator.backends.kubernetes import launch_job_name
+from orchestrator.cluster.policy import ChildPolicy
 from tests.k8s.conftest import NAMESPACE
 from tests.k8s.fake_apiserver import FakeApiServer
 from tests.k8s.harness import (
@@ -68,7 +69,10 @@ def test_a_submitted_search_runs_its_trials_as_jobs_and_its_status_progresses_to
             "node_selector": {"gpu": "h100"}, "credentials_secret": "s3-keys"}}))
     seen: list[dict[str, Any]] = []
     children = Children(apiserver, tracker, delay=0.3)
-    with children.running(), operator_running(api_client, defaults(tracker, str(tmp_path))):
+    policy = ChildPolicy.model_validate({  # what the search asks for beyond the defaults
+        "images": ["registry.example/"], "secrets": ["s3-keys"], "nodeSelectors": {"gpu": ["h100"]}})
+    with children.running(), operator_running(api_client, defaults(tracker, str(tmp_path),
+                                                                   policy=policy)):
         final = wait_for_succeeded(apiserver, seen)
         wait_for_event(apiserver, "Succeeded")
     assert any(s.get("phase") == "Running" and s.get("trialsRunning") == 2 for s in seen)

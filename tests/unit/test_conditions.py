@@ -47,6 +47,17 @@ def test_an_outage_makes_a_running_search_not_ready_without_changing_its_phase()
     assert derive("Running")["Ready"] == ("True", "Running")
 
 
+def test_what_a_pending_or_running_search_waits_out_is_its_ready_reason() -> None:
+    """A refusing service (the operator's reasons) makes Ready False with that reason, in either
+    phase, and neither Succeeded nor Failed changes: the search is waiting, not failed."""
+    for phase in ("Pending", "Running"):
+        found = derive(phase, "StorageRefused")
+        assert found["Ready"] == ("False", "StorageRefused")
+        assert found["Failed"] == found["Succeeded"] == ("False", "InProgress")
+    assert derive("Pending")["Ready"] == ("False", "Starting")
+    assert derive("Running")["Ready"] == ("True", "Running")
+
+
 def test_a_condition_keeps_its_transition_time_while_its_status_holds() -> None:
     first = conditions(None, "Pending", "starting", 1, now="t0")
     running = by_type(conditions(first, "Running", "1 of 4 trained", 1, now="t1"))

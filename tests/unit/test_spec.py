@@ -21,9 +21,12 @@ def test_a_minimal_spec_gets_the_papers_defaults() -> None:
     assert spec.backend.kind == "local"
 
 
-def test_the_quickstart_example_is_a_valid_spec() -> None:
+def test_the_quickstart_examples_are_valid_specs_that_differ_only_in_the_data() -> None:
     spec = load_spec(EXAMPLES / "quickstart.yaml")
-    assert spec.name == "quickstart" and spec.child.dataset == "digits"
+    assert spec.name == "quickstart" and spec.child.dataset == "fashion_mnist"
+    digits = load_spec(EXAMPLES / "quickstart-digits.yaml")
+    assert digits.name == "quickstart-digits" and digits.child.dataset == "digits"
+    assert (digits.space, digits.strategy, digits.budget) == (spec.space, spec.strategy, spec.budget)
 
 
 @pytest.mark.parametrize(

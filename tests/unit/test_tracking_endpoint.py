@@ -24,7 +24,7 @@ from orchestrator.adapters.tracking import (
     tracking_timeout,
 )
 from orchestrator.cli import main
-from orchestrator.errors import ConfigError, TemporaryUnavailable
+from orchestrator.errors import ConfigError, ServiceRefused, TemporaryUnavailable
 from tests.servers import free_port
 
 
@@ -73,11 +73,13 @@ def test_a_web_server_that_is_not_mlflow_is_a_config_error_naming_the_uri(html_s
         assert str(info.value) == (
             f"{url} does not answer as an MLflow tracking server (GET "
             f"/api/2.0/mlflow/experiments/get-by-name: HTTP {status}, text/html); check the tracking URI")
+        assert isinstance(info.value, ServiceRefused) and info.value.reason == "NotMlflow"
 
 
 def test_a_server_that_refuses_access_says_which_credentials_to_set(locked_site: str) -> None:
-    with pytest.raises(ConfigError, match="refused access \\(HTTP 401\\): set MLFLOW_TRACKING_USERNAME"):
+    with pytest.raises(ServiceRefused, match="refused access \\(HTTP 401\\): set MLFLOW_TRACKING_USERNAME") as info:
         MlflowTracker(locked_site, "e", connect_timeout=5)
+    assert info.value.reason == "TrackingRefused"
 
 
 def test_an_unreachable_server_is_given_up_after_the_connect_timeout() -> None:
