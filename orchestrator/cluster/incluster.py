@@ -150,7 +150,8 @@ def tracking_uri(spec: SearchSpec, defaults: ClusterDefaults, ref: str) -> str:
 
 def storage_uri(spec: SearchSpec, defaults: ClusterDefaults, namespace: str) -> str:
     """Where the search keeps its checkpoints: confined to its own folder under the operator's
-    root (``identity.confine``); ConfigError naming ``storage.uri`` when it points elsewhere."""
+    root (``identity.confine``), or under a root of ``policy.storage_uris`` (again at
+    ``<root>/<namespace>/<name>``); ConfigError naming ``storage.uri`` when it points elsewhere."""
     if not defaults.storage_uri:
         raise ConfigError(
             f"ActivationSearch {namespace}/{spec.name}: the operator has no storage root, so "
@@ -160,6 +161,11 @@ def storage_uri(spec: SearchSpec, defaults: ClusterDefaults, namespace: str) -> 
     try:
         return confine(spec.storage.uri, defaults.storage_uri, namespace, spec.name)
     except ConfigError as e:
+        for root in defaults.policy.storage_uris:  # more roots the policy lets searches use
+            try:
+                return confine(spec.storage.uri, root, namespace, spec.name)
+            except ConfigError:
+                continue
         raise ConfigError(f"ActivationSearch {namespace}/{spec.name}: {e}") from e
 
 

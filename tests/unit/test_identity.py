@@ -166,3 +166,20 @@ def test_in_a_cluster_a_child_may_not_read_the_key_and_a_search_needs_the_root()
         check_isolation(bad, defaults, "team-a")
     with pytest.raises(ConfigError, match="the operator has no storage root"):
         check_isolation(ok, ClusterDefaults(), "team-a")
+
+
+def test_a_root_the_policy_adds_confines_a_search_to_its_own_folder_there_too() -> None:
+    from orchestrator.cluster.incluster import ClusterDefaults, storage_uri
+    from orchestrator.cluster.policy import ChildPolicy
+
+    defaults = ClusterDefaults(storage_uri=ROOT,
+                               policy=ChildPolicy.model_validate({"storageUris": ["s3://team-bucket/ckpt"]}))
+
+    def named(uri: str) -> SearchSpec:
+        return SearchSpec.model_validate({"name": "s1", "storage": {"uri": uri}})
+
+    assert storage_uri(named("s3://team-bucket/ckpt/team-a/s1"), defaults, "team-a") == \
+        "s3://team-bucket/ckpt/team-a/s1"
+    for elsewhere in ("s3://team-bucket/ckpt", "s3://team-bucket/ckpt/team-a/victim"):
+        with pytest.raises(ConfigError, match=r"storage\.uri .* is outside this search's storage"):
+            storage_uri(named(elsewhere), defaults, "team-a")
