@@ -6,6 +6,12 @@ so they see each other (a benchmark's ``top: {search: quickstart}``, one ``actse
 all); checkpoints and children's files go to ``<workdir>/<search name>/``. A search started before
 the store was shared kept its own ``<workdir>/<name>/mlflow.db``: while that file exists it is
 the search's store, so an old search resumes (and ``top`` reads it) where it was.
+
+A search's identity (``orchestrator.identity``) is its name and a uid generated when it starts
+and kept in its checkpoint, so two searches of one name (two users of one tracking server, a
+folder deleted and run again) never share MLflow runs. Results are sealed for the evaluation
+cache with this folder's key (``<workdir>/trust.key``, created once; ``orchestrator.trust``):
+the searches run from here reuse each other's results, and nobody else's.
 """
 
 from __future__ import annotations
@@ -21,10 +27,12 @@ from orchestrator.adapters.tracking import MlflowTracker
 from orchestrator.backends.local import LocalBackend
 from orchestrator.contract import TrainConfig
 from orchestrator.errors import ConfigError
+from orchestrator.identity import SearchIdentity
 from orchestrator.loop.assembly import assemble_controller
-from orchestrator.loop.checkpoint import CHECKPOINT_KEY
+from orchestrator.loop.checkpoint import CHECKPOINT_KEY, stored_owner
 from orchestrator.loop.controller import Controller
 from orchestrator.spec import SearchSpec, check_backend
+from orchestrator.trust import Trust, local_key
 
 if TYPE_CHECKING:
     from orchestrator.benchmark.spec import BenchmarkSpec
@@ -104,7 +112,11 @@ def build_controller(
     lay = layout(spec, workdir)
     store = open_checkpoints(lay, spec.storage.endpoint_url, CHECKPOINT_KEY, resume,
                              f"search {spec.name!r}")
-    tracker = MlflowTracker(lay.tracking_uri, spec.tracking.experiment, lay.artifact_location)
+    me = stored_owner(store)[1] or SearchIdentity.generate(spec.name)
+    trust = Trust(local_key(lay.workdir.parent))
+    tracker = MlflowTracker(lay.tracking_uri, spec.tracking.experiment, lay.artifact_location,
+                            owner=me, trust=trust)
     backend = local_backend(lay, spec.backend.local.gpus, spec.parallelism)
     return assemble_controller(spec, tracker=tracker, store=store, backend=backend,
-                               tracking_uri=lay.tracking_uri, poll_interval=poll_interval)
+                               tracking_uri=lay.tracking_uri, poll_interval=poll_interval,
+                               identity=me)

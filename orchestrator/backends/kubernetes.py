@@ -1,15 +1,19 @@
 """Children as ``batch/v1`` Jobs: what a search's Jobs look like, and reading their state. The
 API calls go through the Kubernetes adapter (``orchestrator.adapters.kube.Cluster``).
 
-A Job is named after its launch id (deterministic): a child trained alone is labelled
+A Job is named after its launch id and its search's identity (deterministic:
+``<search>-<8 hex digits of namespace, name and uid>-t00003``, ``orchestrator.identity.job_name``),
+so a search re-created under an old name never re-attaches to the Jobs of the one before; without
+an owner uid (tools, tests) after its launch id alone. A child trained alone is labelled
 ``actsearch.io/trial: <trial id>``; a pack of children trained side by side (``packing``) is
 labelled ``actsearch.io/pack: <pack id>`` and annotated ``actsearch.io/trials: <id>,<id>,...``
 (Job and pod alike, so ``actsearch-ctl logs`` finds the pod of a packed trial). Every Job is
-labelled ``app.kubernetes.io/*`` plus ``actsearch.io/search``, owned by its ActivationSearch
-(deleting the search garbage-collects its Jobs), and carries a ``podFailurePolicy`` that ignores
-node disruptions (pre-emption, eviction, drain: retried, whatever the exit code) and then fails
-fast on the trainer's permanent exit codes (bad input, non-finite loss, out of memory, 137 from
-the OOM killer), and an ``activeDeadlineSeconds`` (``default_deadline`` unless the spec sets one).
+labelled ``app.kubernetes.io/*`` plus ``actsearch.io/search`` and ``actsearch.io/search-uid``,
+owned by its ActivationSearch (deleting the search garbage-collects its Jobs), and carries a
+``podFailurePolicy`` that ignores node disruptions (pre-emption, eviction, drain: retried,
+whatever the exit code) and then fails fast on the trainer's permanent exit codes (bad input,
+non-finite loss, out of memory, 137 from the OOM killer), and an ``activeDeadlineSeconds``
+(``default_deadline`` unless the spec sets one).
 
 A child that cannot start is a failure, not a child forever ``running`` or ``queued`` holding a
 GPU or a quota: ``pods_state`` reads the Job's pods (and, when there are none, the Job
@@ -57,6 +61,7 @@ from orchestrator.adapters.retry import Backoff
 from orchestrator.backends.base import ChildState, Launch
 from orchestrator.contract import PERMANENT_EXIT_CODES, TRIAL_SPEC_ENV, TrainConfig
 from orchestrator.errors import ConfigError
+from orchestrator.identity import SearchIdentity, job_name
 from orchestrator.redact import has_credentials, redact
 from orchestrator.spec import KubernetesBackendSpec
 
@@ -73,6 +78,7 @@ __all__ = [
     "default_deadline",
     "job_manifest",
     "job_state",
+    "launch_job_name",
     "pack_members",
     "plain_credentials",
     "pods_state",
@@ -97,6 +103,7 @@ second per training step, ten to a hundred times what a step takes on a GPU (a R
 at batch 128 takes 10-100 ms): a net for a hung child, not a budget."""
 SEARCH_LABEL = f"{GROUP}/search"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
+SEARCH_UID_LABEL = f"{GROUP}/search-uid"
 TRIAL_LABEL = f"{GROUP}/trial"
 PACK_LABEL = f"{GROUP}/pack"
 TRIALS_ANNOTATION = f"{GROUP}/trials"
@@ -112,10 +119,11 @@ WRITABLE_ENV = {"HOME": "/tmp", "ACTSEARCH_CACHE_DIR": "/tmp/actsearch-cache"}
 ``/tmp`` emptyDir."""
 
 
-def child_labels(search: str, trial_id: str, pack: bool = False) -> dict[str, str]:
+def child_labels(search: str, trial_id: str, pack: bool = False,
+                 owner_uid: str | None = None) -> dict[str, str]:
     """Labels of a launch's Job and pod: ``trial_id`` is the trial's id, or with ``pack`` the
-    pack's id."""
-    return {
+    pack's id; ``owner_uid`` the search's uid."""
+    labels = {
         "app.kubernetes.io/name": "actsearch",
         "app.kubernetes.io/component": "child",
         "app.kubernetes.io/part-of": "actsearch",
@@ -123,6 +131,17 @@ def child_labels(search: str, trial_id: str, pack: bool = False) -> dict[str, st
         SEARCH_LABEL: search,
         PACK_LABEL if pack else TRIAL_LABEL: trial_id,
     }
+    if owner_uid:
+        labels[SEARCH_UID_LABEL] = owner_uid
+    return labels
+
+
+def launch_job_name(search: str, namespace: str, launch_id: str, owner_uid: str | None) -> str:
+    """The name of a launch's Job: with the search's uid, ``identity.job_name``; else the launch
+    id (as Jobs were named before searches had an identity)."""
+    if not owner_uid:
+        return launch_id
+    return job_name(SearchIdentity(search, owner_uid, namespace), launch_id)
 
 
 def pack_members(annotations: dict[str, str] | None) -> list[str]:
@@ -158,7 +177,7 @@ def job_manifest(
     """The Job of one launch (a trial, or a pack of trials), as the API server expects it;
     ConfigError for an environment with credentials in it (``plain_credentials``)."""
     plain_credentials(launch.env)
-    labels = child_labels(search, launch.trial_id, launch.is_pack)
+    labels = child_labels(search, launch.trial_id, launch.is_pack, owner_uid)
     if instance:
         labels[INSTANCE_LABEL] = instance
     annotations = {TRIALS_ANNOTATION: ",".join(launch.members)} if launch.is_pack else {}
@@ -228,7 +247,8 @@ def job_manifest(
                      "spec": pod_spec},
     }
     job_spec["activeDeadlineSeconds"] = settings.active_deadline_seconds or default_deadline(launch)
-    metadata: dict[str, Any] = {"name": launch.trial_id, "namespace": namespace, "labels": labels,
+    name = launch_job_name(search, namespace, launch.trial_id, owner_uid)
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": labels,
                                 **_maybe("annotations", annotations)}
     if owner_uid:
         metadata["ownerReferences"] = [{
@@ -377,6 +397,13 @@ class KubernetesBackend:
         self.instance = instance
         self.gpus_per_child = settings.gpus
         self.reports_start = True  # a pod's container start (it may wait long for a node)
+        self._legacy: set[str] = set()  # launches whose Job has the name of before identities
+
+    def job_name(self, launch_id: str) -> str:
+        """The name of the Job of ``launch_id``."""
+        if launch_id in self._legacy:
+            return launch_id
+        return launch_job_name(self.search, self.namespace, launch_id, self.owner_uid)
 
     def launch(self, launch: Launch) -> None:
         body = job_manifest(launch, self.search, self.namespace, self.settings, self.owner_uid,
@@ -384,13 +411,29 @@ class KubernetesBackend:
         try:
             self.cluster.create_job(self.namespace, body)
         except Conflict:  # exists: a restarted controller launching what already runs
-            log.info("Job %s already exists; re-attached", launch.trial_id)
+            log.info("Job %s already exists; re-attached", body["metadata"]["name"])
+
+    def _job(self, launch_id: str) -> dict[str, Any]:
+        """The Job of a launch. One launched before Jobs carried the search's identity in their
+        name (by a controller of an earlier version) is found under its old name, and taken only
+        when its ownerReference is this search's uid. NotFound when there is none."""
+        try:
+            return self.cluster.job(self.namespace, self.job_name(launch_id))
+        except NotFound:
+            if not self.owner_uid or launch_id in self._legacy:
+                raise
+            old = self.cluster.job(self.namespace, launch_id)
+            owners = (old.get("metadata") or {}).get("ownerReferences") or []
+            if not any(o.get("uid") == self.owner_uid for o in owners):
+                raise
+            self._legacy.add(launch_id)
+            return old
 
     def state(self, trial_id: str) -> ChildState:
         """The Job's status, and for a Job that neither finished nor is suspended its pods'
         (``pods_state``); a child that cannot start is failed and its Job deleted."""
         try:
-            job = self.cluster.job(self.namespace, trial_id)
+            job = self._job(trial_id)
         except NotFound:
             self._started.pop(trial_id, None)
             return ChildState("missing")
@@ -401,8 +444,9 @@ class KubernetesBackend:
         status = job.get("status") or {}
         if status.get("ready") and self._started.get(trial_id) is not None:
             return ChildState("running", started_at=self._started[trial_id])  # seen running
-        pods = self.cluster.job_pods(self.namespace, trial_id)
-        events = [] if pods else self.cluster.events_about(self.namespace, "Job", trial_id)
+        name = self.job_name(trial_id)
+        pods = self.cluster.job_pods(self.namespace, name)
+        events = [] if pods else self.cluster.events_about(self.namespace, "Job", name)
         seen = pods_state(job, pods, events, self.clock(), self.settings.max_pending_seconds)
         if seen is None:
             return state
@@ -415,12 +459,15 @@ class KubernetesBackend:
         return seen
 
     def list_trials(self) -> list[str]:
-        """Launch ids (trial or pack ids) of this search's Jobs, by label."""
-        return self.cluster.job_names(self.namespace, f"{SEARCH_LABEL}={self.search}")
+        """Names of this search's Jobs, by label (its uid's, when it has one)."""
+        selector = f"{SEARCH_LABEL}={self.search}"
+        if self.owner_uid:
+            selector += f",{SEARCH_UID_LABEL}={self.owner_uid}"
+        return self.cluster.job_names(self.namespace, selector)
 
     def cancel(self, trial_id: str) -> None:
         try:
-            self.cluster.delete_job(self.namespace, trial_id)
+            self.cluster.delete_job(self.namespace, self.job_name(trial_id))
         except NotFound:
             pass  # already gone
 

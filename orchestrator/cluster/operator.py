@@ -87,6 +87,7 @@ from orchestrator.cluster.conditions import (
 from orchestrator.cluster.incluster import (
     ClusterDefaults,
     build_controller,
+    check_isolation,
     progress_message,
     search_ref,
     search_status,
@@ -244,6 +245,7 @@ class SearchRunner:
         try:
             spec = spec_of(self.obj, self.defaults.spec_defaults)
             self.defaults.admit(spec, f"ActivationSearch {search_ref(self.obj)}")
+            check_isolation(spec, self.defaults, self.namespace)  # before anything exists
         except ConfigError as e:
             if succeeded:  # a finished search keeps its results; the bad edit is reported
                 self._invalid_edit(generation, e)

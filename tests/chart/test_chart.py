@@ -82,7 +82,8 @@ def test_the_external_configuration_renders_valid_objects(helm: Helm) -> None:
     for obj in objects:
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
     assert {o["kind"] for o in objects} == {"ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Deployment",
-                                            "Pod", "NetworkPolicy"}
+                                            "Pod", "NetworkPolicy",
+                                            "Secret"}  # the key that seals results (trust-secret.yaml)
 
 
 def test_every_object_carries_the_standard_labels(rendered: list[dict[str, Any]]) -> None:
@@ -186,7 +187,7 @@ def test_the_controller_runs_the_operator_on_every_watched_namespace(
     port = full_values["controller"]["healthPort"]
     assert c["args"] == ["-vv", "operator", f"--namespace={NAMESPACE}", "--namespace=team-a", "--namespace=team-b",
                          "--defaults=/etc/actsearch/defaults.yaml", "--policy=/etc/actsearch/policy.yaml",
-                         f"--liveness-port={port}"]
+                         f"--liveness-port={port}", "--cache-scope=namespace"]
     assert c["ports"] == [{"name": "health", "containerPort": port}]
     assert c["livenessProbe"]["httpGet"] == c["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert pod["serviceAccountName"] == full_values["controller"]["serviceAccount"]["name"]
@@ -402,7 +403,8 @@ def test_helm_test_checks_tracking_and_storage(full_objects: list[dict[str, Any]
 
 def test_external_services_get_no_bundled_objects_and_no_invented_credentials(helm: Helm) -> None:
     objects = helm.objects(*EXTERNAL)
-    assert not of_kind(objects, "Secret") and not of_kind(objects, "Job")
+    assert [s["metadata"]["name"] for s in of_kind(objects, "Secret")] == ["rel-actsearch-trust"]
+    assert not of_kind(objects, "Job")
     defaults = defaults_of(objects)
     assert defaults["tracking"]["uri"] == "http://mlflow.example:5000"
     assert defaults["storage"]["endpoint_url"] == "https://s3.example.com"
@@ -412,7 +414,7 @@ def test_external_services_get_no_bundled_objects_and_no_invented_credentials(he
 
 def test_an_existing_credentials_secret_is_used_by_the_controller_and_mlflow_not_children(helm: Helm) -> None:
     objects = helm.objects("--set", "s3.existingSecret=my-keys")
-    assert not of_kind(objects, "Secret")
+    assert [s["metadata"]["name"] for s in of_kind(objects, "Secret")] == ["rel-actsearch-trust"]
     assert container(objects, "Deployment", "-controller")["envFrom"] == [{"secretRef": {"name": "my-keys"}}]
     assert container(objects, "Deployment", "-mlflow")["envFrom"] == [{"secretRef": {"name": "my-keys"}}]
     assert "credentials_secret" not in defaults_of(objects)["backend"]["kubernetes"]
@@ -494,3 +496,25 @@ def test_every_declared_value_is_documented_by_a_comment() -> None:
             documented.add(".".join(stack))
     missing = [k for k in _schema_keys(schema) if k not in documented]
     assert not missing, f"undocumented values: {missing}"
+
+
+def test_the_key_that_seals_results_is_the_controllers_alone_and_kept_across_upgrades(
+        helm: Helm) -> None:
+    """The evaluation cache reuses only results sealed with this key (docs/kubernetes.md,
+    "Isolation"): generated once into a Secret of the release namespace, read by the
+    controller's Deployment alone, never given to children, and named to the operator so a
+    search cannot name it as its children's credentials."""
+    objects = helm.objects(*EXTERNAL, "--set", "controller.cacheScope=installation")
+    (secret,) = of_kind(objects, "Secret")
+    assert len(secret["stringData"]["ACTSEARCH_TRUST_KEY"]) >= 16
+    c = container(objects, "Deployment", "-controller")
+    assert "--cache-scope=installation" in c["args"]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["ACTSEARCH_TRUST_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "rel-actsearch-trust", "key": "ACTSEARCH_TRUST_KEY", "optional": True}
+    assert env["ACTSEARCH_TRUST_SECRET"]["value"] == "rel-actsearch-trust"
+    assert "rel-actsearch-trust" not in json.dumps(defaults_of(objects))  # not the children's
+    own = helm.objects(*EXTERNAL, "--set", "controller.trustKeySecret=my-key")
+    assert not of_kind(own, "Secret")
+    assert {e["name"]: e for e in container(own, "Deployment", "-controller")["env"]}[
+        "ACTSEARCH_TRUST_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "my-key"

@@ -118,6 +118,11 @@ seccompProfile:
 {{- end -}}
 
 {{/* A password kept across upgrades: the value if given, else the one already in the Secret, else a new one. */}}
+{{/* The Secret holding the key that seals results for the evaluation cache. */}}
+{{- define "actsearch.trustSecret" -}}
+{{- .Values.controller.trustKeySecret | default (printf "%s-trust" (include "actsearch.fullname" .)) -}}
+{{- end -}}
+
 {{- define "actsearch.password" -}}
 {{- $given := index . "given" -}}
 {{- if $given -}}
