@@ -25,11 +25,12 @@ BEST = {"trial": "s1-t00007", "expression": "x * sigmoid(x)", "valAccuracy": 0.9
 
 
 def searches_in_examples() -> list[Path]:
-    """The examples that are an ActivationSearch manifest or a search spec."""
+    """The examples that are an ActivationSearch manifest or a search spec (a table spec, which
+    lists `functions`, is neither)."""
     found = []
     for path in sorted(EXAMPLES.glob("*.yaml")):
         raw = yaml.safe_load(path.read_text())
-        if is_manifest(raw) or (isinstance(raw, dict) and "space" in raw):
+        if is_manifest(raw) or (isinstance(raw, dict) and "space" in raw and "functions" not in raw):
             found.append(path)
     return found
 
