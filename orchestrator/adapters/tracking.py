@@ -32,12 +32,16 @@ the same name never see each other's runs.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import math
 import os
+import sys
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -55,6 +59,11 @@ log = logging.getLogger(__name__)
 
 REWARD_METRIC = REWARD
 POLL_PAGE = 200  # run ids per search_runs of a poll: a filter of ~8 KB
+SERIES_BATCH = 1000  # metrics per log_batch: MLflow's limit
+CREATE_WORKERS = 8  # runs created side by side (``create_trial_runs``)
+CACHE_OVERLAP_MS = 60_000
+"""How far back before its last refresh the evaluation cache asks again for runs that ended
+(``cached_results``): a run ends at its writer's clock, which may lag the controller's."""
 _ENDED = "attributes.status != 'RUNNING' and attributes.status != 'SCHEDULED'"
 
 
@@ -106,6 +115,21 @@ def _transient(e: BaseException) -> bool:
     return False
 
 
+PLATFORM_PROBES = ("dbruntime", "IPython", "pyspark")
+"""Modules MLflow's client imports before every request to learn whether it runs on Databricks
+(its request-header providers). Python does not remember a failed import: each one scans
+``sys.path`` again, about 1 ms of CPU per request, most of what a controller spends."""
+
+
+def remember_absent_probes() -> None:
+    """Mark the ``PLATFORM_PROBES`` that are not installed as absent (``sys.modules[name] =
+    None``, Python's own negative entry), so MLflow's probes fail at once instead of searching
+    ``sys.path`` on every request. Installed ones are left alone: nothing else changes."""
+    for name in PLATFORM_PROBES:
+        if name not in sys.modules and importlib.util.find_spec(name) is None:
+            sys.modules[name] = None  # type: ignore[assignment]  # the documented negative entry
+
+
 def _q(value: str) -> str:
     return "'" + value.replace("'", "\\'") + "'"
 
@@ -135,6 +159,7 @@ class MlflowTracker:
         from mlflow.exceptions import MlflowException
         from mlflow.tracking import MlflowClient
 
+        remember_absent_probes()
         self.scope = scope
         self.owner = owner
         self.trust = trust
@@ -151,6 +176,12 @@ class MlflowTracker:
         # runs read back by searches (the benchmark and the tests of polling read these)
         self.requests = 0
         self.runs_read = 0
+        self._lock = threading.Lock()  # the counters, from create_trial_runs' threads
+        self._pool: ThreadPoolExecutor | None = None
+        # the evaluation cache (``cached_results``): per (config hash, search), the newest
+        # reusable run of each fingerprint and when it was last refreshed
+        self._cache: dict[tuple[str, str], dict[str, tuple[int, TrialRun]]] = {}
+        self._cache_since: dict[tuple[str, str], int] = {}
         check_server(self.client, tracking_uri, experiment,
                      tracking_timeout() if connect_timeout is None else connect_timeout)
         self.experiment_id = self._call(
@@ -159,10 +190,24 @@ class MlflowTracker:
 
     def _call(self, fn: Callable[[], Any], what: str) -> Any:
         def counted() -> Any:
-            self.requests += 1
+            with self._lock:
+                self.requests += 1
             return fn()
 
         return retry(counted, f"{what} at {redact(self.tracking_uri)}", _transient, self.backoff)
+
+    def _end(self, run_id: str, status: str) -> None:
+        """End a run in one request: ``MlflowClient.set_terminated`` first reads the run back to
+        print its URL (unless ``$MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT``), a request per run
+        for nothing; the store's ``update_run_info`` is what it then calls."""
+        from mlflow.entities import RunStatus
+
+        store = getattr(getattr(self.client, "_tracking_client", None), "store", None)
+        if store is None or not hasattr(store, "update_run_info"):
+            self.client.set_terminated(run_id, status)
+            return
+        store.update_run_info(run_id, run_status=RunStatus.from_string(status),
+                              end_time=int(time.time() * 1000), run_name=None)
 
     def _ensure_experiment(self, name: str) -> str:
         exp = self.client.get_experiment_by_name(name)
@@ -180,7 +225,8 @@ class MlflowTracker:
                 "MLflow search_runs",
             )
             runs += list(page)
-            self.runs_read += len(page)
+            with self._lock:
+                self.runs_read += len(page)
             token = page.token
             if not token or len(runs) >= max_results:
                 return runs
@@ -226,8 +272,18 @@ class MlflowTracker:
         self._call(lambda: self.client.log_batch(parent_run_id, metrics=ms), "MLflow log metrics")
 
     def log_metrics(self, run_id: str, step: int, metrics: dict[str, float]) -> None:
-        """Metrics at one step (the parent's per-trial series: step = trial index)."""
+        """Metrics at one step."""
         self.log_generation(run_id, step, metrics)
+
+    def log_points(self, run_id: str, points: Sequence[tuple[int, Mapping[str, float]]]) -> None:
+        """Metrics at several steps (the parent's per-trial series: step = trial index), in as
+        few requests as MLflow allows (``SERIES_BATCH`` metrics each)."""
+        from mlflow.entities import Metric
+
+        ms = [Metric(k, float(v), 0, step) for step, metrics in points for k, v in metrics.items()]
+        for start in range(0, len(ms), SERIES_BATCH):
+            batch = ms[start:start + SERIES_BATCH]
+            self._call(partial(self.client.log_batch, run_id, metrics=batch), "MLflow log metrics")
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         """Tags on a run; ``Tag.RUN_NAME`` renames it, ``Tag.NOTE`` is its description."""
@@ -253,7 +309,7 @@ class MlflowTracker:
                    f"MLflow upload {os.path.basename(local_path)}")
 
     def finish_search(self, parent_run_id: str, status: str = "FINISHED") -> None:
-        self._call(lambda: self.client.set_terminated(parent_run_id, status), "MLflow end search")
+        self._call(lambda: self._end(parent_run_id, status), "MLflow end search")
 
     def search_run(self, search: str) -> str | None:
         found = self._search(self._parent_filter(search), 1)
@@ -262,12 +318,16 @@ class MlflowTracker:
     # -- trials ---------------------------------------------------------------------------------
 
     def create_trial_run(
-        self, search: str, parent_run_id: str, trial_id: str, tags: dict[str, str]
+        self, search: str, parent_run_id: str, trial_id: str, tags: dict[str, str],
+        new: bool = False,
     ) -> str:
         """Pre-create the child's run (idempotent by trial id): the child logs into it.
 
         Find-or-create is retried as a whole: a create that timed out may still land on the
-        server, and the retry must then find that run instead of making a second one.
+        server, and the retry must then find that run instead of making a second one. ``new``:
+        the caller knows no run of this trial was ever created (the controller proposed it and
+        made it durable before creating anything for it), so a first attempt skips the search
+        by tag, a request whose cost grows with the experiment's runs.
         """
         s = self.scope
         tags = dict(tags)
@@ -281,10 +341,13 @@ class MlflowTracker:
             **self._owner_tags(),
         }
 
+        attempts = 0
+
         def find_or_create() -> str:
-            existing = self.client.search_runs(
-                [self.experiment_id], _trial_filter(s, search, trial_id, self.owner),
-                max_results=1
+            nonlocal attempts
+            attempts += 1
+            existing = [] if new and attempts == 1 else self.client.search_runs(
+                [self.experiment_id], _trial_filter(s, search, trial_id, self.owner), max_results=1
             )
             if existing:
                 return existing[0].info.run_id
@@ -296,6 +359,18 @@ class MlflowTracker:
             return run_id
 
         return self._call(find_or_create, f"MLflow create run for {trial_id}")
+
+    def create_trial_runs(self, search: str, parent_run_id: str,
+                          trials: Sequence[tuple[str, dict[str, str], bool]]) -> list[str]:
+        """``create_trial_run`` for each (trial id, tags, new), the run ids in order: up to
+        ``CREATE_WORKERS`` at a time, so a generation's runs cost a few round trips rather
+        than two per trial one after another."""
+        if len(trials) < 2:
+            return [self.create_trial_run(search, parent_run_id, *t) for t in trials]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(CREATE_WORKERS, thread_name_prefix="mlflow-create")
+        return list(self._pool.map(lambda t: self.create_trial_run(search, parent_run_id, *t),
+                                   trials))
 
     def _trial_runs(self, search: str, trial_id: str | None = None) -> list[Any]:
         return self._search(_trial_filter(self.scope, search, trial_id, self.owner), 100_000)
@@ -344,7 +419,7 @@ class MlflowTracker:
         """Record why a trial failed when its child could not (a crash before logging)."""
         self._call(lambda: self.client.set_tag(run_id, Tag.FAILURE, reason[:500]),
                    "MLflow tag failure")
-        self._call(lambda: self.client.set_terminated(run_id, "FAILED"), "MLflow fail run")
+        self._call(lambda: self._end(run_id, "FAILED"), "MLflow fail run")
 
     def record_outcome(self, run_id: str, reward: float | None, failure: str | None) -> None:
         """Close a trial run the controller settled itself (a cache hit or a screened function)."""
@@ -353,29 +428,67 @@ class MlflowTracker:
             return
         self._call(lambda: self.client.log_metric(run_id, REWARD_METRIC, float(reward or 0.0)),
                    "MLflow log reward")
-        self._call(lambda: self.client.set_terminated(run_id, "FINISHED"), "MLflow end run")
+        self._call(lambda: self._end(run_id, "FINISHED"), "MLflow end run")
 
     # -- the evaluation cache -------------------------------------------------------------------
 
-    def cached_result(self, fingerprint: str, config_hash: str) -> TrialRun | None:
-        """A finished (or permanently failed) trial of the same function and child config, from
-        any search in this experiment whose result this installation sealed (``trust``; in
-        ``namespace`` scope, for this search's namespace): reused instead of training again."""
+    def _cache_filter(self, config_hash: str, search: str | None) -> str:
+        """Trials of this child config in the trust's scope, less this search's own (``search``;
+        by uid where the search has one): its own results are its controller's dedup table."""
+        f = f"tags.`{Tag.CONFIG_HASH}` = {_q(config_hash)} and tags.`{Tag.ROLE}` = 'trial'"
         trust = self.trust
-        if trust is None:
-            return None
-        f = (f"tags.`{Tag.FINGERPRINT}` = {_q(fingerprint)} and "
-             f"tags.`{Tag.CONFIG_HASH}` = {_q(config_hash)} and "
-             f"tags.`{Tag.ROLE}` = 'trial'")
-        if trust.scope == "namespace" and trust.namespace:
+        if trust is not None and trust.scope == "namespace" and trust.namespace:
             f += f" and tags.`{Tag.NAMESPACE}` = {_q(trust.namespace)}"
-        for run in self._search(f, 50):
+        if search is not None:
+            f += (f" and tags.`{Tag.SEARCH_UID}` != {_q(self.owner.uid)}" if self.owner is not None
+                  else f" and tags.`{Tag.SEARCH}` != {_q(search)}")
+        return f
+
+    def _sealed_result(self, tr: TrialRun, config_hash: str) -> bool:
+        """Reusable, and sealed by this installation's controller (``trust``), not just tagged."""
+        trust = self.trust
+        return (trust is not None and tr.fingerprint is not None
+                and reusable_result(tr.status, tr.reward, tr.failure)
+                and trust.accepts(tr.tags.get(Tag.TRUST), tr.tags, tr.run_id, tr.fingerprint,
+                                  config_hash, tr.reward, tr.failure, Tag.NAMESPACE))
+
+    def cached_result(self, fingerprint: str, config_hash: str) -> TrialRun | None:
+        """One function's sealed result from any search in scope, read afresh (no index)."""
+        f = self._cache_filter(config_hash, None) + f" and tags.`{Tag.FINGERPRINT}` = {_q(fingerprint)}"
+        return next((tr for tr in map(_trial_run, self._search(f, 50))
+                     if self._sealed_result(tr, config_hash)), None)
+
+    def cached_results(self, fingerprints: Collection[str], config_hash: str, search: str
+                       ) -> dict[str, TrialRun]:
+        """Finished (or permanently failed) trials of the same functions and child config from
+        other searches in scope whose results this installation sealed (``trust``; in
+        ``namespace`` scope, of this search's namespace), by fingerprint: their results are
+        reused instead of training again. None without a trust key.
+
+        One paged ``search_runs`` per call (a generation of proposals), not one per function:
+        the first call reads every reusable run of other searches with this config, later ones
+        only runs that ended since the last call (less ``CACHE_OVERLAP_MS``, for writers whose
+        clock lags), into an index kept here. A tag filter costs the server a scan of that tag
+        whatever it matches, so one per generation instead of one per proposal. The index keeps
+        what was verified when read: a reward forged later on the run is never seen.
+        """
+        if self.trust is None:
+            return {}
+        index = self._cache.setdefault((config_hash, search), {})
+        since = self._cache_since.get((config_hash, search))
+        now = int(time.time() * 1000)
+        f = self._cache_filter(config_hash, search)
+        if since is not None:
+            f += f" and attributes.end_time >= {since - CACHE_OVERLAP_MS}"
+        for run in self._search(f, 1_000_000):
             tr = _trial_run(run)
-            if reusable_result(tr.status, tr.reward, tr.failure) and trust.accepts(
-                    tr.tags.get(Tag.TRUST), tr.tags, tr.run_id, fingerprint, config_hash,
-                    tr.reward, tr.failure, Tag.NAMESPACE):
-                return tr
-        return None
+            known = index.get(tr.fingerprint or "")
+            if (self._sealed_result(tr, config_hash) and tr.fingerprint
+                    and (known is None or (run.info.start_time or 0) >= known[0])):
+                index[tr.fingerprint] = (run.info.start_time or 0,
+                                         replace(tr, metrics={}, tags={}))
+        self._cache_since[(config_hash, search)] = now
+        return {fp: index[fp][1] for fp in fingerprints if fp in index}
 
     def vouch(self, run_id: str, fingerprint: str, config_hash: str, reward: float | None,
               failure: str | None) -> None:

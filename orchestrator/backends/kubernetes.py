@@ -32,8 +32,12 @@ Secrets the spec names: ``credentials_secret`` (a read-only S3 key for data sets
 child is labelled ``app.kubernetes.io/instance``, which the chart's NetworkPolicy admits to MLflow
 and MinIO.
 
-``job_manifest``, ``job_state`` and ``pods_state`` are pure functions over plain data, so tests
-assert on dicts; ``KubernetesBackend`` is the thin layer that talks through the adapter.
+A Job that failed without naming an exit code (``BackoffLimitExceeded``, ``DeadlineExceeded``)
+takes its last ended pod's (``last_exit``), so a child that exited 4 every time (MLflow or S3
+unreachable) is seen as such by the failure brake.
+
+``job_manifest``, ``job_state``, ``pods_state`` and ``last_exit`` are pure functions over plain
+data, so tests assert on dicts; ``KubernetesBackend`` is the thin layer that talks through the adapter.
 """
 
 from __future__ import annotations
@@ -78,6 +82,7 @@ __all__ = [
     "default_deadline",
     "job_manifest",
     "job_state",
+    "last_exit",
     "launch_job_name",
     "pack_members",
     "plain_credentials",
@@ -297,6 +302,35 @@ def job_state(job: dict[str, Any] | None) -> ChildState:
     return ChildState("queued")
 
 
+def last_exit(pods: Sequence[dict[str, Any]]) -> tuple[int, str | None] | None:
+    """The trainer container's exit code (and the kubelet's reason, such as ``OOMKilled``) in the
+    last of a Job's pods that ended, or None when no pod ended. A Job that failed on its
+    ``backoffLimit`` says only ``BackoffLimitExceeded``: the pods say why each attempt ended
+    (exit code 4: MLflow or S3 unreachable), which the failure brake counts by cause."""
+    ended = [p for p in pods if (p.get("status") or {}).get("phase") in ("Failed", "Succeeded")]
+    ended.sort(key=lambda p: _seconds((p.get("metadata") or {}).get("creationTimestamp")) or 0.0)
+    for pod in reversed(ended):
+        for c in (pod.get("status") or {}).get("containerStatuses") or []:
+            done = (c.get("state") or {}).get("terminated") or {}
+            if c.get("name") == CONTAINER and done.get("exitCode") is not None:
+                return int(done["exitCode"]), done.get("reason")
+    return None
+
+
+def with_exit(state: ChildState, pods: Sequence[dict[str, Any]]) -> ChildState:
+    """A failed child whose Job's status names no exit code, with its last pod's."""
+    seen = last_exit(pods) if state.phase == "failed" and state.exit_code is None else None
+    if seen is None:
+        return state
+    code, why = seen
+    reason = state.reason or "Job failed"
+    if code in EXIT_MEANINGS:
+        reason = f"{EXIT_MEANINGS[code]}; {reason}"
+    elif why and why not in ("Error", "Completed"):
+        reason = f"{why}; {reason}"
+    return ChildState(state.phase, reason, code, state.started_at)
+
+
 def _seconds(stamp: Any) -> float | None:
     """An API timestamp (RFC 3339, as plain data carries it) as epoch seconds."""
     if not stamp:
@@ -438,6 +472,8 @@ class KubernetesBackend:
             self._started.pop(trial_id, None)
             return ChildState("missing")
         state = job_state(job)
+        if state.phase == "failed" and state.exit_code is None:  # e.g. BackoffLimitExceeded
+            state = with_exit(state, self.cluster.job_pods(self.namespace, trial_id))
         if state.phase in ("succeeded", "failed") or state.reason == "suspended":
             return ChildState(state.phase, state.reason, state.exit_code,
                               self._started.pop(trial_id, None))

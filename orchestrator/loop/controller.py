@@ -1,17 +1,15 @@
 """The search loop, against interfaces for the strategy, the tracker (``orchestrator.loop.tracker``), the
 checkpoint store and the backend; it knows nothing of MLflow, S3 or Kubernetes.
 
-One ``tick`` (docs/search-loop.md): **settle** trials whose run ended or whose child died (and
-duplicates held behind them), sealing what its own children trained for the evaluation cache;
-**propose** a generation when nothing waits to launch, screening each candidate and reusing known
-results (same fingerprint here, or a sealed result of the same function and child config:
-``orchestrator.trust``); **launch** queued trials, alone or in packs, as ``parallelism`` and the
-budget allow; **checkpoint** (with the search's ``identity``) whenever anything changed. The
-launch ledger (``orchestrator.loop.ledger``) launches and settles; trials are its records.
-
+One ``tick`` (docs/search-loop.md): **settle** ended or dead trials (and duplicates held behind
+them), sealing what its own children trained for the evaluation cache; **propose** a generation
+when nothing waits, screening each candidate and reusing known results (this search's, or sealed
+ones of the same function and child config: ``orchestrator.trust``); **launch** queued trials,
+alone or in packs; **checkpoint** (with the search's ``identity``) proposals and launches at
+once, settles every ``checkpoint_interval`` s. The launch ledger (``loop.ledger``) launches and settles.
 Resume: the checkpoint (``orchestrator.loop.checkpoint``) says which trials exist, in which state and
 under which launch id: launched ones are re-attached by launch id (or read from MLflow when they
-finished), queued ones launched once, and nothing finished is trained again.
+finished), queued ones launched once (``loop.runs.reattach``), nothing finished trained again.
 """
 
 from __future__ import annotations
@@ -30,11 +28,12 @@ from orchestrator.identity import SearchIdentity
 from orchestrator.loop.admission import admit
 from orchestrator.loop.amend import Change, amend, describe, rejection
 from orchestrator.loop.brake import stop_reason
-from orchestrator.loop.checkpoint import CHECKPOINT_KEY, encode, read
+from orchestrator.loop.checkpoint import CHECKPOINT_KEY, Segments, read, write
 from orchestrator.loop.leaderboard import Entry, rank
 from orchestrator.loop.ledger import DONE, LAUNCHED, QUEUED, Ledger, is_crash
 from orchestrator.loop.polling import drive
-from orchestrator.loop.series import log_generations, log_trials, logged_before
+from orchestrator.loop.runs import create_run, precreate, reattach, record_settled
+from orchestrator.loop.series import log_series, logged_before
 from orchestrator.loop.tracker import Tracker
 from orchestrator.loop.trials import (
     HELD,
@@ -44,7 +43,6 @@ from orchestrator.loop.trials import (
     child_spec,
     dedup_from,
     entries,
-    run_tags,
     summarize,
     trained,
 )
@@ -80,6 +78,10 @@ class Controller:
     amended: tuple[Change, ...] = ()  # the edit applied when the search was resumed
     stopped: Stop | None = None  # why the failure brake stopped the search (loop.brake)
     _since: float = 0.0  # when this controller started: the infrastructure streak counts from it
+    checkpoint_interval: float = 10.0  # seconds between checkpoints of settles and launches
+    _saved_at: float = 0.0
+    _fresh: set[str] = field(default_factory=set)  # proposed here: no run of theirs can exist
+    _sealed: Segments = field(default_factory=Segments)  # checkpointed blocks of done trials
 
     @property
     def name(self) -> str:
@@ -103,9 +105,11 @@ class Controller:
         if saved is None:  # a fresh search, or one resumed before its first checkpoint
             return
         self.strategy.load_state_dict(saved.strategy)
-        self.trials, self.generations_logged = saved.trials, saved.generations_logged
+        self.trials, self.generations_logged, self._sealed = saved.trials, saved.generations_logged, saved.segments
         self.trials_logged = logged_before(self.trials)
         self._dedup = dedup_from(self.trials)
+        self._dirty = reattach(self.tracker, self.name, self.parent_run_id, self.trials,
+                               self.spec.child.config_hash(), self.clock()) > 0
         log.info("search %s: resumed from %s with %d trials (%d done)", self.name,
                  self.store.describe(CHECKPOINT_KEY), len(self.trials), len(self._in(DONE)))
         if amendment.applied:
@@ -116,9 +120,9 @@ class Controller:
             self.checkpoint()  # the stored spec is the one in force from now on
 
     def checkpoint(self) -> None:
-        self.store.put(CHECKPOINT_KEY, encode(self.spec, self.strategy.state_dict(), self.trials,
-                                              self.generations_logged, self.identity))
-        self._dirty = False
+        write(self.store, self.spec, self.strategy.state_dict(), self.trials,
+              self.generations_logged, self._sealed, self.identity)
+        self._dirty, self._saved_at = False, self.clock()
 
     def run(self, resume: bool = False, on_progress: Callable[[Progress], None] | None = None
             ) -> Progress:
@@ -136,13 +140,13 @@ class Controller:
             return True
         if not self._in(QUEUED) and self._may_propose():
             self._propose()
-        self._launch()
+        launched = self._launch()
         self._log_series()
-        if self._dirty:
+        over = self._finished()
+        if self._dirty and (over or launched  # settles alone: every checkpoint_interval s
+                            or self.clock() - self._saved_at >= self.checkpoint_interval):
             self.checkpoint()
-        return self._finished()
-
-    # -- budget -------------------------------------------------------------------------------
+        return over
 
     def _in(self, state: str) -> list[Trial]:
         return [t for t in self.trials if t.state == state]
@@ -156,8 +160,7 @@ class Controller:
 
     def _launch_budget_left(self) -> bool:
         b = self.spec.budget
-        return len(trained(self.trials)) < b.trials and (b.gpu_hours is None
-                                                         or self.gpu_hours() < b.gpu_hours)
+        return len(trained(self.trials)) < b.trials and (b.gpu_hours is None or self.gpu_hours() < b.gpu_hours)
 
     def _brake(self) -> bool:
         """Stop when ``loop.brake`` says so, cancelling the children in flight (resumed later)."""
@@ -178,44 +181,37 @@ class Controller:
             return not self._launch_budget_left()  # behind them): never launched
         return self._exhausted or not self._may_propose()
 
-    # -- propose ------------------------------------------------------------------------------
-
     def _propose(self) -> None:
         room = self.spec.budget.samples - len(self.trials)
         candidates = self.strategy.propose(min(self.spec.generation, room))
         if not candidates:
             self._exhausted = True
             return
-        child, results = self.spec.child, list[Result]()
-        for cand in candidates:
-            index = len(self.trials)
-            # with the child's numerics: run tag, dedup key and cache key are one value
-            trial = Trial(self.trial_id(index), index, cand, fingerprint(cand.expr, child.numerics),
-                          QUEUED)
+        child, first = self.spec.child, len(self.trials)  # fingerprints with the child's numerics
+        prints = [fingerprint(c.expr, child.numerics) for c in candidates]
+        hits = self.tracker.cached_results(set(prints), child.config_hash(), self.name)
+        results, now = list[Result](), list[tuple[Trial, str | None]]()
+        for cand, print_ in zip(candidates, prints, strict=True):
+            trial = Trial(self.trial_id(len(self.trials)), len(self.trials), cand, print_, QUEUED)
             self.trials.append(trial)
-            verdict = admit(trial, self.spec, self._dedup, self.tracker.cached_result, self.trials)
+            verdict = admit(trial, self.spec, self._dedup, lambda f, _: hits.get(f), self.trials)
             if verdict.source == "held":
                 trial.state, trial.source = HELD, "duplicate"
-            elif verdict.source != "trained":
-                results += self._settle_now(trial, verdict.reward, verdict.failure, verdict.source,
-                                            verdict.duplicate_of)
-        self.checkpoint()  # proposals are durable before anything is launched
+            elif verdict.source != "trained":  # settled now; its run says where the result is
+                trial.source = verdict.source
+                results += self._complete(trial, verdict.reward, verdict.failure)
+                now.append((trial, verdict.duplicate_of))
+        self.checkpoint()  # proposals are durable before any run or child exists for them
+        self._fresh.update(t.trial_id for t in self.trials[first:])
+        assert self.parent_run_id is not None
+        record_settled(self.tracker, self.name, self.parent_run_id, now, self.trials,
+                       child.config_hash(), new=True)
         if results:
             self.strategy.observe(results)
 
     def _create_run(self, trial: Trial, duplicate_of: str | None = None) -> str:
-        assert self.parent_run_id is not None
-        return self.tracker.create_trial_run(self.name, self.parent_run_id, trial.trial_id,
-                                             run_tags(trial, self.spec.child.config_hash(),
-                                                      duplicate_of))
-
-    def _settle_now(self, trial: Trial, reward: float | None, failure: str | None, source: str,
-                    duplicate_of: str | None = None) -> list[Result]:
-        """Settle a trial without training it; its run says where (and whose) the result is."""
-        trial.source = source
-        trial.run_id = self._create_run(trial, duplicate_of)
-        self.tracker.record_outcome(trial.run_id, reward, failure)
-        return self._complete(trial, reward, failure)
+        return create_run(self.tracker, self.name, self.parent_run_id or "", trial,
+                          self.spec.child.config_hash(), trial.trial_id in self._fresh, duplicate_of)
 
     # -- launch and settle: the launch ledger ----------------------------------------------
 
@@ -231,12 +227,19 @@ class Controller:
     def pack_id(self, first_index: int) -> str:
         return f"{self.name}-p{first_index:05d}"
 
-    def _launch(self) -> None:
-        """Queued trials in index order, never more than the trial budget has left."""
+    def _launch(self) -> bool:
+        """Queued trials in index order, never more than the trial budget has left; the runs of
+        those about to start are created first, side by side (``loop.runs.precreate``)."""
+        if not self._launch_budget_left():
+            return False
         room = self.spec.budget.trials - len(trained(self.trials))
-        self._dirty |= self._launch_budget_left() and self._ledger.launch(
+        free = self.spec.parallelism - self._ledger.running_launches(self.trials)
+        precreate(self.tracker, self.name, self.parent_run_id or "", self._in(QUEUED),
+                  self.spec.child.config_hash(), self._fresh, min(room, free * self.spec.packing))
+        self._dirty |= (launched := self._ledger.launch(
             self.trials, parallelism=self.spec.parallelism, packing=self.spec.packing,
-            checkpoint=self.checkpoint, room=room)
+            checkpoint=self.checkpoint, room=room))
+        return launched
 
     def _trial_spec(self, trial: Trial) -> dict[str, Any]:
         if trial.run_id is None:  # pre-created here, so a queued trial never left has no run
@@ -275,20 +278,16 @@ class Controller:
             out.append(dup.result)
         return out
 
-    # -- reporting ----------------------------------------------------------------------------
-
     def _log_series(self) -> None:
         """The parent run's series (``loop.series``): per generation, and per trial."""
         assert self.parent_run_id is not None
         updates = self.strategy.updates if isinstance(self.strategy, Learner) else []
-        logged = log_generations(self.tracker, self.parent_run_id, self.trials,
-                                 self.generations_logged, self.spec.generation,
-                                 self.spec.strategy.failure_reward,
-                                 updates[-1].entropy if updates else None)
+        logged, self.trials_logged = log_series(
+            self.tracker, self.parent_run_id, self.trials, (self.generations_logged,
+            self.trials_logged), self.spec.generation, self.spec.strategy.failure_reward,
+            updates[-1].entropy if updates else None)
         self._dirty |= logged != self.generations_logged
         self.generations_logged = logged
-        self.trials_logged = log_trials(self.tracker, self.parent_run_id, self.trials,
-                                        self.trials_logged)
 
     def progress(self) -> Progress:
         return summarize(self.trials, self.spec.budget.trials,

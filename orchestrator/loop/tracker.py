@@ -10,7 +10,7 @@ children in flight, not the search's total; ``trial_runs`` (every run) is for re
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 
@@ -54,8 +54,18 @@ class Tracker(Protocol):
     def start_search(self, search: str, spec: dict[str, Any]) -> str: ...
 
     def create_trial_run(
-        self, search: str, parent_run_id: str, trial_id: str, tags: dict[str, str]
-    ) -> str: ...
+        self, search: str, parent_run_id: str, trial_id: str, tags: dict[str, str],
+        new: bool = False,
+    ) -> str:
+        """The trial's run, created once (found by its trial id if it exists); ``new``: the
+        caller knows it was never created, so nothing need be looked up first."""
+        ...
+
+    def create_trial_runs(self, search: str, parent_run_id: str,
+                          trials: Sequence[tuple[str, dict[str, str], bool]]) -> list[str]:
+        """``create_trial_run`` for each (trial id, tags, new), the run ids in order (the MLflow
+        tracker sends them side by side)."""
+        ...
 
     def trial_runs(self, search: str) -> Mapping[str, TrialOutcome]: ...
 
@@ -66,7 +76,12 @@ class Tracker(Protocol):
 
     def record_outcome(self, run_id: str, reward: float | None, failure: str | None) -> None: ...
 
-    def cached_result(self, fingerprint: str, config_hash: str) -> TrialOutcome | None: ...
+    def cached_results(self, fingerprints: Collection[str], config_hash: str, search: str
+                       ) -> Mapping[str, TrialOutcome]:
+        """Reusable results (``contract.reusable_result``) of these functions with this child
+        config from the experiment's other searches, by fingerprint; asked once per
+        generation of proposals."""
+        ...
 
     def vouch(self, run_id: str, fingerprint: str, config_hash: str, reward: float | None,
               failure: str | None) -> None:
@@ -77,6 +92,9 @@ class Tracker(Protocol):
     def log_generation(self, parent_run_id: str, step: int, metrics: dict[str, float]) -> None: ...
 
     def log_metrics(self, run_id: str, step: int, metrics: dict[str, float]) -> None: ...
+
+    def log_points(self, run_id: str, points: Sequence[tuple[int, Mapping[str, float]]]
+                   ) -> None: ...
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None: ...
 

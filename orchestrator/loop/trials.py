@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from orchestrator.contract import REWARD, Tag, TrainConfig, TrialSpec
@@ -54,7 +54,7 @@ class Trial:
         return launch_of(self.trial_id, self.launch_id)
 
     def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in _FIELDS}  # dataclasses.asdict: 10× slower
         d["candidate"] = self.candidate.as_dict()
         return d
 
@@ -69,6 +69,9 @@ class Trial:
         if self.failure is not None:
             return Result.failed(self.candidate, self.failure)
         return Result.success(self.candidate, float(self.reward or 0.0))
+
+
+_FIELDS = fields(Trial)
 
 
 def child_spec(trial: Trial, search: str, experiment: str, child: TrainConfig) -> dict[str, Any]:

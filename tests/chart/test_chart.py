@@ -187,7 +187,8 @@ def test_the_controller_runs_the_operator_on_every_watched_namespace(
     port = full_values["controller"]["healthPort"]
     assert c["args"] == ["-vv", "operator", f"--namespace={NAMESPACE}", "--namespace=team-a", "--namespace=team-b",
                          "--defaults=/etc/actsearch/defaults.yaml", "--policy=/etc/actsearch/policy.yaml",
-                         f"--liveness-port={port}", "--cache-scope=namespace"]
+                         f"--liveness-port={port}", "--cache-scope=namespace",
+                         "--tick-workers=32", "--lease-seconds=90"]
     assert c["ports"] == [{"name": "health", "containerPort": port}]
     assert c["livenessProbe"]["httpGet"] == c["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert pod["serviceAccountName"] == full_values["controller"]["serviceAccount"]["name"]
@@ -202,6 +203,7 @@ def test_the_default_controller_logs_state_changes_and_watches_its_own_namespace
 ) -> None:
     args = container(default_objects, "Deployment", "-controller")["args"]
     assert args[:3] == ["-v", "operator", f"--namespace={NAMESPACE}"]
+    assert args[-2:] == ["--tick-workers=8", "--lease-seconds=60"]  # the operator's own defaults
 
 
 def test_the_defaults_given_to_searches_are_a_valid_spec_fragment(rendered: list[dict[str, Any]]) -> None:
@@ -460,6 +462,8 @@ def test_conflicting_or_missing_options_fail_with_a_clear_message(
     ("controller.colour=blue", "additional properties 'colour' not allowed"),
     ("mlflow.backendStore.type=memory", "value must be one of"),
     ("controller.verbosity=5", "maximum"),
+    ("controller.tickWorkers=0", "minimum"),
+    ("controller.leaseSeconds=2", "minimum"),
     ("controller.extraNamespaces[0]=Team_A", "does not match pattern"),
     ("s3.bucket=", "at '/s3/bucket': '' does not match pattern"),
     ("postgresql.password=p@ss/word", "at '/postgresql/password'"),

@@ -10,7 +10,8 @@ from typing import Any
 
 import yaml
 
-from orchestrator.adapters.storage import load_state
+from orchestrator.adapters.storage import LocalStore, load_state
+from orchestrator.loop.checkpoint import read
 
 SPEC: dict[str, Any] = {
     "name": "edited",
@@ -35,8 +36,12 @@ def ctl_run(tmp_path: Path, spec: dict[str, Any], *extra: str) -> subprocess.Com
 
 
 def stored(tmp_path: Path) -> dict[str, Any]:
+    """The checkpoint's spec and every trial, read as a resuming controller reads them (the
+    checkpoint and the blocks of done trials it names, ``orchestrator.loop.checkpoint``)."""
     (ckpt,) = (tmp_path / "work").rglob("controller.pt")
-    return load_state(ckpt.read_bytes())
+    saved = read(LocalStore(ckpt.parent), "edit")
+    assert saved is not None
+    return {**load_state(ckpt.read_bytes()), "trials": [t.as_dict() for t in saved.trials]}
 
 
 def test_a_resumed_local_search_takes_a_raised_budget_and_refuses_a_new_child_config(

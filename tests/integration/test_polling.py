@@ -6,6 +6,7 @@ trials a search already settled. Counts, not times: they hold on any machine."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 
@@ -83,3 +84,58 @@ def test_a_trial_without_a_run_id_is_found_by_its_tag(
     _finish(tracker, run_id, 0.75)
     found = tracker.ended_runs(search, {"polled-t00000": None})
     assert found["polled-t00000"].run_id == run_id and found["polled-t00000"].reward == 0.75
+
+
+def _trial(tracker: MlflowTracker, search: str, parent: str, i: int, fingerprint: str,
+           new: bool = False) -> str:
+    return tracker.create_trial_run(search, parent, f"{search}-t{i:05d}", {
+        Tag.FINGERPRINT: fingerprint, Tag.CONFIG_HASH: "c" * 16}, new=new)
+
+
+def test_the_evaluation_cache_reads_other_searches_once_then_only_what_ended_since(
+        mlflow_server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tracking, "CACHE_OVERLAP_MS", 0)  # no margin for lagging clocks here
+    tracker, search, parent = _tracker(mlflow_server)
+    other = tracker.start_search("other", {"name": "other"})
+    for i in range(20):  # another search's results: reusable
+        _finish(tracker, _trial(tracker, "other", other, i, f"{i:016x}"), 0.5 + i / 100)
+    _finish(tracker, _trial(tracker, search, parent, 0, "0" * 16), 0.1)  # this search's own
+    wanted = {f"{i:016x}" for i in (0, 3, 25)}
+
+    requests, read = tracker.requests, tracker.runs_read
+    hits = tracker.cached_results(wanted, "c" * 16, search)
+    assert tracker.requests - requests == 1 and tracker.runs_read - read == 20  # one page
+    assert sorted(hits) == [f"{i:016x}" for i in (0, 3)]
+    assert hits[f"{3:016x}"].reward == pytest.approx(0.53)  # the other search's, not ours
+
+    _finish(tracker, _trial(tracker, "other", other, 25, f"{25:016x}"), 0.9)
+    requests, read = tracker.requests, tracker.runs_read
+    hits = tracker.cached_results(wanted, "c" * 16, search)
+    assert tracker.requests - requests == 1
+    assert tracker.runs_read - read == 1  # what ended since the last question, not all again
+    assert sorted(hits) == sorted(wanted) and hits[f"{25:016x}"].reward == 0.9
+
+
+def test_a_new_trials_run_is_created_without_a_lookup_and_an_old_ones_is_found(
+        mlflow_server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counted where MLflow's client sends each HTTP request (``rest_utils.http_request``)."""
+    from mlflow.utils import rest_utils
+
+    tracker, search, parent = _tracker(mlflow_server)
+    sent: list[str] = []
+    send = rest_utils.http_request
+
+    def counted(*a: Any, **kw: Any) -> Any:
+        sent.append(kw["endpoint"] if "endpoint" in kw else a[1])
+        return send(*a, **kw)
+
+    monkeypatch.setattr(rest_utils, "http_request", counted)
+    run_id = _trial(tracker, search, parent, 0, "f" * 16, new=True)
+    assert [e.rsplit("/", 1)[-1] for e in sent] == ["create"]  # no search by tag first
+    sent.clear()
+    assert _trial(tracker, search, parent, 0, "f" * 16) == run_id  # find-or-create finds it
+    assert [e.rsplit("/", 1)[-1] for e in sent] == ["search"]
+    sent.clear()
+    tracker.record_outcome(run_id, 0.5, None)
+    assert [e.rsplit("/", 1)[-1] for e in sent] == ["log-metric", "update"]  # no read-back
+    assert tracker.client.get_run(run_id).info.status == "FINISHED"

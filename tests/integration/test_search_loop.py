@@ -22,9 +22,10 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from orchestrator.adapters.retry import Backoff
-from orchestrator.adapters.storage import S3Store, load_state
+from orchestrator.adapters.storage import S3Store
 from orchestrator.adapters.tracking import MlflowTracker
 from orchestrator.embedded import build_controller
+from orchestrator.loop.checkpoint import read
 from orchestrator.loop.report import publish
 from orchestrator.space import parse
 from orchestrator.space.fingerprint import fingerprint
@@ -60,9 +61,12 @@ def runs_of(client: MlflowClient, experiment: str, search: str) -> list[Any]:
 
 
 def checkpoint(s3_client: Any, bucket: str, experiment: str, name: str) -> dict[str, Any]:
-    body = s3_client.get_object(Bucket=bucket,
-                                Key=f"checkpoints/{experiment}/{name}/controller.pt")["Body"]
-    return load_state(body.read())
+    """The search's checkpoint as plain data, read as a resuming controller reads it (the
+    checkpoint and the blocks of done trials it names, ``orchestrator.loop.checkpoint``)."""
+    saved = read(S3Store(bucket, f"checkpoints/{experiment}/{name}", client=s3_client), name)
+    if saved is None:
+        return {"trials": []}
+    return {"trials": [t.as_dict() for t in saved.trials], "strategy": saved.strategy}
 
 
 def test_a_small_search_runs_end_to_end(
@@ -146,10 +150,7 @@ def test_a_sigkilled_controller_resumes_with_every_trial_exactly_once(
     while True:  # kill once some trials are done and others are in flight
         assert first.poll() is None, log_path.read_text()
         assert time.monotonic() < deadline, "the controller made no progress"
-        try:
-            state = checkpoint(s3_client, s3_bucket, experiment, "killed")
-        except s3_client.exceptions.NoSuchKey:
-            state = {"trials": []}
+        state = checkpoint(s3_client, s3_bucket, experiment, "killed")
         phases = [t["state"] for t in state["trials"]]
         if phases.count("done") >= 2 and "launched" in phases:
             break

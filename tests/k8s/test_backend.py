@@ -19,6 +19,7 @@ from orchestrator.backends.kubernetes import (
     KubernetesBackend,
     default_deadline,
     job_manifest,
+    last_exit,
     launch_job_name,
 )
 from orchestrator.errors import ConfigError, TemporaryUnavailable
@@ -500,3 +501,40 @@ def test_a_search_re_created_under_its_name_never_reattaches_to_the_jobs_of_the_
     assert backend.state("s1-t00000").phase == "missing"
     backend.launch(launch_of("s1-t00000"))
     assert len(apiserver.items("jobs", NAMESPACE)) == 2
+def test_a_job_that_used_up_its_retries_is_classified_by_its_last_pods_exit_code(
+        apiserver: FakeApiServer, api_client: Any, jobs: JobController) -> None:
+    """Against the fake API server and its Job controller (no real cluster runs here): every
+    attempt exits 4 (MLflow unreachable), a code the podFailurePolicy counts, so the Job ends in
+    BackoffLimitExceeded, whose condition names no exit code. The backend reads the last pod's,
+    and the failure brake sees the infrastructure cause."""
+    from orchestrator.contract import ExitCode
+    from orchestrator.loop.brake import infrastructure_cause
+    from orchestrator.loop.ledger import crash_failure
+
+    backend = launched(apiserver, api_client, jobs, PodPlan(phase="Running"))
+    for attempt in range(FULL.backoff_limit + 1):
+        wait_for(lambda n=attempt + 1: len(jobs.pods(NAMESPACE, "s1-t00000")) == n, 5,
+                 f"pod {attempt + 1}")
+        jobs.fail(NAMESPACE, "s1-t00000", exit_code=int(ExitCode.INFRASTRUCTURE))
+    wait_for(lambda: backend.state("s1-t00000").phase == "failed", 5, "the Job to fail")
+    state = backend.state("s1-t00000")
+    assert state.exit_code == int(ExitCode.INFRASTRUCTURE)
+    assert state.reason is not None and state.reason.startswith("BackoffLimitExceeded")
+    assert infrastructure_cause(crash_failure(state)) == (
+        "MLflow, S3 or the data source could not be reached (exit code 4)")
+
+
+def test_last_exit_is_the_trainers_code_in_the_last_pod_that_ended() -> None:
+    def pod(created: str, phase: str, code: int | None, container: str = "trainer"
+            ) -> dict[str, Any]:
+        state = {"terminated": {"exitCode": code, "reason": "Error"}} if code is not None \
+            else {"running": {}}
+        return {"metadata": {"creationTimestamp": created}, "status": {
+            "phase": phase, "containerStatuses": [{"name": container, "state": state}]}}
+
+    assert last_exit([]) is None
+    assert last_exit([pod("2026-01-01T00:00:00Z", "Running", None)]) is None
+    assert last_exit([pod("2026-01-01T00:00:09Z", "Failed", 4),
+                      pod("2026-01-01T00:00:01Z", "Failed", 1),
+                      pod("2026-01-01T00:00:10Z", "Running", None)]) == (4, "Error")
+    assert last_exit([pod("2026-01-01T00:00:01Z", "Failed", 9, container="sidecar")]) is None

@@ -13,7 +13,7 @@ every member diverged.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,20 +50,29 @@ class FakeTracker:
     points: list[tuple[str, int, dict[str, float]]] = field(default_factory=list)
     tags: dict[str, dict[str, str]] = field(default_factory=dict)
     vouched: list[tuple[str, str, str, float | None, str | None]] = field(default_factory=list)
+    lookups: list[set[str]] = field(default_factory=list)  # cached_results calls
+    point_batches: int = 0  # log_points calls
 
     def start_search(self, search: str, spec: dict[str, Any]) -> str:
         return self.searches.setdefault(search, f"parent-{search}")
 
     def create_trial_run(self, search: str, parent_run_id: str, trial_id: str,
-                         tags: dict[str, str]) -> str:
+                         tags: dict[str, str], new: bool = False) -> str:
+        """As the MLflow tracker's: found by trial id unless ``new``; a ``new`` trial that has
+        a run already is the controller's bug, so it fails here (MLflow would duplicate it)."""
         for r in self.runs.values():
             if r.trial_id == trial_id and r.tags[Tag.SEARCH] == search:
+                assert not new, f"trial {trial_id} created as new, but its run {r.run_id} exists"
                 return r.run_id
         self.creates += 1
         run_id = f"run-{len(self.runs)}"
         self.runs[run_id] = FakeRun(run_id, trial_id, {**tags, Tag.SEARCH: search,
                                                        Tag.PARENT_RUN: parent_run_id})
         return run_id
+
+    def create_trial_runs(self, search: str, parent_run_id: str,
+                          trials: Sequence[tuple[str, dict[str, str], bool]]) -> list[str]:
+        return [self.create_trial_run(search, parent_run_id, *t) for t in trials]
 
     def trial_runs(self, search: str) -> dict[str, FakeRun]:
         return {r.trial_id: r for r in self.runs.values() if r.tags[Tag.SEARCH] == search}
@@ -92,12 +101,13 @@ class FakeTracker:
             run = self.runs[run_id]
             run.status, run.reward = "FINISHED", reward
 
-    def cached_result(self, fingerprint: str, config_hash: str) -> FakeRun | None:
-        for r in self.runs.values():
-            if (r.fingerprint == fingerprint and r.tags.get(Tag.CONFIG_HASH) == config_hash
-                    and reusable_result(r.status, r.reward, r.failure)):
-                return r
-        return None
+    def cached_results(self, fingerprints: Collection[str], config_hash: str, search: str
+                       ) -> dict[str, FakeRun]:
+        """Reusable runs of other searches, by fingerprint; each call is kept in ``lookups``."""
+        self.lookups.append(set(fingerprints))
+        return {r.fingerprint: r for r in self.runs.values()
+                if r.fingerprint in fingerprints and r.tags.get(Tag.CONFIG_HASH) == config_hash
+                and r.tags[Tag.SEARCH] != search and reusable_result(r.status, r.reward, r.failure)}
 
     def vouch(self, run_id: str, fingerprint: str, config_hash: str, reward: float | None,
               failure: str | None) -> None:
@@ -110,6 +120,10 @@ class FakeTracker:
 
     def log_metrics(self, run_id: str, step: int, metrics: dict[str, float]) -> None:
         self.points.append((run_id, step, metrics))
+
+    def log_points(self, run_id: str, points: Sequence[tuple[int, Mapping[str, float]]]) -> None:
+        self.point_batches += 1
+        self.points += [(run_id, step, dict(metrics)) for step, metrics in points]
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         self.tags.setdefault(run_id, {}).update(tags)

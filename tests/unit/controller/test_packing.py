@@ -9,7 +9,7 @@ from pathlib import Path
 
 from orchestrator.adapters.storage import dump_state, load_state
 from orchestrator.backends.base import Launch
-from orchestrator.loop.checkpoint import CHECKPOINT_KEY
+from orchestrator.loop.checkpoint import CHECKPOINT_KEY, encode
 from orchestrator.loop.trials import DONE, LAUNCHED, QUEUED, Progress, Trial
 
 from .test_controller import make_controller
@@ -226,7 +226,9 @@ def test_a_ledger_from_before_packing_loads_and_its_trials_re_attach_by_trial_id
     part.tick()
     in_flight = [t.trial_id for t in part.trials if t.state == LAUNCHED]
     assert in_flight
-    state = load_state(part.store.get(CHECKPOINT_KEY))
+    # a version-2 checkpoint (every trial in it), as written before packing had launch ids
+    state = load_state(encode(part.spec, part.strategy.state_dict(), part.trials,
+                              part.generations_logged))
     for t in state["trials"]:
         del t["launch_id"]
     part.store.put(CHECKPOINT_KEY, dump_state(state))

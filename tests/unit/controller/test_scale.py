@@ -1,0 +1,111 @@
+"""What keeps a long search's bookkeeping cheap, against the in-memory fakes (tests/unit/
+controller/fakes.py) and a real local checkpoint store: blocks of done trials written once, the
+evaluation cache asked once per generation, runs of proposed trials created without a lookup,
+and a resume that reads a result which ended after the last checkpoint instead of training it
+again."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from orchestrator.adapters.storage import LocalStore
+from orchestrator.loop.checkpoint import CHECKPOINT_KEY, SEGMENT, Segments, read, segment_key, write
+from orchestrator.loop.ledger import LAUNCHED, QUEUED
+from orchestrator.loop.trials import DONE, Trial
+from orchestrator.search.registry import make_strategy
+
+from .fakes import FakeBackend
+from .test_controller import make_controller, make_spec
+
+
+class CountingStore(LocalStore):
+    """A local store that counts the writes of each key."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.puts: dict[str, int] = {}
+
+    def put(self, key: str, data: bytes) -> None:
+        self.puts[key] = self.puts.get(key, 0) + 1
+        super().put(key, data)
+
+
+def trials(n: int, done: int) -> list[Trial]:
+    spec = make_spec()
+    strategy = make_strategy("random", spec.space.build(), 0)
+    out = []
+    for i, cand in enumerate(strategy.propose(n)):
+        t = Trial(f"s1-t{i:05d}", i, cand, f"fp{i}", QUEUED)
+        if i < done:
+            t.state, t.run_id, t.reward, t.launches = DONE, f"run-{i}", 0.5 + i / 10_000, 1
+        out.append(t)
+    return out
+
+
+def test_a_checkpoint_writes_each_block_of_done_trials_once_and_reads_every_trial_back(
+        tmp_path: Path) -> None:
+    spec, store, sealed = make_spec(), CountingStore(tmp_path), Segments()
+    ledger = trials(2 * SEGMENT + 40, done=2 * SEGMENT + 10)
+    ledger[5].run_id = None  # a done trial still owed its run keeps its block open
+    write(store, spec, {"rng": 1}, ledger, 3, sealed)
+    write(store, spec, {"rng": 2}, ledger, 3, sealed)
+    assert sorted(sealed.keys) == [SEGMENT]
+    assert store.puts == {segment_key(SEGMENT): 1, CHECKPOINT_KEY: 2}  # written once
+
+    saved = read(store, "s1")
+    assert saved is not None
+    assert [t.as_dict() for t in saved.trials] == [t.as_dict() for t in ledger]
+    assert (saved.strategy, saved.generations_logged, saved.segments.keys) == (
+        {"rng": 2}, 3, sealed.keys)
+
+    ledger[5].run_id = "run-5"  # its block closes at the next checkpoint
+    write(store, spec, {"rng": 3}, ledger, 3, saved.segments)
+    assert store.puts[segment_key(0)] == 1 and store.puts[segment_key(SEGMENT)] == 1
+    (tmp_path / segment_key(0)).unlink()
+    with pytest.raises(FileNotFoundError, match=r"trials-000000\.json, which is missing"):
+        read(store, "s1")
+
+
+def test_the_cache_is_asked_once_per_generation_and_proposed_runs_are_created_without_lookup(
+        tmp_path: Path) -> None:
+    """FakeTracker fails a ``new`` creation of a run that exists (MLflow would duplicate it)."""
+    ctl, tracker, _ = make_controller(tmp_path, budget={"trials": 12}, generation=5)
+    final = ctl.run()
+    assert final.trained == 12
+    generations = -(-final.samples // 5)
+    assert len(tracker.lookups) == generations  # not one per proposal
+    assert all(len(asked) <= 5 for asked in tracker.lookups)
+    assert len(tracker.runs) == final.samples  # one run per trial, none twice
+
+
+def test_a_resumed_search_reads_a_result_that_ended_after_its_last_checkpoint(
+        tmp_path: Path) -> None:
+    """The checkpoint after settles lags (``checkpoint_interval``): here it still says queued,
+    without a run, for trials whose children ran and finished before the controller died."""
+    first, tracker, backend = make_controller(tmp_path, budget={"trials": 6}, parallelism=3)
+    first.start(resume=False)
+    first.tick()
+    launched = [t for t in first.trials if t.state == LAUNCHED]
+    assert len(launched) == 3
+    stale = copy.deepcopy(first.trials)
+    for t in stale:
+        if t.state == LAUNCHED:
+            t.state, t.run_id, t.launches, t.launch_id, t.started, t.began = (
+                QUEUED, None, 0, None, None, None)
+    write(first.store, first.spec, first.strategy.state_dict(), stale, 0, Segments())
+    for t in launched:  # the children finished; their runs hold the results
+        assert t.run_id is not None
+        tracker.record_outcome(t.run_id, 0.75, None)
+
+    again, _, _ = make_controller(tmp_path, tracker=tracker, budget={"trials": 6},
+                                  parallelism=3)
+    again.backend = fresh = FakeBackend(tracker)  # the old processes are gone
+    final = again.run(resume=True)
+    assert final.trained == 6
+    ids = {t.trial_id for t in launched}
+    assert not ids & set(fresh.launched)  # read from MLflow, not trained again
+    assert all(t.reward == 0.75 and t.state == DONE for t in again.trials if t.trial_id in ids)
+    assert len(backend.launched) + len(fresh.launched) == 6
