@@ -473,7 +473,7 @@ class KubernetesBackend:
             return ChildState("missing")
         state = job_state(job)
         if state.phase == "failed" and state.exit_code is None:  # e.g. BackoffLimitExceeded
-            state = with_exit(state, self.cluster.job_pods(self.namespace, trial_id))
+            state = with_exit(state, self.cluster.job_pods(self.namespace, self.job_name(trial_id)))
         if state.phase in ("succeeded", "failed") or state.reason == "suspended":
             return ChildState(state.phase, state.reason, state.exit_code,
                               self._started.pop(trial_id, None))

@@ -13,6 +13,7 @@ import pytest
 from orchestrator.adapters import tracking
 from orchestrator.adapters.tracking import MlflowTracker
 from orchestrator.contract import Tag
+from orchestrator.trust import Trust
 from tests.servers import Server
 
 
@@ -92,13 +93,20 @@ def _trial(tracker: MlflowTracker, search: str, parent: str, i: int, fingerprint
         Tag.FINGERPRINT: fingerprint, Tag.CONFIG_HASH: "c" * 16}, new=new)
 
 
+def _settled(tracker: MlflowTracker, run_id: str, fingerprint: str, accuracy: float) -> None:
+    """A child's result, sealed by its controller as it settles (the cache reuses only those)."""
+    _finish(tracker, run_id, accuracy)
+    tracker.vouch(run_id, fingerprint, "c" * 16, accuracy, None)
+
+
 def test_the_evaluation_cache_reads_other_searches_once_then_only_what_ended_since(
         mlflow_server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tracking, "CACHE_OVERLAP_MS", 0)  # no margin for lagging clocks here
     tracker, search, parent = _tracker(mlflow_server)
+    tracker.trust = Trust(b"k" * 32)
     other = tracker.start_search("other", {"name": "other"})
     for i in range(20):  # another search's results: reusable
-        _finish(tracker, _trial(tracker, "other", other, i, f"{i:016x}"), 0.5 + i / 100)
+        _settled(tracker, _trial(tracker, "other", other, i, f"{i:016x}"), f"{i:016x}", 0.5 + i / 100)
     _finish(tracker, _trial(tracker, search, parent, 0, "0" * 16), 0.1)  # this search's own
     wanted = {f"{i:016x}" for i in (0, 3, 25)}
 
@@ -108,7 +116,7 @@ def test_the_evaluation_cache_reads_other_searches_once_then_only_what_ended_sin
     assert sorted(hits) == [f"{i:016x}" for i in (0, 3)]
     assert hits[f"{3:016x}"].reward == pytest.approx(0.53)  # the other search's, not ours
 
-    _finish(tracker, _trial(tracker, "other", other, 25, f"{25:016x}"), 0.9)
+    _settled(tracker, _trial(tracker, "other", other, 25, f"{25:016x}"), f"{25:016x}", 0.9)
     requests, read = tracker.requests, tracker.runs_read
     hits = tracker.cached_results(wanted, "c" * 16, search)
     assert tracker.requests - requests == 1

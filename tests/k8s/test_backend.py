@@ -512,10 +512,11 @@ def test_a_job_that_used_up_its_retries_is_classified_by_its_last_pods_exit_code
     from orchestrator.loop.ledger import crash_failure
 
     backend = launched(apiserver, api_client, jobs, PodPlan(phase="Running"))
+    job = job_of(apiserver, "s1-t00000")
     for attempt in range(FULL.backoff_limit + 1):
-        wait_for(lambda n=attempt + 1: len(jobs.pods(NAMESPACE, "s1-t00000")) == n, 5,
+        wait_for(lambda n=attempt + 1: len(jobs.pods(NAMESPACE, job)) == n, 5,
                  f"pod {attempt + 1}")
-        jobs.fail(NAMESPACE, "s1-t00000", exit_code=int(ExitCode.INFRASTRUCTURE))
+        jobs.fail(NAMESPACE, job, exit_code=int(ExitCode.INFRASTRUCTURE))
     wait_for(lambda: backend.state("s1-t00000").phase == "failed", 5, "the Job to fail")
     state = backend.state("s1-t00000")
     assert state.exit_code == int(ExitCode.INFRASTRUCTURE)

@@ -19,7 +19,7 @@ from orchestrator.identity import (
     job_name,
     search_prefix,
 )
-from orchestrator.loop.checkpoint import encode, read, stored_owner, stored_spec
+from orchestrator.loop.checkpoint import Segments, encode, read, stored_owner, stored_spec, write
 from orchestrator.spec import SearchSpec
 from orchestrator.trust import Trust, cache_scope, key_from_env, local_key, seal
 
@@ -100,7 +100,7 @@ def test_a_checkpoint_records_its_owner_and_another_uid_never_resumes_it(tmp_pat
     store = LocalStore(tmp_path)
     spec = SearchSpec.model_validate({"name": "s1", "seed": 7})
     owner = SearchIdentity("s1", "uid-1", "team-a")
-    store.put("controller.pt", encode(spec, {}, [], 0, owner))
+    write(store, spec, {}, [], 0, Segments(), owner)
     assert stored_owner(store) == (True, owner)
     saved = read(store, "s1", owner)
     assert saved is not None and saved.owner == owner
