@@ -47,7 +47,7 @@ CompileMode = Literal["auto", "eager", "compile", "graph", "eager_graph"]
 
 OPERATIONAL_FIELDS: frozenset[str] = frozenset({
     "data_source", "data_sha256", "device", "compile", "log_every", "eval_every",
-    "checkpoint_every", "save_weights",
+    "checkpoint_every", "save_weights", "plot",
 })
 """Fields that change where or how observably a child runs, not what it learns: left out of
 ``config_hash`` so the same child read from a mirror, or run with more logging, hits the cache."""
@@ -127,6 +127,10 @@ class TrainConfig(BaseModel):
         default=0, description="Save a resumable checkpoint to the run's artifacts every this many steps; 0: never."
     )
     save_weights: bool = Field(default=False, description="Store the final weights as an artifact.")
+    plot: bool = Field(
+        default=True, description="Log a plot of the learned function as an artifact (about a "
+        "second of CPU per child); false for bulk builds such as accuracy tables.",
+    )
 
     @field_validator("steps", "batch_size", "log_every")
     @classmethod

@@ -305,6 +305,12 @@ class MlflowTracker:
                 found[trial] = by_tag
         return found
 
+    def metric_history(self, run_id: str, key: str) -> dict[int, float]:
+        """Every value a run logged of ``key``, by step (the last value where a step repeats)."""
+        history = self._call(lambda: self.client.get_metric_history(run_id, key),
+                             f"MLflow metric history {key!r}")
+        return {int(m.step): float(m.value) for m in sorted(history, key=lambda m: m.timestamp)}
+
     def trial_run(self, search: str, trial_id: str) -> TrialRun | None:
         runs = self._trial_runs(search, trial_id)
         return _trial_run(runs[0], self.scope.child_tag) if runs else None

@@ -130,6 +130,13 @@ class LocalBackend:
                 return
             time.sleep(0.05)
 
+    def reap(self) -> None:
+        """Collect every child of this backend that has exited (the ledger settles a pack by
+        its MLflow runs and may never ask for its process again): no zombies pile up, and their
+        CPU time counts in ``os.times()`` from then on."""
+        for proc in self._procs.values():
+            proc.poll()
+
     def close(self, timeout: float = 60.0) -> None:
         """Wait for children to exit: when a search ends, each has finished its run and is
         only shutting down. One still running after ``timeout`` is left alone (and logged)."""

@@ -93,7 +93,9 @@ def cell_id(benchmark: str, expression: str, config: TrainConfig) -> str:
 
 
 def expand(spec: BenchmarkSpec, rows: list[Row]) -> list[Cell]:
-    """Every cell, seed by seed: a benchmark cut short has whole seeds of the table first."""
+    """Every cell, seed by seed (``order: seeds``: a benchmark cut short has whole seeds of the
+    table first), or row by row (``order: rows``: every seed of a row before the next row, so an
+    accuracy table cut short has whole functions)."""
     cells = []
     for seed in spec.seeds:
         for model in spec.models:
@@ -102,6 +104,8 @@ def expand(spec: BenchmarkSpec, rows: list[Row]) -> list[Cell]:
                 for i, row in enumerate(rows):
                     cells.append(Cell(cell_id(spec.name, row.expression, config), i, row.label,
                                       row.expression, model.name, dataset.name, seed, config))
+    if spec.order == "rows":
+        cells.sort(key=lambda c: c.row)  # stable: seeds, models, data sets keep their order
     return cells
 
 

@@ -177,6 +177,11 @@ class BenchmarkSpec(_Model):
         default_factory=lambda: [0, 1, 2, 3, 4],
         description="Training seeds, or a count N for seeds 0..N-1 (the paper: median of 5).",
     )
+    order: Literal["seeds", "rows"] = Field(
+        "seeds", description="Training order: 'seeds', seed by seed (a benchmark cut short has "
+        "whole seeds of the table); 'rows', every cell of one activation before the next (whole "
+        "rows: what an accuracy table wants).",
+    )
     metric: Literal["test_accuracy", "val_accuracy"] = Field(
         "test_accuracy", description="What the table reports (the paper: test accuracy)."
     )

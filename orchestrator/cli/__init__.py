@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "benchmark": "orchestrator.cli.benchmark:benchmark",
     "benchmark-report": "orchestrator.cli.benchmark:benchmark_report",
     "oneshot": "orchestrator.cli.oneshot:oneshot",
+    "table": "orchestrator.cli.table:table",
     "submit": "orchestrator.cli.cluster:submit",
     "list": "orchestrator.cli.cluster:list_searches",
     "status": "orchestrator.cli.cluster:status",

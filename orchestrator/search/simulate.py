@@ -7,17 +7,25 @@ Similarity: ``exp(−RMSE(f, t) / std(t))`` over ``GRID_POINTS`` points evenly s
 partial credit a policy can climb. A candidate the numeric screen rejects, or one with a
 non-finite value on the grid, fails and gets the strategy's failure reward.
 
+β: children train β, so a candidate that reads β is scored at its best β, found per candidate by
+a grid over ``BETA_RANGE`` refined by golden-section search (``best_beta``): ``beta_mix(relu, …)``
+is no longer scored as ReLU. Functions without β are scored as they are.
+
 Budget and cost mirror the real search: an *evaluation* is a function that would be trained,
 i.e. new (by fingerprint) and passing the screen. Repeats reuse the cached outcome (``Dedup``)
 and screened-out functions are never trained, so neither counts; ``max_proposals`` bounds a
-strategy that only repeats itself.
+strategy that only repeats itself. Any reward with a ``charged(result)`` method (``Reward``)
+drives the same loop: ``orchestrator.table.replay.TableReward`` replays real accuracies, where a
+child that diverged was trained (an evaluation, without a reward) and a function outside the
+table is refused for free, like a screened-out one.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -25,11 +33,17 @@ from orchestrator.search.base import Candidate, Learner, Result, Strategy, Updat
 from orchestrator.search.dedup import Dedup
 from orchestrator.space import Expr
 from orchestrator.space.evaluate import evaluate
+from orchestrator.space.expr import uses_beta
 from orchestrator.space.fingerprint import fingerprint
 from orchestrator.space.screen import screen
 
 DOMAIN = 5.0
 GRID_POINTS = 201
+BETA_RANGE = (-4.0, 4.0)
+BETA_GRID = 41
+"""β values tried per candidate (step 0.2), before golden-section refinement around the best."""
+GOLDEN_STEPS = 20
+"""Golden-section iterations: the bracket of width 0.4 shrinks to about 3e-5."""
 
 
 def similarity(values: np.ndarray, target: np.ndarray, scale: float) -> float:
@@ -40,9 +54,48 @@ def similarity(values: np.ndarray, target: np.ndarray, scale: float) -> float:
     return math.exp(-rmse / scale)
 
 
+def best_beta(score: Callable[[float], float], low: float = BETA_RANGE[0],
+              high: float = BETA_RANGE[1], grid: int = BETA_GRID,
+              steps: int = GOLDEN_STEPS) -> tuple[float, float]:
+    """The β in [low, high] that maximises ``score``, and its score: the best of an even grid,
+    refined by golden-section search between its neighbours (a local search: the grid guards
+    against the many optima of periodic functions)."""
+    betas = np.linspace(low, high, grid)
+    scores = [score(float(b)) for b in betas]
+    i = int(np.argmax(scores))
+    best_b, best_s = float(betas[i]), float(scores[i])
+    a, b = float(betas[max(i - 1, 0)]), float(betas[min(i + 1, grid - 1)])
+    g = (math.sqrt(5) - 1) / 2
+    c, d = b - g * (b - a), a + g * (b - a)
+    sc, sd = score(c), score(d)
+    for _ in range(steps):
+        if sc >= sd:
+            b, d, sd = d, c, sc
+            c = b - g * (b - a)
+            sc = score(c)
+        else:
+            a, c, sc = c, d, sd
+            d = a + g * (b - a)
+            sd = score(d)
+    for beta, value in ((c, sc), (d, sd)):
+        if value > best_s:
+            best_b, best_s = beta, value
+    return best_b, best_s
+
+
+class Reward(Protocol):
+    """What ``simulate`` asks of a reward: a result per candidate, and whether a failed result
+    still cost an evaluation (a child that was trained and diverged) or was refused for free."""
+
+    def __call__(self, candidate: Candidate) -> Result: ...
+
+    def charged(self, result: Result) -> bool: ...
+
+
 @dataclass(frozen=True)
 class SimilarityReward:
-    """The simulator's reward: similarity of a candidate's function to ``target``'s."""
+    """The simulator's reward: similarity of a candidate's function to ``target``'s, at the
+    candidate's best β when it reads β (the target is taken at β = 1)."""
 
     target: Expr
     grid: np.ndarray = field(default_factory=lambda: np.linspace(-DOMAIN, DOMAIN, GRID_POINTS))
@@ -51,8 +104,8 @@ class SimilarityReward:
         if float(np.std(self._values(self.target))) <= 1e-12:
             raise ValueError("the target must not be constant on [-5, 5]")
 
-    def _values(self, expr: Expr) -> np.ndarray:
-        return evaluate(expr, self.grid, beta=1.0, numerics="safe")
+    def _values(self, expr: Expr, beta: float = 1.0) -> np.ndarray:
+        return evaluate(expr, self.grid, beta=beta, numerics="safe")
 
     def __call__(self, candidate: Candidate) -> Result:
         expr = candidate.expr
@@ -63,14 +116,24 @@ class SimilarityReward:
         if not np.all(np.isfinite(values)):
             return Result.failed(candidate, "non-finite value on the grid")
         t = self._values(self.target)
-        return Result.success(candidate, similarity(values, t, float(np.std(t))))
+        scale = float(np.std(t))
+        if not uses_beta(expr):
+            return Result.success(candidate, similarity(values, t, scale))
+        with np.errstate(all="ignore"):
+            _, best = best_beta(lambda b: similarity(self._values(expr, b), t, scale))
+        return Result.success(candidate, max(best, similarity(values, t, scale)))
+
+    def charged(self, result: Result) -> bool:
+        return result.ok
 
 
 @dataclass
 class Trace:
-    """One simulated search: the reward of each evaluation in order, and the cost counters."""
+    """One simulated search: the reward of each evaluation in order (None: trained, but failed),
+    the fingerprint of each, and the cost counters (``failures``: refused or failed proposals)."""
 
-    rewards: list[float] = field(default_factory=list)
+    rewards: list[float | None] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
     proposals: int = 0
     failures: int = 0
     repeats: int = 0
@@ -79,20 +142,28 @@ class Trace:
 
     def best_after(self, evaluations: int) -> float:
         """The best reward among the first ``evaluations`` (0.0 before any)."""
-        head = self.rewards[:evaluations]
+        head = [r for r in self.rewards[:evaluations] if r is not None]
         return max(head) if head else 0.0
 
     def evaluations_to(self, threshold: float) -> int | None:
         """How many evaluations until the first reward >= threshold (None: never)."""
         for i, r in enumerate(self.rewards):
-            if r >= threshold:
+            if r is not None and r >= threshold:
+                return i + 1
+        return None
+
+    def evaluations_to_any(self, targets: set[str]) -> int | None:
+        """How many evaluations until the first of the functions ``targets`` (fingerprints)
+        was evaluated, whatever its reward (None: never)."""
+        for i, key in enumerate(self.keys):
+            if key in targets:
                 return i + 1
         return None
 
 
 def simulate(
     strategy: Strategy,
-    reward: SimilarityReward,
+    reward: Reward,
     budget: int,
     batch: int = 20,
     max_proposals: int | None = None,
@@ -120,10 +191,14 @@ def simulate(
             r = reward(c)
             if r.ok:
                 trace.rewards.append(float(r.reward))  # type: ignore[arg-type]
+                trace.keys.append(key)
                 if r.reward > best:  # type: ignore[operator]
                     best, trace.best_expression = float(r.reward), c.expression  # type: ignore[arg-type]
             else:
                 trace.failures += 1
+                if reward.charged(r):
+                    trace.rewards.append(None)
+                    trace.keys.append(key)
             done = dedup.complete(r, key)
             trace.repeats += len(done) - 1
             results += done
@@ -146,6 +221,19 @@ class Spread:
         return cls(float(np.mean(values)), float(np.std(values)), len(values))
 
 
+def censored_median(hits: Sequence[int | None]) -> float | None:
+    """The median of evaluations-to-threshold over all runs, a run that never reached it
+    counting as more than any budget: defined only when more than half the runs reached it
+    (None otherwise: the median is "> budget")."""
+    reached = sorted(h for h in hits if h is not None)
+    n = len(hits)
+    if 2 * len(reached) <= n:
+        return None
+    ordered = [float(h) for h in reached] + [math.inf] * (n - len(reached))
+    mid = n // 2
+    return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
 @dataclass(frozen=True)
 class Summary:
     """Mean and spread over seeds of one strategy's traces."""
@@ -159,14 +247,19 @@ class Summary:
     to_threshold: Spread  # over the seeds that reached it
     reached: int
     to_threshold_censored: Spread  # seeds that never reached it count as the full budget
+    median_to_threshold: float | None  # over all seeds, unreached ones censored (censored_median)
     proposals: Spread
     entropy_first_last: tuple[Spread, Spread] | None
     reward_first_last: tuple[Spread, Spread] | None
 
 
-def summarize(name: str, traces: Sequence[Trace], budget: int, threshold: float) -> Summary:
+def summarize(name: str, traces: Sequence[Trace], budget: int, threshold: float,
+              targets: set[str] | None = None) -> Summary:
+    """Summary over seeds; a run reaches the threshold at its first reward >= ``threshold``,
+    or, given ``targets`` (fingerprints), at its first evaluation of one of them."""
     checkpoints = [max(1, round(budget * k / 10)) for k in range(1, 11)]
-    hits = [t.evaluations_to(threshold) for t in traces]
+    hits = [t.evaluations_to(threshold) if targets is None else t.evaluations_to_any(targets)
+            for t in traces]
     reached = [h for h in hits if h is not None]
     censored = [budget if h is None else h for h in hits]
     learned = [t.updates for t in traces if len(t.updates) >= 10]
@@ -191,6 +284,7 @@ def summarize(name: str, traces: Sequence[Trace], budget: int, threshold: float)
         to_threshold=Spread.of([float(h) for h in reached]),
         reached=len(reached),
         to_threshold_censored=Spread.of([float(h) for h in censored]),
+        median_to_threshold=censored_median(hits),
         proposals=Spread.of([float(t.proposals) for t in traces]),
         entropy_first_last=ent,
         reward_first_last=rew,

@@ -192,12 +192,13 @@ def _finish(spec: TrialSpec, tracker: RunTracker, outcome: loop.Outcome) -> None
     tracker.on_metrics(cfg.steps, final)
     tracker.set_tags({Tag.MODE: outcome.mode})
     with tempfile.TemporaryDirectory() as tmp:
-        beta = outcome.beta_mean if math.isfinite(outcome.beta_mean) else 1.0
-        png = plot_functions([spec.activation], Path(tmp) / PLOT_ARTIFACT, betas=[beta],
-                             labels=[f"{activation_math(spec.activation)} (learned)"],
-                             numerics=cfg.numerics)
-        tracker.log_file(png)
-        tracker.log_image(png, "activation", cfg.steps)  # shown in the run's charts view
+        if cfg.plot:
+            beta = outcome.beta_mean if math.isfinite(outcome.beta_mean) else 1.0
+            png = plot_functions([spec.activation], Path(tmp) / PLOT_ARTIFACT, betas=[beta],
+                                 labels=[f"{activation_math(spec.activation)} (learned)"],
+                                 numerics=cfg.numerics)
+            tracker.log_file(png)
+            tracker.log_image(png, "activation", cfg.steps)  # shown in the run's charts view
         if cfg.save_weights:
             import torch
 

@@ -111,3 +111,20 @@ def test_a_pack_is_one_process_on_one_gpu_in_the_packs_directory(tmp_path: Path)
     backend.launch(Launch("s-t00009", "r9", {}, {"MLFLOW_RUN_ID": "r9"}))
     wait_for(backend, "s-t00009", "succeeded")
     assert "gpu=5 run=r9" in (tmp_path / "trials" / "s-t00009" / "log.txt").read_text()
+
+
+def test_reap_collects_exited_children_without_losing_their_state(tmp_path: Path) -> None:
+    busy = script(tmp_path, "busy.sh", "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done")
+    backend = LocalBackend(tmp_path, gpus=[], python=busy, cpu_threads=1)
+    before = os.times()
+    backend.launch(Launch("t1", "r1", {"expression": "x"}))
+    pid = int((tmp_path / "trials" / "t1" / "pid").read_text())
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    backend.reap()
+    assert not Path(f"/proc/{pid}").exists()  # reaped: no zombie left
+    after = os.times()
+    assert after.children_user + after.children_system > before.children_user + before.children_system
+    assert backend.state("t1").phase == "succeeded"  # the exit code survives the reaping

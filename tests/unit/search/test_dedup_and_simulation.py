@@ -100,3 +100,28 @@ def test_ppo_learns_on_a_small_fixed_seed_simulated_run() -> None:
     early, late = updates[:k], updates[-k:]
     assert np.mean([u.mean_reward for u in late]) > np.mean([u.mean_reward for u in early]) + 0.2
     assert np.mean([u.entropy for u in late]) < np.mean([u.entropy for u in early]) - 2.0
+
+
+def test_best_beta_finds_the_optimum_of_a_smooth_score_and_keeps_the_grid_best() -> None:
+    from orchestrator.search.simulate import best_beta
+
+    beta, score = best_beta(lambda b: -(b - 2.345) ** 2)
+    assert beta == pytest.approx(2.345, abs=1e-3) and score == pytest.approx(0.0, abs=1e-6)
+    beta, _ = best_beta(lambda b: -abs(b + 3.9))  # near the edge of the range
+    assert beta == pytest.approx(-3.9, abs=1e-3)
+
+
+def test_a_candidate_that_reads_beta_scores_at_its_best_beta() -> None:
+    from orchestrator.search.base import Candidate
+    from orchestrator.space import encode
+
+    reward = SimilarityReward(parse("max(relu(x), relu(x))"))
+
+    def score(text: str) -> float:
+        r = reward(Candidate(encode(parse(text)), text, 0.0, 0))
+        assert r.reward is not None
+        return r.reward
+
+    # β·x + (1 − β)·relu(x) is ReLU at β = 0, x at β = 1: scored as ReLU, not as x
+    assert score("beta_mix(id(x), relu(x))") == pytest.approx(1.0, abs=1e-6)
+    assert score("max(id(x), id(x))") < 0.9
