@@ -23,7 +23,7 @@ RUN if [ -n "$TORCH_INDEX_URL" ]; then \
         /app/venv/bin/pip install --index-url "$TORCH_INDEX_URL" torch==2.14.1 torchvision==0.29.1; \
     fi \
  && /app/venv/bin/pip install -c constraints.txt . psycopg2-binary==2.9.13 \
- && /app/venv/bin/python -c "import torch, orchestrator.cli, mlflow, psycopg2"
+ && /app/venv/bin/python -c "import torch, orchestrator.cli, mlflow, psycopg2, flask_wtf"
 
 FROM ${PYTHON_IMAGE}
 ARG GIT_SHA=""

@@ -1,6 +1,7 @@
 # The two commands of the README: `make quickstart` and `make test`.
-# Both create .venv on first use; `make test` also fetches helm and kubectl into .tools/bin for
-# the chart tests, and runs `make lint` first. Nothing else needs to be installed by hand.
+# Both create .venv on first use; `make test` also fetches helm and kubectl into .tools/bin and
+# installs checkov into .tools/checkov for the chart tests, and runs `make lint` first. Nothing
+# else needs to be installed by hand.
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
@@ -8,7 +9,7 @@ STAMP   = $(VENV)/.installed
 HELM   ?= .tools/bin/helm
 CRD     = helm/actsearch/crds/activationsearches.actsearch.io.yaml
 
-.PHONY: quickstart test lint venv tools crds manifests clean
+.PHONY: quickstart quickstart-digits test lint venv tools crds manifests clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,14 +19,22 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
-# helm and kubectl for the chart tests (idempotent; see the script for where they come from)
+# helm and kubectl for the chart tests (idempotent; see the script for where they come from),
+# and checkov, the policy suite of tests/chart/test_checkov.py, in a venv of its own (pinned in
+# tools/checkov-constraints.txt)
 tools:
 	tools/fetch-helm.sh
+	PYTHON=$(PYTHON) tools/install-checkov.sh
 
-# A real PPO search on CPU (examples/quickstart.yaml); each run starts the demo afresh.
+# A real PPO search on CPU (examples/quickstart.yaml, Fashion-MNIST); each run starts the demo
+# afresh. quickstart-digits: the same on scikit-learn's digits, for machines without Fashion-MNIST.
 quickstart: $(STAMP)
 	rm -rf .actsearch/quickstart
 	$(VENV)/bin/actsearch-ctl run examples/quickstart.yaml
+
+quickstart-digits: $(STAMP)
+	rm -rf .actsearch/quickstart-digits
+	$(VENV)/bin/actsearch-ctl run examples/quickstart-digits.yaml
 
 test: $(STAMP) tools lint
 	HELM=$(HELM) $(PY) -m pytest

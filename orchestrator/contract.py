@@ -360,6 +360,14 @@ class Tag:
     ROLE: Final = "actsearch.role"
     """What the run is: ``search``, ``trial``, ``benchmark``, ``cell`` or ``oneshot``."""
     SEARCH: Final = "actsearch.search"
+    SEARCH_UID: Final = "actsearch.search_uid"
+    """The search's uid (``orchestrator.identity``), on its parent and trial runs: the name
+    alone is not unique (namespaces, users of one tracking server, a re-created object)."""
+    NAMESPACE: Final = "actsearch.namespace"
+    """The search's Kubernetes namespace, on its parent and trial runs (absent on one machine)."""
+    TRUST: Final = "actsearch.trust"
+    """On a trial the controller's own child trained: the controller's seal over its result
+    (``orchestrator.trust``); the evaluation cache reuses only runs whose seal verifies."""
     TRIAL: Final = "actsearch.trial"
     BENCHMARK: Final = "actsearch.benchmark"
     CELL: Final = "actsearch.cell"

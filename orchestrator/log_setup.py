@@ -10,7 +10,8 @@ line speaks through its output, and the operator's log is quiet unless asked (th
 operator`` is ``actsearch-ctl operator -v``. A child (``actsearch-train``) logs INFO by
 default: its log is the record of its training, read after the fact. Client libraries (boto3,
 urllib3, MLflow, kopf's aiohttp, the Kubernetes client) stay at WARNING at most: their DEBUG
-lines drown the project's own.
+lines drown the project's own. Every line goes through ``redact.RedactingFilter``: no URI's
+password reaches a log.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+
+from orchestrator.redact import RedactingFilter
 
 COMMAND_LINE = logging.WARNING
 """The default level of ``actsearch-ctl``."""
@@ -55,6 +58,7 @@ def configure_logging(verbosity: int = 0, json_format: bool = False, *,
     level = level_of(verbosity, default)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if json_format else logging.Formatter(FORMAT))
+    handler.addFilter(RedactingFilter())
     logging.basicConfig(level=level, handlers=[handler], force=True)
     for name in NOISY:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))

@@ -235,7 +235,14 @@ class KubernetesBackendSpec(_Model):
     priority_class: str | None = None
     service_account: str | None = Field(None, description="Children's ServiceAccount.")
     credentials_secret: str | None = Field(
-        None, description="Existing Secret with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY."
+        None, description="Existing Secret with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for "
+        "children that read a data set from s3:// (a read-only credential: children log "
+        "artifacts through the MLflow server and need none for that)."
+    )
+    tracking_secret: str | None = Field(
+        None, description="Existing Secret with MLFLOW_TRACKING_USERNAME / "
+        "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) for children of an MLflow server "
+        "that asks for them; a tracking URI with user:password@ is refused for Jobs."
     )
     backoff_limit: int = Field(2, ge=0, description="Retries of a child after infrastructure failures.")
     active_deadline_seconds: int | None = Field(

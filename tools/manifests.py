@@ -33,6 +33,7 @@ FILES = {  # kind -> file, in the order kustomize applies them
     "RoleBinding": "rbac.yaml",
     "ConfigMap": "configmap.yaml",
     "Deployment": "controller.yaml",
+    "NetworkPolicy": "networkpolicies.yaml",
 }
 
 

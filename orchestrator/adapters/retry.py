@@ -1,7 +1,9 @@
 """Retry with exponential backoff for calls to outside systems (MLflow, S3, Kubernetes).
 
 Every retry is logged once at WARNING with what failed, why, and when the next try comes, so an
-operator sees an outage as it happens; the caller loses nothing, it only waits.
+operator sees an outage as it happens; the caller loses nothing, it only waits. What is logged
+and raised is redacted (``orchestrator.redact``): an error quoting a ``user:pass@`` URI would
+otherwise carry the password into the log, a search's status and its Events.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from orchestrator.errors import TemporaryUnavailable
+from orchestrator.redact import redact
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -56,13 +59,14 @@ def retry(
             if not is_transient(e):
                 raise
             if attempt == len(delays):
-                raise TemporaryUnavailable(
+                raise TemporaryUnavailable(redact(
                     f"{what} failed {attempt + 1} times; last error: {type(e).__name__}: {e}"
-                ) from e
+                )) from e
             delay = delays[attempt]
             log.warning(
                 "%s failed (%s: %s); retry %d/%d in %.1f s",
-                what, type(e).__name__, str(e)[:200], attempt + 1, len(delays), delay,
+                redact(what), type(e).__name__, redact(str(e))[:200], attempt + 1, len(delays),
+                delay,
             )
             sleep(delay)
     raise AssertionError("unreachable")

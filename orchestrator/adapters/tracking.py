@@ -9,6 +9,8 @@ itself):
 |---|---|---|
 | ``actsearch.role`` | both | ``search`` or ``trial`` |
 | ``actsearch.search`` | both | the search name |
+| ``actsearch.search_uid`` | both | the search's uid (``orchestrator.identity``): runs are found by it |
+| ``actsearch.namespace`` | both | the search's namespace (in a cluster) |
 | ``actsearch.trial`` | trial | the deterministic trial id |
 | ``actsearch.fingerprint`` | trial | the function's fingerprint |
 | ``actsearch.config_hash`` | trial | hash of the child config |
@@ -16,6 +18,7 @@ itself):
 | ``actsearch.failure`` | trial | why it failed (``contract.FailureKind``: ``nan``, ``screened: …``, ``crashed: …``) |
 | ``actsearch.trial_index`` | trial | its place in the search (also the metric ``trial_index``) |
 | ``actsearch.duplicate_of`` | trial | the run whose result a duplicate or cache hit reuses |
+| ``actsearch.trust`` | trial | the controller's seal of its child's result (``orchestrator.trust``) |
 | ``actsearch.best_expression``, ``…best_math``, ``…best_val_accuracy`` | search | the winner, at the end |
 | ``mlflow.parentRunId`` | trial | the search's run id |
 | ``mlflow.runName`` | both | ``t7 · σ(β·x)·x`` for a trial; the winner and its accuracy for an ended search |
@@ -43,7 +46,10 @@ from orchestrator.adapters.retry import Backoff, retry
 from orchestrator.contract import REWARD, FailureKind, Tag, failure_text, reusable_result
 from orchestrator.echo import clip
 from orchestrator.errors import ConfigError, ServiceRefused, TemporaryUnavailable
+from orchestrator.identity import SearchIdentity
+from orchestrator.redact import redact, redact_data
 from orchestrator.space.naming import shorten
+from orchestrator.trust import Trust
 
 log = logging.getLogger(__name__)
 
@@ -115,21 +121,31 @@ class MlflowTracker:
         backoff: Backoff = Backoff(),
         scope: Scope = SEARCH,
         connect_timeout: float | None = None,
+        owner: SearchIdentity | None = None,
+        trust: Trust | None = None,
     ) -> None:
         """Connects at once: an MLflow server that does not answer within ``connect_timeout``
         seconds (default: ``$ACTSEARCH_TRACKING_TIMEOUT``, else 60) is TemporaryUnavailable, a
-        URI MLflow cannot use or a server that is not MLflow is a ConfigError (``check_server``)."""
+        URI MLflow cannot use or a server that is not MLflow is a ConfigError (``check_server``).
+
+        ``owner``: the search this tracker serves; its parent and trial runs are tagged with its
+        uid and found by it (without one, by name: benchmarks, reading old searches).
+        ``trust``: how it seals its children's results and which sealed ones the evaluation
+        cache reuses (without one the cache is off)."""
         from mlflow.exceptions import MlflowException
         from mlflow.tracking import MlflowClient
 
         self.scope = scope
+        self.owner = owner
+        self.trust = trust
         self.tracking_uri = tracking_uri
         self.artifact_location = artifact_location
         try:
             self.client = MlflowClient(tracking_uri=tracking_uri)
         except (MlflowException, ValueError) as e:
-            raise ConfigError(f"tracking URI {clip(tracking_uri)!r} cannot be used: "
-                              f"{clip(str(e).splitlines()[0] if str(e) else type(e).__name__, 200)}") from e
+            raise ConfigError(redact(
+                f"tracking URI {clip(tracking_uri)!r} cannot be used: "
+                f"{clip(str(e).splitlines()[0] if str(e) else type(e).__name__, 200)}")) from e
         self.backoff = backoff
         # what this tracker cost the server: calls made (each attempt of a retried one), and
         # runs read back by searches (the benchmark and the tests of polling read these)
@@ -146,7 +162,7 @@ class MlflowTracker:
             self.requests += 1
             return fn()
 
-        return retry(counted, f"{what} at {self.tracking_uri}", _transient, self.backoff)
+        return retry(counted, f"{what} at {redact(self.tracking_uri)}", _transient, self.backoff)
 
     def _ensure_experiment(self, name: str) -> str:
         exp = self.client.get_experiment_by_name(name)
@@ -173,17 +189,24 @@ class MlflowTracker:
 
     def _parent_filter(self, name: str) -> str:
         s = self.scope
-        return f"tags.`{s.name_tag}` = {_q(name)} and tags.`{Tag.ROLE}` = {_q(s.role)}"
+        return (f"tags.`{s.name_tag}` = {_q(name)} and tags.`{Tag.ROLE}` = {_q(s.role)}"
+                + _owner_filter(self.owner))
+
+    def _owner_tags(self) -> dict[str, str]:
+        return owner_tags(self.owner)
 
     def start_search(self, search: str, spec: dict[str, Any]) -> str:
-        """The search's parent run, created once; a restarted controller gets the same run."""
+        """The search's parent run, created once; a restarted controller gets the same run. Its
+        params and ``search_spec.json`` are the spec with every URI's credentials redacted."""
+        spec = redact_data(spec)
         found = self._search(self._parent_filter(search), 1)
         if found:
             return found[0].info.run_id
         run = self._call(
             lambda: self.client.create_run(
                 self.experiment_id, run_name=shorten(search, 250),
-                tags={Tag.ROLE: self.scope.role, self.scope.name_tag: search},
+                tags={Tag.ROLE: self.scope.role, self.scope.name_tag: search,
+                      **self._owner_tags()},
             ),
             f"MLflow create {self.scope.role} run",
         )
@@ -255,11 +278,13 @@ class MlflowTracker:
             s.name_tag: search,
             s.child_tag: trial_id,
             **tags,
+            **self._owner_tags(),
         }
 
         def find_or_create() -> str:
             existing = self.client.search_runs(
-                [self.experiment_id], _trial_filter(s, search, trial_id), max_results=1
+                [self.experiment_id], _trial_filter(s, search, trial_id, self.owner),
+                max_results=1
             )
             if existing:
                 return existing[0].info.run_id
@@ -273,7 +298,7 @@ class MlflowTracker:
         return self._call(find_or_create, f"MLflow create run for {trial_id}")
 
     def _trial_runs(self, search: str, trial_id: str | None = None) -> list[Any]:
-        return self._search(_trial_filter(self.scope, search, trial_id), 100_000)
+        return self._search(_trial_filter(self.scope, search, trial_id, self.owner), 100_000)
 
     def trial_runs(self, search: str) -> dict[str, TrialRun]:
         """Every trial of a search, by trial id (one paged query, not one per trial)."""
@@ -334,15 +359,33 @@ class MlflowTracker:
 
     def cached_result(self, fingerprint: str, config_hash: str) -> TrialRun | None:
         """A finished (or permanently failed) trial of the same function and child config, from
-        any search in this experiment: its result is reused instead of training again."""
+        any search in this experiment whose result this installation sealed (``trust``; in
+        ``namespace`` scope, for this search's namespace): reused instead of training again."""
+        trust = self.trust
+        if trust is None:
+            return None
         f = (f"tags.`{Tag.FINGERPRINT}` = {_q(fingerprint)} and "
              f"tags.`{Tag.CONFIG_HASH}` = {_q(config_hash)} and "
              f"tags.`{Tag.ROLE}` = 'trial'")
+        if trust.scope == "namespace" and trust.namespace:
+            f += f" and tags.`{Tag.NAMESPACE}` = {_q(trust.namespace)}"
         for run in self._search(f, 50):
             tr = _trial_run(run)
-            if reusable_result(tr.status, tr.reward, tr.failure):
+            if reusable_result(tr.status, tr.reward, tr.failure) and trust.accepts(
+                    tr.tags.get(Tag.TRUST), tr.tags, tr.run_id, fingerprint, config_hash,
+                    tr.reward, tr.failure, Tag.NAMESPACE):
                 return tr
         return None
+
+    def vouch(self, run_id: str, fingerprint: str, config_hash: str, reward: float | None,
+              failure: str | None) -> None:
+        """Seal the result of a trial this search's own child trained (``trust``), so the
+        evaluation cache of this installation may reuse it; only reusable results are sealed."""
+        status = "FINISHED" if failure is None else "FAILED"
+        if self.trust is None or not reusable_result(status, reward, failure):
+            return
+        value = self.trust.seal(run_id, fingerprint, config_hash, reward, failure)
+        self._call(lambda: self.client.set_tag(run_id, Tag.TRUST, value), "MLflow seal result")
 
 
 def experiment_id(tracking_uri: str, experiment: str) -> str | None:
@@ -353,8 +396,24 @@ def experiment_id(tracking_uri: str, experiment: str) -> str | None:
     return None if exp is None else str(exp.experiment_id)
 
 
-def _trial_filter(scope: Scope, search: str, trial_id: str | None = None) -> str:
+def owner_tags(owner: SearchIdentity | None) -> dict[str, str]:
+    """The identity tags of a search's runs (none without an owner)."""
+    if owner is None:
+        return {}
+    tags = {Tag.SEARCH_UID: owner.uid}
+    if owner.namespace:
+        tags[Tag.NAMESPACE] = owner.namespace
+    return tags
+
+
+def _owner_filter(owner: SearchIdentity | None) -> str:
+    return "" if owner is None else f" and tags.`{Tag.SEARCH_UID}` = {_q(owner.uid)}"
+
+
+def _trial_filter(scope: Scope, search: str, trial_id: str | None = None,
+                  owner: SearchIdentity | None = None) -> str:
     f = f"tags.`{scope.name_tag}` = {_q(search)} and tags.`{Tag.ROLE}` = {_q(scope.child_role)}"
+    f += _owner_filter(owner)
     if trial_id is not None:
         f += f" and tags.`{scope.child_tag}` = {_q(trial_id)}"
     return f
@@ -433,6 +492,7 @@ def check_server(client: Any, uri: str, experiment: str, timeout: float,
     from mlflow.utils.rest_utils import http_request
 
     store: Any = getattr(getattr(client, "_tracking_client", None), "store", None)
+    shown = redact(uri)  # quoted in errors and warnings; ``uri`` itself may carry a password
     if not uri.startswith(("http://", "https://")) or not hasattr(store, "get_host_creds"):
         return
     deadline = clock() + timeout
@@ -443,23 +503,23 @@ def check_server(client: Any, uri: str, experiment: str, timeout: float,
                                 timeout=max(1, min(10, math.ceil(deadline - clock()))),
                                 raise_on_status=False, params={"experiment_name": experiment})
             if resp.status_code < 500:
-                _check_answer(resp, uri)
+                _check_answer(resp, shown)
                 return
             last = f"HTTP {resp.status_code}"
         except ConfigError:
             raise
         except Exception as e:
             if not _transient(e):
-                raise ConfigError(f"tracking URI {clip(uri)!r} cannot be used: "
-                                  f"{clip(str(e), 200)}") from e
-            last = clip(str(e), 200)
+                raise ConfigError(f"tracking URI {clip(shown)!r} cannot be used: "
+                                  f"{clip(redact(str(e)), 200)}") from e
+            last = clip(redact(str(e)), 200)
         if clock() + delay >= deadline:
             raise TemporaryUnavailable(
-                f"MLflow tracking server {clip(uri)} did not answer within {timeout:g} s "
+                f"MLflow tracking server {clip(shown)} did not answer within {timeout:g} s "
                 f"(last: {last}); is it running and reachable from here? "
                 f"${TRACKING_TIMEOUT_ENV} sets how long to wait")
         log.warning("MLflow tracking server %s not answering (%s); retry in %.1f s",
-                    clip(uri), last, delay)
+                    clip(shown), last, delay)
         sleep(delay)
         delay = min(delay * 2, 10.0)
 

@@ -1,15 +1,19 @@
 """Children as ``batch/v1`` Jobs: what a search's Jobs look like, and reading their state. The
 API calls go through the Kubernetes adapter (``orchestrator.adapters.kube.Cluster``).
 
-A Job is named after its launch id (deterministic): a child trained alone is labelled
+A Job is named after its launch id and its search's identity (deterministic:
+``<search>-<8 hex digits of namespace, name and uid>-t00003``, ``orchestrator.identity.job_name``),
+so a search re-created under an old name never re-attaches to the Jobs of the one before; without
+an owner uid (tools, tests) after its launch id alone. A child trained alone is labelled
 ``actsearch.io/trial: <trial id>``; a pack of children trained side by side (``packing``) is
 labelled ``actsearch.io/pack: <pack id>`` and annotated ``actsearch.io/trials: <id>,<id>,...``
 (Job and pod alike, so ``actsearch-ctl logs`` finds the pod of a packed trial). Every Job is
-labelled ``app.kubernetes.io/*`` plus ``actsearch.io/search``, owned by its ActivationSearch
-(deleting the search garbage-collects its Jobs), and carries a ``podFailurePolicy`` that ignores
-node disruptions (pre-emption, eviction, drain: retried, whatever the exit code) and then fails
-fast on the trainer's permanent exit codes (bad input, non-finite loss, out of memory, 137 from
-the OOM killer), and an ``activeDeadlineSeconds`` (``default_deadline`` unless the spec sets one).
+labelled ``app.kubernetes.io/*`` plus ``actsearch.io/search`` and ``actsearch.io/search-uid``,
+owned by its ActivationSearch (deleting the search garbage-collects its Jobs), and carries a
+``podFailurePolicy`` that ignores node disruptions (pre-emption, eviction, drain: retried,
+whatever the exit code) and then fails fast on the trainer's permanent exit codes (bad input,
+non-finite loss, out of memory, 137 from the OOM killer), and an ``activeDeadlineSeconds``
+(``default_deadline`` unless the spec sets one).
 
 A child that cannot start is a failure, not a child forever ``running`` or ``queued`` holding a
 GPU or a quota: ``pods_state`` reads the Job's pods (and, when there are none, the Job
@@ -19,6 +23,14 @@ controller's ``FailedCreate`` Events) and fails the child at once on ``ImagePull
 Pending or a Job kept from creating one by a ResourceQuota; the backend then deletes the Job.
 The failure names the Kubernetes reason and message. A running pod's container start is the
 child's ``started_at``.
+
+Credentials never appear in a Job as plain values (anyone who may read Jobs or pods would read
+them): a URI with ``user:password@`` in a child's environment is refused (``plain_credentials``,
+checked before any Job exists), and children get credentials only through ``envFrom`` of the
+Secrets the spec names: ``credentials_secret`` (a read-only S3 key for data sets) and
+``tracking_secret`` (MLflow basic authentication). With ``instance`` (the chart's release) a
+child is labelled ``app.kubernetes.io/instance``, which the chart's NetworkPolicy admits to MLflow
+and MinIO.
 
 ``job_manifest``, ``job_state`` and ``pods_state`` are pure functions over plain data, so tests
 assert on dicts; ``KubernetesBackend`` is the thin layer that talks through the adapter.
@@ -48,6 +60,9 @@ from orchestrator.adapters.kube import (
 from orchestrator.adapters.retry import Backoff
 from orchestrator.backends.base import ChildState, Launch
 from orchestrator.contract import PERMANENT_EXIT_CODES, TRIAL_SPEC_ENV, TrainConfig
+from orchestrator.errors import ConfigError
+from orchestrator.identity import SearchIdentity, job_name
+from orchestrator.redact import has_credentials, redact
 from orchestrator.spec import KubernetesBackendSpec
 
 log = logging.getLogger(__name__)
@@ -63,7 +78,9 @@ __all__ = [
     "default_deadline",
     "job_manifest",
     "job_state",
+    "launch_job_name",
     "pack_members",
+    "plain_credentials",
     "pods_state",
 ]
 
@@ -85,6 +102,8 @@ DEADLINE_SECONDS_PER_STEP = 1.0
 second per training step, ten to a hundred times what a step takes on a GPU (a ResNet-20 step
 at batch 128 takes 10-100 ms): a net for a hung child, not a budget."""
 SEARCH_LABEL = f"{GROUP}/search"
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+SEARCH_UID_LABEL = f"{GROUP}/search-uid"
 TRIAL_LABEL = f"{GROUP}/trial"
 PACK_LABEL = f"{GROUP}/pack"
 TRIALS_ANNOTATION = f"{GROUP}/trials"
@@ -92,15 +111,19 @@ TRAINER_ARGS = ["--json-logs"]
 """The image's default command is ``--help``: a Job must name its arguments. The trial spec comes
 from ``$ACTSEARCH_TRIAL_SPEC`` and the MLflow run from ``$MLFLOW_RUN_ID`` (a pack's members name
 their own runs in the spec)."""
+CHILD_UID = 10001
+"""The trainer image's user (trainer_image/Dockerfile): set explicitly, so a child runs as this
+high uid (no clash with a user of the node) whatever user another image names."""
 WRITABLE_ENV = {"HOME": "/tmp", "ACTSEARCH_CACHE_DIR": "/tmp/actsearch-cache"}
 """The root filesystem is read-only: caches (data, torch.compile, Triton, matplotlib) go to the
 ``/tmp`` emptyDir."""
 
 
-def child_labels(search: str, trial_id: str, pack: bool = False) -> dict[str, str]:
+def child_labels(search: str, trial_id: str, pack: bool = False,
+                 owner_uid: str | None = None) -> dict[str, str]:
     """Labels of a launch's Job and pod: ``trial_id`` is the trial's id, or with ``pack`` the
-    pack's id."""
-    return {
+    pack's id; ``owner_uid`` the search's uid."""
+    labels = {
         "app.kubernetes.io/name": "actsearch",
         "app.kubernetes.io/component": "child",
         "app.kubernetes.io/part-of": "actsearch",
@@ -108,12 +131,38 @@ def child_labels(search: str, trial_id: str, pack: bool = False) -> dict[str, st
         SEARCH_LABEL: search,
         PACK_LABEL if pack else TRIAL_LABEL: trial_id,
     }
+    if owner_uid:
+        labels[SEARCH_UID_LABEL] = owner_uid
+    return labels
+
+
+def launch_job_name(search: str, namespace: str, launch_id: str, owner_uid: str | None) -> str:
+    """The name of a launch's Job: with the search's uid, ``identity.job_name``; else the launch
+    id (as Jobs were named before searches had an identity)."""
+    if not owner_uid:
+        return launch_id
+    return job_name(SearchIdentity(search, owner_uid, namespace), launch_id)
 
 
 def pack_members(annotations: dict[str, str] | None) -> list[str]:
     """The trial ids a pack's Job or pod trains (its ``actsearch.io/trials`` annotation)."""
     value = (annotations or {}).get(TRIALS_ANNOTATION, "")
     return [t for t in value.split(",") if t]
+
+
+def plain_credentials(env: dict[str, str]) -> None:
+    """Refuse (ConfigError) an environment for a Job that holds a URI with credentials
+    (``http://user:password@mlflow``): a Job's env values are plain text to whoever may read
+    Jobs or pods in the namespace. The message names the variable and the way out, never the
+    password."""
+    for name, value in sorted(env.items()):
+        if has_credentials(value):
+            raise ConfigError(
+                f"{name} {redact(value)!r} carries credentials (user:password@), which a child "
+                "Job would hold as a plain value: remove them from the URI and put them in a "
+                "Secret with the keys MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, "
+                "named by backend.kubernetes.tracking_secret (the chart: mlflow.auth or "
+                "tracking.existingSecret); the controller reads the same variables")
 
 
 def job_manifest(
@@ -123,9 +172,14 @@ def job_manifest(
     settings: KubernetesBackendSpec,
     owner_uid: str | None = None,
     s3_endpoint: str | None = None,
+    instance: str | None = None,
 ) -> dict[str, Any]:
-    """The Job of one launch (a trial, or a pack of trials), as the API server expects it."""
-    labels = child_labels(search, launch.trial_id, launch.is_pack)
+    """The Job of one launch (a trial, or a pack of trials), as the API server expects it;
+    ConfigError for an environment with credentials in it (``plain_credentials``)."""
+    plain_credentials(launch.env)
+    labels = child_labels(search, launch.trial_id, launch.is_pack, owner_uid)
+    if instance:
+        labels[INSTANCE_LABEL] = instance
     annotations = {TRIALS_ANNOTATION: ",".join(launch.members)} if launch.is_pack else {}
     if settings.queue_name:
         labels["kueue.x-k8s.io/queue-name"] = settings.queue_name
@@ -156,8 +210,9 @@ def job_manifest(
             {"name": "dshm", "mountPath": "/dev/shm"},
         ],
     }
-    if settings.credentials_secret:
-        container["envFrom"] = [{"secretRef": {"name": settings.credentials_secret}}]
+    secrets = [n for n in (settings.credentials_secret, settings.tracking_secret) if n]
+    if secrets:
+        container["envFrom"] = [{"secretRef": {"name": n}} for n in dict.fromkeys(secrets)]
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
@@ -166,7 +221,8 @@ def job_manifest(
             {"name": "tmp", "emptyDir": {}},
             {"name": "dshm", "emptyDir": {"medium": "Memory"}},
         ],
-        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {"runAsNonRoot": True, "runAsUser": CHILD_UID, "runAsGroup": CHILD_UID,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
     }
     if settings.service_account:
         pod_spec["serviceAccountName"] = settings.service_account
@@ -191,7 +247,8 @@ def job_manifest(
                      "spec": pod_spec},
     }
     job_spec["activeDeadlineSeconds"] = settings.active_deadline_seconds or default_deadline(launch)
-    metadata: dict[str, Any] = {"name": launch.trial_id, "namespace": namespace, "labels": labels,
+    name = launch_job_name(search, namespace, launch.trial_id, owner_uid)
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": labels,
                                 **_maybe("annotations", annotations)}
     if owner_uid:
         metadata["ownerReferences"] = [{
@@ -327,6 +384,7 @@ class KubernetesBackend:
         s3_endpoint: str | None = None,
         backoff: Backoff = DEFAULT_BACKOFF,
         clock: Callable[[], float] = time.time,
+        instance: str | None = None,
     ) -> None:
         self.cluster = cluster.with_backoff(backoff)
         self.clock = clock
@@ -336,22 +394,46 @@ class KubernetesBackend:
         self.settings = settings
         self.owner_uid = owner_uid
         self.s3_endpoint = s3_endpoint
+        self.instance = instance
         self.gpus_per_child = settings.gpus
         self.reports_start = True  # a pod's container start (it may wait long for a node)
+        self._legacy: set[str] = set()  # launches whose Job has the name of before identities
+
+    def job_name(self, launch_id: str) -> str:
+        """The name of the Job of ``launch_id``."""
+        if launch_id in self._legacy:
+            return launch_id
+        return launch_job_name(self.search, self.namespace, launch_id, self.owner_uid)
 
     def launch(self, launch: Launch) -> None:
         body = job_manifest(launch, self.search, self.namespace, self.settings, self.owner_uid,
-                            self.s3_endpoint)
+                            self.s3_endpoint, self.instance)
         try:
             self.cluster.create_job(self.namespace, body)
         except Conflict:  # exists: a restarted controller launching what already runs
-            log.info("Job %s already exists; re-attached", launch.trial_id)
+            log.info("Job %s already exists; re-attached", body["metadata"]["name"])
+
+    def _job(self, launch_id: str) -> dict[str, Any]:
+        """The Job of a launch. One launched before Jobs carried the search's identity in their
+        name (by a controller of an earlier version) is found under its old name, and taken only
+        when its ownerReference is this search's uid. NotFound when there is none."""
+        try:
+            return self.cluster.job(self.namespace, self.job_name(launch_id))
+        except NotFound:
+            if not self.owner_uid or launch_id in self._legacy:
+                raise
+            old = self.cluster.job(self.namespace, launch_id)
+            owners = (old.get("metadata") or {}).get("ownerReferences") or []
+            if not any(o.get("uid") == self.owner_uid for o in owners):
+                raise
+            self._legacy.add(launch_id)
+            return old
 
     def state(self, trial_id: str) -> ChildState:
         """The Job's status, and for a Job that neither finished nor is suspended its pods'
         (``pods_state``); a child that cannot start is failed and its Job deleted."""
         try:
-            job = self.cluster.job(self.namespace, trial_id)
+            job = self._job(trial_id)
         except NotFound:
             self._started.pop(trial_id, None)
             return ChildState("missing")
@@ -362,8 +444,9 @@ class KubernetesBackend:
         status = job.get("status") or {}
         if status.get("ready") and self._started.get(trial_id) is not None:
             return ChildState("running", started_at=self._started[trial_id])  # seen running
-        pods = self.cluster.job_pods(self.namespace, trial_id)
-        events = [] if pods else self.cluster.events_about(self.namespace, "Job", trial_id)
+        name = self.job_name(trial_id)
+        pods = self.cluster.job_pods(self.namespace, name)
+        events = [] if pods else self.cluster.events_about(self.namespace, "Job", name)
         seen = pods_state(job, pods, events, self.clock(), self.settings.max_pending_seconds)
         if seen is None:
             return state
@@ -376,12 +459,15 @@ class KubernetesBackend:
         return seen
 
     def list_trials(self) -> list[str]:
-        """Launch ids (trial or pack ids) of this search's Jobs, by label."""
-        return self.cluster.job_names(self.namespace, f"{SEARCH_LABEL}={self.search}")
+        """Names of this search's Jobs, by label (its uid's, when it has one)."""
+        selector = f"{SEARCH_LABEL}={self.search}"
+        if self.owner_uid:
+            selector += f",{SEARCH_UID_LABEL}={self.owner_uid}"
+        return self.cluster.job_names(self.namespace, selector)
 
     def cancel(self, trial_id: str) -> None:
         try:
-            self.cluster.delete_job(self.namespace, trial_id)
+            self.cluster.delete_job(self.namespace, self.job_name(trial_id))
         except NotFound:
             pass  # already gone
 

@@ -20,7 +20,7 @@ from orchestrator.benchmark.results import Results, plot, to_json, to_markdown, 
 from orchestrator.benchmark.runner import CHECKPOINT_KEY, BenchmarkRunner
 from orchestrator.benchmark.spec import BenchmarkSpec, TopSpec
 from orchestrator.contract import Tag
-from orchestrator.embedded import layout, local_backend, open_checkpoints
+from orchestrator.embedded import layout, local_backend, open_checkpoints, prefetch_data
 from orchestrator.errors import ConfigError
 from orchestrator.loop.leaderboard import Entry, rank
 
@@ -62,6 +62,8 @@ def build_runner(spec: BenchmarkSpec, workdir: str | Path | None = None, resume:
                               f"can reach (http://...); got {uri!r}")
         if kube is None:
             raise ConfigError("backend.kind is 'kubernetes' but no cluster connection was given")
+    if spec.backend.kind == "local":
+        prefetch_data(spec.cell_config(m, d, 0) for m in spec.models for d in spec.datasets)
     store = open_checkpoints(lay, spec.storage.endpoint_url, CHECKPOINT_KEY, resume,
                              f"benchmark {spec.name!r}")
     tracker = MlflowTracker(lay.tracking_uri, spec.tracking.experiment, lay.artifact_location,

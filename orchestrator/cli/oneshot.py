@@ -115,6 +115,8 @@ def _run_local(spec: Any, raw: dict[str, Any], workdir: str | None) -> dict[str,
         "expression": run.data.tags.get(Tag.RESULT_EXPRESSION),
         "math": run.data.tags.get(Tag.RESULT_MATH),
         "supernet_val_accuracy": run.data.metrics.get("supernet_val_accuracy"),
+        "selected_val_accuracy": run.data.metrics.get("selected_val_accuracy"),
+        "baseline_val_accuracy": run.data.metrics.get("baseline_val_accuracy"),
         "search_run": run_id,
     }
     evaluation = run.data.tags.get(Tag.EVALUATION_RUN)

@@ -7,6 +7,7 @@ the API client and hands them over.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import click
@@ -25,10 +26,15 @@ log = logging.getLogger(__name__)
 @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", default=None,
               help="MLflow server of searches whose spec names none [env MLFLOW_TRACKING_URI].")
 @click.option("--storage-uri", envvar="ACTSEARCH_STORAGE_URI", default=None,
-              help="s3://bucket/prefix for checkpoints of searches whose spec names none; a "
-                   "search's go to <prefix>/<namespace>/<name>/ [env ACTSEARCH_STORAGE_URI].")
+              help="s3://bucket/prefix, the root of every search's checkpoints: a search's go to "
+                   "<prefix>/<namespace>/<name>, and its storage.uri may only name a folder "
+                   "below that [env ACTSEARCH_STORAGE_URI].")
 @click.option("--s3-endpoint", envvar="MLFLOW_S3_ENDPOINT_URL", default=None,
               help="S3-compatible endpoint (MinIO), also passed to children [env MLFLOW_S3_ENDPOINT_URL].")
+@click.option("--instance", envvar="ACTSEARCH_INSTANCE", default=None,
+              help="Label children app.kubernetes.io/instance=INSTANCE (the chart sets its "
+                   "release name; its NetworkPolicy lets only those reach MLflow and MinIO) "
+                   "[env ACTSEARCH_INSTANCE].")
 @click.option("--poll-interval", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
               help="Seconds between two ticks of a search.")
 @click.option("--tick-workers", type=click.IntRange(1, 256), default=8, show_default=True,
@@ -37,6 +43,11 @@ log = logging.getLogger(__name__)
 @click.option("--lease-seconds", type=click.FloatRange(min=5), default=60.0, show_default=True,
               help="A search's Lease lasts this long without renewal before another operator "
                    "takes the search over (one operator drives a search).")
+@click.option("--cache-scope", type=click.Choice(["namespace", "installation"]),
+              envvar="ACTSEARCH_CACHE_SCOPE", default="namespace", show_default=True,
+              help="Whose results the evaluation cache reuses: those of searches in the same "
+                   "namespace, or of every namespace of this installation; only results sealed "
+                   "with $ACTSEARCH_TRUST_KEY (without it, none) [env ACTSEARCH_CACHE_SCOPE].")
 @click.option("--liveness-port", type=click.IntRange(1, 65535), default=None,
               help="Serve /healthz on this port.")
 @click.option("--defaults", "defaults_file", type=click.Path(exists=True, dir_okay=False),
@@ -56,8 +67,9 @@ log = logging.getLogger(__name__)
               help="More log output (-v INFO, -vv DEBUG), added to actsearch-ctl's own -v.")
 @expected_errors
 def operator(namespaces: tuple[str, ...], all_namespaces: bool, tracking_uri: str | None,
-             storage_uri: str | None, s3_endpoint: str | None, poll_interval: float,
-             tick_workers: int, lease_seconds: float, liveness_port: int | None,
+             storage_uri: str | None, s3_endpoint: str | None, instance: str | None,
+             poll_interval: float, tick_workers: int, lease_seconds: float, cache_scope: str,
+             liveness_port: int | None,
              defaults_file: str | None, policy_file: str | None, kubeconfig: str | None,
              json_logs: bool, verbose: int) -> None:
     """Run the controller: every ActivationSearch in the watched namespaces gets a search loop,
@@ -66,6 +78,8 @@ def operator(namespaces: tuple[str, ...], all_namespaces: bool, tracking_uri: st
     from orchestrator.cluster.incluster import ClusterDefaults, split_defaults
     from orchestrator.cluster.operator import OperatorConfig, run
     from orchestrator.cluster.policy import ChildPolicy, Given, load_policy
+    from orchestrator.trust import KEY_ENV, TRUST_SECRET_ENV, key_from_env
+    from orchestrator.trust import cache_scope as parse_scope
 
     configure_logging(group_verbosity() + verbose, json_logs, replace=True)
     if all_namespaces and namespaces:
@@ -80,13 +94,20 @@ def operator(namespaces: tuple[str, ...], all_namespaces: bool, tracking_uri: st
         raise ConfigError(f"--storage-uri must look like s3://bucket/prefix; got {storage_uri!r}")
     policy = load_policy(policy_file) if policy_file else ChildPolicy()
     Given.of(spec_defaults)  # a defaults file whose children's settings are invalid stops here
+    trust_key = key_from_env()
+    if trust_key is None:
+        log.warning("$%s is not set: results are not sealed, and the evaluation cache reuses "
+                    "none (every search trains every function itself)", KEY_ENV)
     api_client = load_api_client(kubeconfig)
     watched = () if all_namespaces else (namespaces or (current_namespace(kubeconfig),))
     config = OperatorConfig(
         api_client=api_client,
         defaults=ClusterDefaults(tracking_uri=tracking_uri, storage_uri=storage_uri,
-                                 s3_endpoint=s3_endpoint, poll_interval=poll_interval,
-                                 spec_defaults=spec_defaults, policy=policy),
+                                 s3_endpoint=s3_endpoint, instance=instance,
+                                 poll_interval=poll_interval, spec_defaults=spec_defaults,
+                                 policy=policy, trust_key=trust_key,
+                                 cache_scope=parse_scope(cache_scope),
+                                 trust_secret=os.environ.get(TRUST_SECRET_ENV) or None),
         namespaces=tuple(watched), clusterwide=all_namespaces, liveness_port=liveness_port,
         tick_workers=tick_workers, lease_seconds=lease_seconds,
     )

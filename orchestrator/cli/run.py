@@ -23,6 +23,7 @@ from orchestrator.loop.leaderboard import Entry, accuracy_text, rank, rank_label
 from orchestrator.space import parse, to_math
 
 if TYPE_CHECKING:  # the controller and the spec are imported by the commands that use them
+    from orchestrator.identity import SearchIdentity
     from orchestrator.loop.controller import Controller
     from orchestrator.loop.trials import Progress
     from orchestrator.spec import SearchSpec
@@ -151,8 +152,11 @@ def top(target: str, tracking_uri: str | None, experiment: str | None, workdir: 
     local_db = lay.tracking_uri.removeprefix("sqlite:///")
     on_cluster = (cluster or namespace is not None) or (
         uri is None and not Path(target).is_file() and not Path(local_db).exists())
+    owner = None
     if on_cluster:
-        uri, spec = _cluster_tracking(spec, tracking_uri, namespace, kubeconfig, context)
+        uri, spec, owner = _cluster_tracking(spec, tracking_uri, namespace, kubeconfig, context)
+    else:
+        owner = _local_owner(lay.storage_uri, spec.storage.endpoint_url)
     uri = uri or lay.tracking_uri
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         raise click.ClickException(
@@ -160,7 +164,7 @@ def top(target: str, tracking_uri: str | None, experiment: str | None, workdir: 
             "pass --tracking-uri for a search tracked elsewhere"
         )
     tracker = MlflowTracker(uri, experiment or spec.tracking.experiment,
-                            None if on_cluster else lay.artifact_location)
+                            None if on_cluster else lay.artifact_location, owner=owner)
     runs = tracker.trial_runs(spec.name)
     if not runs:
         raise click.ClickException(f"no trials of search {spec.name!r} in {uri}")
@@ -183,16 +187,29 @@ def _repeats(tags: Mapping[str, str]) -> bool:
     return Tag.DUPLICATE_OF in tags or tags.get(Tag.SOURCE) in ("duplicate", "cache")
 
 
+def _local_owner(storage_uri: str, endpoint_url: str | None) -> SearchIdentity | None:
+    """The identity in a local search's checkpoint (None without one, or from before
+    identities: its runs are then read by name)."""
+    from orchestrator.adapters.storage import open_store
+    from orchestrator.loop.checkpoint import stored_owner
+
+    if "://" not in storage_uri and not Path(storage_uri).exists():
+        return None
+    return stored_owner(open_store(storage_uri, endpoint_url))[1]
+
+
 def _cluster_tracking(spec: SearchSpec, tracking_uri: str | None, namespace: str | None,
-                      kubeconfig: str | None, context: str | None) -> tuple[str, SearchSpec]:
-    """The tracking URI and spec of an ActivationSearch, from the cluster."""
+                      kubeconfig: str | None, context: str | None
+                      ) -> tuple[str, SearchSpec, SearchIdentity]:
+    """The tracking URI, spec and identity of an ActivationSearch, from the cluster."""
     import os
 
     from orchestrator.cli.cluster import connect
-    from orchestrator.cluster.incluster import spec_of
+    from orchestrator.cluster.incluster import identity_of, spec_of
 
     kube, ns = connect(kubeconfig, context, namespace)
-    found = spec_of(kube.get_search(ns, spec.name))
+    obj = kube.get_search(ns, spec.name)
+    found = spec_of(obj)
     uri = tracking_uri or found.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI")
     if not uri:
         raise click.ClickException(
@@ -200,4 +217,4 @@ def _cluster_tracking(spec: SearchSpec, tracking_uri: str | None, namespace: str
             "which its spec does not name: pass --tracking-uri (from outside the cluster, e.g. "
             "after `kubectl port-forward svc/<mlflow service> 5000`) or set MLFLOW_TRACKING_URI"
         )
-    return uri, found
+    return uri, found, identity_of(obj)

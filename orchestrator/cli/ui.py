@@ -19,14 +19,16 @@ from urllib.parse import quote
 import click
 
 from orchestrator.cli.errors import expected_errors
+from orchestrator.redact import redact
 
 LOW_RESOURCE_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 """The MLflow server's environment on a small machine: no background job runner."""
 
 
 def runs_url(base: str, experiment_id: str | None, reward: str = "val_accuracy") -> str:
-    """The runs table of an experiment (not the GenAI overview), best reward first."""
-    base = base.rstrip("/")
+    """The runs table of an experiment (not the GenAI overview), best reward first; printed, so
+    a ``user:password@`` in ``base`` is redacted (the browser asks for the login)."""
+    base = redact(base).rstrip("/")
     if experiment_id is None:
         return f"{base}/#/experiments"
     order = quote(f"metrics.`{reward}`")
@@ -71,7 +73,7 @@ def ui(spec_path: str, workdir: str | None, host: str, port: int) -> None:
 
     uri, experiment, name = store_of(spec_path, workdir)
     if not uri.startswith("sqlite:///"):
-        click.echo(f"{name} is tracked on {uri}: {runs_url(uri, experiment_id(uri, experiment))}")
+        click.echo(f"{name} is tracked on {redact(uri)}: {runs_url(uri, experiment_id(uri, experiment))}")
         return
     if not Path(uri.removeprefix("sqlite:///")).exists():
         raise click.ClickException(f"no local tracking database for {name!r} at {uri}: "

@@ -3,13 +3,21 @@
 
 The spec is the object's ``.spec`` with ``metadata.name`` as its name. Children are Jobs in the
 search's namespace, owned by the search (so deleting it garbage-collects them). Unless the spec
-names them, MLflow is the operator's ``--tracking-uri`` and checkpoints go to
-``<--storage-uri>/<namespace>/<name>/``. ``search_status`` turns the controller's progress into
-the object's ``.status``: summaries only, never a per-trial list.
+names it, MLflow is the operator's ``--tracking-uri``.
+
+Searches are kept apart (``orchestrator.identity``): a search is its namespace, name and
+``metadata.uid``, and its MLflow runs, checkpoint and Jobs carry all three. Its checkpoints go to
+``<--storage-uri>/<namespace>/<name>``; a ``storage.uri`` may only name a folder below that.
+When that place holds the checkpoint of another uid (an earlier object of the same name), the
+search starts fresh in ``<that place>/<uid>``: a new object is a new search. The evaluation
+cache reuses only results sealed by this installation (``orchestrator.trust``), in the scope the
+operator was given. ``search_status`` turns the controller's progress into the object's
+``.status``: summaries only, never a per-trial list.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,22 +26,27 @@ from typing import Any
 from orchestrator.adapters.kube import Cluster
 from orchestrator.adapters.retry import Backoff
 from orchestrator.adapters.storage import Store, open_store
-from orchestrator.backends.kubernetes import KubernetesBackend
+from orchestrator.backends.kubernetes import KubernetesBackend, plain_credentials
 from orchestrator.cluster.policy import ChildPolicy, Given, enforce
 from orchestrator.errors import ConfigError
+from orchestrator.identity import SearchIdentity, claim, confine, foreign_location
 from orchestrator.loop.amend import Amendment, amend
 from orchestrator.loop.assembly import assemble_controller
-from orchestrator.loop.checkpoint import stored_spec
+from orchestrator.loop.checkpoint import stored_owner, stored_spec
 from orchestrator.loop.controller import Controller
 from orchestrator.loop.tracker import Tracker
 from orchestrator.space.expr import to_math
 from orchestrator.spec import SearchSpec, check_backend, parse_spec
+from orchestrator.trust import DEFAULT_CACHE_SCOPE, CacheScope, Trust
+
+log = logging.getLogger(__name__)
 
 
-def _mlflow_tracker(uri: str, experiment: str) -> Tracker:
+def _mlflow_tracker(uri: str, experiment: str, owner: SearchIdentity,
+                    trust: Trust | None) -> Tracker:
     from orchestrator.adapters.tracking import MlflowTracker
 
-    return MlflowTracker(uri, experiment)
+    return MlflowTracker(uri, experiment, owner=owner, trust=trust)
 
 
 @dataclass(frozen=True)
@@ -43,12 +56,19 @@ class ClusterDefaults:
     tracking_uri: str | None = None
     storage_uri: str | None = None  # s3://bucket/prefix: a search's checkpoints go below it
     s3_endpoint: str | None = None  # passed to children as MLFLOW_S3_ENDPOINT_URL
+    instance: str | None = None  # the chart's release: children's app.kubernetes.io/instance
     poll_interval: float = 10.0
     backoff: Backoff = Backoff()
-    make_tracker: Callable[[str, str], Tracker] = _mlflow_tracker
+    make_tracker: Callable[[str, str, SearchIdentity, Trust | None], Tracker] = _mlflow_tracker
     make_store: Callable[[str, str | None], Store] = field(default=open_store)
     spec_defaults: Mapping[str, Any] = field(default_factory=dict)
     """A spec fragment merged under every search's spec (the search's own values win)."""
+    trust_key: bytes | None = None
+    """The installation's secret sealing results for the evaluation cache; None: no cache."""
+    cache_scope: CacheScope = DEFAULT_CACHE_SCOPE
+    """Whose sealed results a search reuses: its namespace's, or the whole installation's."""
+    trust_secret: str | None = None
+    """The Secret holding ``trust_key``: no child may name it as its credentials."""
     policy: ChildPolicy = field(default_factory=ChildPolicy)
     """What a search may ask for beyond what the operator gives (``orchestrator.cluster.policy``)."""
 
@@ -130,15 +150,60 @@ def tracking_uri(spec: SearchSpec, defaults: ClusterDefaults, ref: str) -> str:
 
 
 def storage_uri(spec: SearchSpec, defaults: ClusterDefaults, namespace: str) -> str:
-    if spec.storage.uri:
-        return spec.storage.uri
+    """Where the search keeps its checkpoints: confined to its own folder under the operator's
+    root (``identity.confine``), or under a root of ``policy.storage_uris`` (again at
+    ``<root>/<namespace>/<name>``); ConfigError naming ``storage.uri`` when it points elsewhere."""
     if not defaults.storage_uri:
         raise ConfigError(
-            f"ActivationSearch {namespace}/{spec.name} names no checkpoint storage and the "
-            "operator has no default: set spec.storage.uri (s3://bucket/prefix), or start the "
-            "operator with --storage-uri"
+            f"ActivationSearch {namespace}/{spec.name}: the operator has no storage root, so "
+            "searches' checkpoints cannot be kept apart; start the operator with --storage-uri "
+            "(s3://bucket/prefix)"
         )
-    return f"{defaults.storage_uri.rstrip('/')}/{namespace}/{spec.name}"
+    try:
+        return confine(spec.storage.uri, defaults.storage_uri, namespace, spec.name)
+    except ConfigError as e:
+        for root in defaults.policy.storage_uris:  # more roots the policy lets searches use
+            try:
+                return confine(spec.storage.uri, root, namespace, spec.name)
+            except ConfigError:
+                continue
+        raise ConfigError(f"ActivationSearch {namespace}/{spec.name}: {e}") from e
+
+
+def check_isolation(spec: SearchSpec, defaults: ClusterDefaults, namespace: str) -> None:
+    """What keeps a search from reaching into others', checked before anything is created: its
+    storage confined (``storage_uri``), and no child reading the key that seals results."""
+    storage_uri(spec, defaults, namespace)
+    secret = spec.backend.kubernetes.credentials_secret
+    if secret is not None and secret == defaults.trust_secret:
+        raise ConfigError(
+            f"ActivationSearch {namespace}/{spec.name}: backend.kubernetes.credentials_secret "
+            f"{secret!r} holds the controller's key for sealing results; children may not read "
+            "it: name the Secret of S3 credentials instead")
+
+
+def identity_of(obj: Mapping[str, Any]) -> SearchIdentity:
+    """The identity of an ActivationSearch: namespace, name and uid."""
+    meta = obj["metadata"]
+    return SearchIdentity(meta["name"], meta["uid"], meta["namespace"])
+
+
+def own_store(spec: SearchSpec, defaults: ClusterDefaults, me: SearchIdentity) -> Store:
+    """The search's checkpoint store: its confined folder, unless that holds the checkpoint of
+    another uid (an earlier object of the same name): then a folder named after its uid below
+    it, where it starts fresh (or resumes what it wrote there before)."""
+    assert me.namespace is not None
+    uri = storage_uri(spec, defaults, me.namespace)
+    endpoint = spec.storage.endpoint_url or defaults.s3_endpoint
+    store = defaults.make_store(uri, endpoint)
+    _, owner = stored_owner(store)
+    if claim(owner, me) != "foreign":
+        return store
+    moved = foreign_location(uri, me)
+    log.info("search %s: %s holds the checkpoint of another search of this name (uid %s); "
+             "this one keeps its own in %s", me.describe(), uri, owner.uid if owner else "?",
+             moved)
+    return defaults.make_store(moved, endpoint)
 
 
 def build_controller(obj: Mapping[str, Any], spec: SearchSpec, defaults: ClusterDefaults,
@@ -150,20 +215,27 @@ def build_controller(obj: Mapping[str, Any], spec: SearchSpec, defaults: Cluster
     against the spec stored in the search's checkpoint: the edit when it changes only live
     fields, else the stored spec (the returned ``Amendment`` says which, for the operator to
     report)."""
-    meta = obj["metadata"]
-    namespace, ref = meta["namespace"], search_ref(obj)
+    me = identity_of(obj)
+    namespace, ref = me.namespace or "", search_ref(obj)
     uri = tracking_uri(spec, defaults, ref)
-    store = defaults.make_store(storage_uri(spec, defaults, namespace),
-                                spec.storage.endpoint_url or defaults.s3_endpoint)
-    amendment = amend(stored_spec(store, spec.name), spec)
+    try:  # children get the URI as a Job env value: refuse a password in it before anything
+        plain_credentials({"tracking.uri": uri})
+    except ConfigError as e:
+        raise ConfigError(f"ActivationSearch {ref}: {e}") from e
+    store = own_store(spec, defaults, me)
+    amendment = amend(stored_spec(store, spec.name, me), spec)
     spec = amendment.spec
-    tracker = defaults.make_tracker(uri, spec.tracking.experiment)
+    trust = (Trust(defaults.trust_key, namespace, defaults.cache_scope)
+             if defaults.trust_key else None)
+    tracker = defaults.make_tracker(uri, spec.tracking.experiment, me, trust)
     backend = KubernetesBackend(
-        cluster, spec.name, namespace, spec.backend.kubernetes, owner_uid=meta["uid"],
+        cluster, spec.name, namespace, spec.backend.kubernetes, owner_uid=me.uid,
         s3_endpoint=spec.storage.endpoint_url or defaults.s3_endpoint, backoff=defaults.backoff,
+        instance=defaults.instance,
     )
     ctl = assemble_controller(spec, tracker=tracker, store=store, backend=backend,
-                              tracking_uri=uri, poll_interval=defaults.poll_interval)
+                              tracking_uri=uri, poll_interval=defaults.poll_interval,
+                              identity=me)
     return ctl, amendment
 
 

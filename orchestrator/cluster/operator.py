@@ -87,6 +87,7 @@ from orchestrator.cluster.conditions import (
 from orchestrator.cluster.incluster import (
     ClusterDefaults,
     build_controller,
+    check_isolation,
     progress_message,
     search_ref,
     search_status,
@@ -98,6 +99,7 @@ from orchestrator.echo import clip
 from orchestrator.errors import ConfigError, ServiceRefused, TemporaryUnavailable
 from orchestrator.loop.amend import Change, amend, describe, rejection
 from orchestrator.loop.controller import Controller
+from orchestrator.redact import RedactingFilter, redact
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +162,10 @@ class SearchRunner:
 
     def write(self, status: dict[str, Any], reason: str | None = None) -> None:
         """Patch the status subresource, only with what changed since the last write; the
-        conditions follow the phase (``reason``: why it failed, or ``Unavailable``)."""
+        conditions follow the phase (``reason``: why it failed, or ``Unavailable``). The message
+        is redacted: a search's status is readable by whoever may list searches."""
+        if isinstance(status.get("message"), str):
+            status = {**status, "message": redact(status["message"])}
         merged = {**(self._written or {}), **status}
         if merged.get("phase"):
             listed = conditions(merged.get("conditions"), merged["phase"],
@@ -240,6 +245,7 @@ class SearchRunner:
         try:
             spec = spec_of(self.obj, self.defaults.spec_defaults)
             self.defaults.admit(spec, f"ActivationSearch {search_ref(self.obj)}")
+            check_isolation(spec, self.defaults, self.namespace)  # before anything exists
         except ConfigError as e:
             if succeeded:  # a finished search keeps its results; the bad edit is reported
                 self._invalid_edit(generation, e)
@@ -518,6 +524,10 @@ def make_registry(config: OperatorConfig) -> Any:
     import kopf
 
     registry = kopf.OperatorRegistry()
+    # kopf posts the records of its per-object logger as Events on the search: redact them first
+    objects = logging.getLogger("kopf.objects")
+    if not any(isinstance(f, RedactingFilter) for f in objects.filters):
+        objects.addFilter(RedactingFilter())
     cluster = Cluster(config.api_client, config.defaults.backoff)
     ticks = ThreadPoolExecutor(max_workers=config.tick_workers, thread_name_prefix="search-tick")
 
@@ -545,7 +555,7 @@ def make_registry(config: OperatorConfig) -> Any:
                  cancellation_timeout=60, backoff=30, when=needs_a_loop)
     async def search(body: Any, stopped: Any, logger: Any, **_: Any) -> None:
         def event(type_: str, reason: str, message: str) -> None:
-            kopf.event(body, type=type_, reason=reason, message=message[:1000])
+            kopf.event(body, type=type_, reason=reason, message=redact(message)[:1000])
 
         meta = body["metadata"]
         lease = SearchLease(cluster, meta["namespace"], meta["name"], config.identity,

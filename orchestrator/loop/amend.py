@@ -27,8 +27,8 @@ LIVE_FIELDS: tuple[str, ...] = (
     "backend.local.gpus",
     *(f"backend.kubernetes.{f}" for f in (
         "resources", "node_selector", "tolerations", "priority_class", "queue_name",
-        "service_account", "credentials_secret", "image_pull_policy", "backoff_limit",
-        "active_deadline_seconds", "ttl_seconds_after_finished", "max_pending_seconds",
+        "service_account", "credentials_secret", "tracking_secret", "image_pull_policy",
+        "backoff_limit", "active_deadline_seconds", "ttl_seconds_after_finished", "max_pending_seconds",
     )),
 )
 

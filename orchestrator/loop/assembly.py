@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from orchestrator.adapters.storage import Store
 from orchestrator.backends.base import Backend
+from orchestrator.identity import SearchIdentity
 from orchestrator.loop.controller import Controller
 from orchestrator.loop.tracker import Tracker
 from orchestrator.search.registry import make_strategy
@@ -16,11 +17,13 @@ from orchestrator.spec import SearchSpec
 
 
 def assemble_controller(spec: SearchSpec, *, tracker: Tracker, store: Store, backend: Backend,
-                        tracking_uri: str, poll_interval: float) -> Controller:
+                        tracking_uri: str, poll_interval: float,
+                        identity: SearchIdentity | None = None) -> Controller:
     """The controller of ``spec`` over the given tracker, store and backend, with the strategy
     the spec names (seeded by ``spec.seed``; a resumed search restores its state from the
     checkpoint)."""
     strategy = make_strategy(spec.strategy.name, spec.space.build(), spec.seed,
                              **spec.strategy.kwargs())
     return Controller(spec=spec, strategy=strategy, tracker=tracker, store=store,
-                      backend=backend, tracking_uri=tracking_uri, poll_interval=poll_interval)
+                      backend=backend, tracking_uri=tracking_uri, poll_interval=poll_interval,
+                      identity=identity)

@@ -1,13 +1,13 @@
 """The search loop, against interfaces for the strategy, the tracker (``orchestrator.loop.tracker``), the
 checkpoint store and the backend; it knows nothing of MLflow, S3 or Kubernetes.
 
-One ``tick`` (docs/search-loop.md): **settle** trials whose run ended or whose child died, and the
-duplicates held behind them; **propose** a generation when nothing waits to launch, screening
-each candidate and reusing known results (same fingerprint in this search, or fingerprint and
-child-config hash in any search of the experiment); **launch** queued trials, alone or in packs,
-as ``parallelism`` and the budget allow; **checkpoint** whenever anything changed. Launching,
-settling, relaunching lost children and GPU-hours are the launch ledger's (``orchestrator.loop.ledger``,
-shared with the benchmark loop); the trials (``orchestrator.loop.trials``) are its records.
+One ``tick`` (docs/search-loop.md): **settle** trials whose run ended or whose child died (and
+duplicates held behind them), sealing what its own children trained for the evaluation cache;
+**propose** a generation when nothing waits to launch, screening each candidate and reusing known
+results (same fingerprint here, or a sealed result of the same function and child config:
+``orchestrator.trust``); **launch** queued trials, alone or in packs, as ``parallelism`` and the
+budget allow; **checkpoint** (with the search's ``identity``) whenever anything changed. The
+launch ledger (``orchestrator.loop.ledger``) launches and settles; trials are its records.
 
 Resume: the checkpoint (``orchestrator.loop.checkpoint``) says which trials exist, in which state and
 under which launch id: launched ones are re-attached by launch id (or read from MLflow when they
@@ -26,6 +26,7 @@ from typing import Any
 from orchestrator.adapters.storage import Store
 from orchestrator.backends.base import Backend
 from orchestrator.errors import ConfigError
+from orchestrator.identity import SearchIdentity
 from orchestrator.loop.admission import admit
 from orchestrator.loop.amend import Change, amend, describe, rejection
 from orchestrator.loop.brake import stop_reason
@@ -47,6 +48,7 @@ from orchestrator.loop.trials import (
     summarize,
     trained,
 )
+from orchestrator.redact import redact_data
 from orchestrator.search.base import Learner, Result, Strategy
 from orchestrator.search.dedup import Dedup
 from orchestrator.space.fingerprint import fingerprint
@@ -64,6 +66,7 @@ class Controller:
     backend: Backend
     tracking_uri: str
     poll_interval: float = 2.0
+    identity: SearchIdentity | None = None  # recorded in the checkpoint (orchestrator.identity)
     max_launches: int = 3  # a child lost this many times (process or pod gone) fails for good
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
@@ -91,13 +94,12 @@ class Controller:
         """Open the search's parent run and, when resuming, reload the last checkpoint. An edit
         since it started is applied and recorded when it touches live fields only
         (``orchestrator.loop.amend``); any other raises ``ConfigError`` before anything is written."""
-        saved, self._since = read(self.store, self.name) if resume else None, self.clock()
-        amendment = amend(saved.spec if saved else None, self.spec)
+        saved = read(self.store, self.name, self.identity) if resume else None
+        amendment, self._since = amend(saved.spec if saved else None, self.spec), self.clock()
         if amendment.rejected:
             raise ConfigError(rejection(f"search {self.name!r} was edited since it started",
                                         amendment.rejected))
-        self.parent_run_id = self.tracker.start_search(self.name,
-                                                       self.spec.model_dump(mode="json"))
+        self.parent_run_id = self.tracker.start_search(self.name, self.spec.model_dump(mode="json"))
         if saved is None:  # a fresh search, or one resumed before its first checkpoint
             return
         self.strategy.load_state_dict(saved.strategy)
@@ -110,12 +112,12 @@ class Controller:
             self.amended = amendment.applied
             log.info("search %s: edit applied: %s", self.name, describe(amendment.applied))
             self.tracker.log_text(self.parent_run_id, json.dumps(
-                self.spec.model_dump(mode="json"), indent=2), "search_spec.json")
+                redact_data(self.spec.model_dump(mode="json")), indent=2), "search_spec.json")
             self.checkpoint()  # the stored spec is the one in force from now on
 
     def checkpoint(self) -> None:
         self.store.put(CHECKPOINT_KEY, encode(self.spec, self.strategy.state_dict(), self.trials,
-                                              self.generations_logged))
+                                              self.generations_logged, self.identity))
         self._dirty = False
 
     def run(self, resume: bool = False, on_progress: Callable[[Progress], None] | None = None
@@ -146,8 +148,7 @@ class Controller:
         return [t for t in self.trials if t.state == state]
 
     def launches_in_flight(self) -> list[str]:
-        """Launch ids (trial or pack ids) of the children running now: what a cancel stops."""
-        return sorted({t.launch for t in self._in(LAUNCHED)})
+        return sorted({t.launch for t in self._in(LAUNCHED)})  # trial or pack ids: what cancel stops
 
     def gpu_hours(self) -> float:
         """Wall time × GPUs of every launch, a pack counted once (``ledger.gpu_hours``)."""
@@ -258,14 +259,14 @@ class Controller:
                 self._dedup.outcomes[trial.fingerprint] = (reward, failure)
             return [trial.result]
         waiting = [t for t in self.trials if t.state == HELD and t.fingerprint == trial.fingerprint]
-        if is_crash(failure):
-            # a crash says nothing about the function: train the next duplicate instead
+        if is_crash(failure):  # says nothing about the function: train the next duplicate
             if waiting:
                 waiting[0].state, waiting[0].source = QUEUED, "trained"
             else:
                 self._dedup.held.pop(trial.fingerprint, None)
             return [trial.result]
         self._dedup.complete(trial.result, trial.fingerprint)
+        self.tracker.vouch(str(trial.run_id), trial.fingerprint, self.spec.child.config_hash(), reward, failure)
         out = [trial.result]
         for dup in waiting:
             dup.reward, dup.failure, dup.state, dup.finished = reward, failure, DONE, self.clock()

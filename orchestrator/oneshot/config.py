@@ -4,7 +4,8 @@
 weights are the ordinary ``TrainConfig`` (``child``), which is also how the discretised function
 is trained from scratch afterwards, so that evaluation is an ordinary child. Defaults follow the
 GRAFS fixes (docs/oneshot.md): DrNAS, warm-start one epoch with ReLU, ops clamped to ±10,
-independent Dirichlet samples per site, progressive shrinking to one op per slot.
+independent Dirichlet samples per site, progressive shrinking to one op per slot; then four
+screened candidates retrained beside ReLU, the best by validation accuracy returned.
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.contract import TrainConfig
+from orchestrator.echo import clip_repr
 from orchestrator.oneshot.supernet import Variant
-from orchestrator.space import BINARY_NAMES, UNARY_NAMES, SearchSpace, SpaceError
+from orchestrator.space import BINARY_NAMES, UNARY_NAMES, ParseError, SearchSpace, SpaceError
+from orchestrator.space.activation import activation_text, parse_activation
+
+RELU = "max(relu(x), relu(x))"
 
 ONESHOT_KEY = "oneshot"
 """The key that makes a trial spec a one-shot search (``actsearch-train`` dispatches on it)."""
@@ -48,8 +53,27 @@ class OneShotConfig(BaseModel):
     arch_weight_decay: float = Field(1e-3, ge=0, description="Weight decay of α (not β).")
     tau_max: float = Field(10.0, gt=0, description="gdas: initial Gumbel temperature.")
     tau_min: float = Field(0.1, gt=0, description="gdas: final temperature (geometric decay).")
-    evaluate: bool = Field(True, description="Then train the discretised function from scratch as a "
+    restarts: int = Field(1, ge=1, le=16, description="Supernet searches, seeds child.seed + r; their "
+                          "derivations are pooled.")
+    candidates: int = Field(4, ge=0, le=64, description="Derived functions (screened, distinct) retrained "
+                            "beside the baseline; the best by validation accuracy is the result. 0: the "
+                            "argmax derivation, unscreened and unchecked (the method before selection).")
+    baseline: str = Field(RELU, description="Retrained beside the candidates (an expression or "
+                          "builtin:<name>); returned when no candidate retrains better.")
+    select_steps: int | None = Field(None, ge=1, description="Steps of each selection retraining; "
+                                     "default child.steps.")
+    select_seeds: int = Field(2, ge=1, le=8, description="Seeds each candidate is retrained on; the "
+                              "mean validation accuracy decides.")
+    evaluate: bool = Field(True, description="Then train the result from scratch as a "
                            "normal child (a new run tagged actsearch.oneshot_of).")
+
+    @field_validator("baseline")
+    @classmethod
+    def _activation(cls, v: str) -> str:
+        try:
+            return activation_text(parse_activation(v))
+        except ParseError as e:
+            raise ValueError(f"{clip_repr(v)} does not parse: {e}") from e
 
     @model_validator(mode="after")
     def _ops(self) -> OneShotConfig:

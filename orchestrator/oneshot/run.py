@@ -2,11 +2,12 @@
 
 The search run carries the supernet's progress (``train_loss``, ``arch_loss``, ``active_ops`` and
 ``alpha.<slot>.<op>``, the expected weight of every op of every slot, over time), the heatmap
-``oneshot_heatmap.png``, ``architecture.json`` (α, the ops kept, the order ops were dropped) and
-the result as tag ``actsearch.result_expression``. With ``evaluate``, the discretised function is
-then trained from scratch by the ordinary child path (``trainer.run.run``) in a new run tagged
-``actsearch.oneshot_of`` (and, when the search names a search and trial, found by
-``actsearch-ctl top`` like any trial). Failures end the search run as ``trainer.run`` does.
+``oneshot_heatmap.png``, ``architecture.json`` (α, the ops kept, the order ops were dropped, the
+candidates derived, those rejected and why, every selection retraining) and the result as tag
+``actsearch.result_expression``, with ``selected_val_accuracy`` and ``baseline_val_accuracy``.
+With ``evaluate``, the result is then trained from scratch by the ordinary child path
+(``trainer.run.run``) in a new run tagged ``actsearch.oneshot_of`` (and, when the search names a
+search and trial, found by ``actsearch-ctl top`` like any trial). Failures end the search run as ``trainer.run`` does.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from typing import Any
 
 from orchestrator.contract import FailureKind, Tag, TrialSpec, failure_text
 from orchestrator.oneshot.config import OneShotSpec
+from orchestrator.oneshot.find import Found, find
 from orchestrator.oneshot.heatmap import plot_heatmap
-from orchestrator.oneshot.search import SearchOutcome, search
 from orchestrator.space import to_math
+from orchestrator.space.activation import activation_math, parse_activation
 from orchestrator.trainer import data as data_mod
 from orchestrator.trainer import loop
 from orchestrator.trainer import run as child_run
@@ -40,17 +42,23 @@ EVALUATION_TAG = Tag.ONESHOT_OF
 @dataclass(frozen=True)
 class OneShotResult:
     run_id: str
-    search: SearchOutcome
+    found: Found
     evaluation_run_id: str | None = None
     evaluation: loop.Outcome | None = None
 
     def summary(self) -> dict[str, Any]:
+        first = self.found.searches[0]
         out: dict[str, Any] = {
-            "run_id": self.run_id, "expression": self.search.expression,
-            "expression_math": to_math(self.search.expr),
-            "supernet_val_accuracy": self.search.supernet_val_accuracy,
-            "search_wall_time_s": self.search.wall_time_s,
+            "run_id": self.run_id, "expression": self.found.expression,
+            "expression_math": activation_math(parse_activation(self.found.expression)),
+            "derived": first.expression,
+            "supernet_val_accuracy": first.supernet_val_accuracy,
+            "search_wall_time_s": self.found.wall_time_s,
         }
+        chosen, baseline = self.found.chosen, self.found.baseline
+        if chosen is not None and baseline is not None:
+            out.update({"selected_val_accuracy": chosen.val_accuracy,
+                        "baseline_val_accuracy": baseline.val_accuracy})
         if self.evaluation is not None:
             out.update({"evaluation_run_id": self.evaluation_run_id,
                         "val_accuracy": self.evaluation.val_accuracy,
@@ -80,7 +88,7 @@ def run(spec: OneShotSpec, *, tracking_uri: str | None = None, run_id: str | Non
     name = f"{spec.trial or 'oneshot'}-{spec.oneshot.variant}"
     tracker = RunTracker.open(tracking_uri, run_id, spec.experiment, run_name=name)
     try:
-        outcome = _search_logged(spec, tracker, data)
+        outcome = _found_logged(spec, tracker, data)
         evaluation = _evaluation_run(spec, tracker, outcome, tracking_uri) if spec.oneshot.evaluate else None
         tracker.finish("FINISHED")
     except NonFiniteLoss as e:
@@ -105,7 +113,7 @@ def run(spec: OneShotSpec, *, tracking_uri: str | None = None, run_id: str | Non
     return OneShotResult(tracker.run_id, outcome, eval_id, eval_outcome)
 
 
-def _search_logged(spec: OneShotSpec, tracker: RunTracker, data: data_mod.Data) -> SearchOutcome:
+def _found_logged(spec: OneShotSpec, tracker: RunTracker, data: data_mod.Data) -> Found:
     tracker.log_params(params_of(spec))
     tags = {Tag.ROLE: "oneshot", Tag.ONESHOT_VARIANT: spec.oneshot.variant}
     if spec.search:
@@ -113,30 +121,45 @@ def _search_logged(spec: OneShotSpec, tracker: RunTracker, data: data_mod.Data) 
     if spec.trial:
         tags[Tag.TRIAL] = spec.trial
     tracker.set_tags(tags)
-    outcome = search(spec.child, spec.oneshot, data, tracker)
-    total = outcome.warmstart_steps + outcome.search_steps
-    tracker.on_metrics(total, {"supernet_val_accuracy": outcome.supernet_val_accuracy,
-                               "search_wall_time_s": outcome.wall_time_s})
-    tracker.set_tags({RESULT_TAG: outcome.expression, Tag.RESULT_MATH: to_math(outcome.expr)})
+    found = find(spec.child, spec.oneshot, data, tracker)
+    first = found.searches[0]
+    total = sum(s.warmstart_steps + s.search_steps for s in found.searches)
+    metrics = {"supernet_val_accuracy": first.supernet_val_accuracy, "search_wall_time_s": found.wall_time_s}
+    if found.chosen is not None and found.baseline is not None:
+        metrics.update({"selected_val_accuracy": found.chosen.val_accuracy,
+                        "baseline_val_accuracy": found.baseline.val_accuracy})
+    tracker.on_metrics(total, metrics)
+    tracker.set_tags({RESULT_TAG: found.expression,
+                      Tag.RESULT_MATH: activation_math(parse_activation(found.expression))})
     with tempfile.TemporaryDirectory() as tmp:
-        png = plot_heatmap(outcome.arch.slots, outcome.probabilities, outcome.chosen,
+        png = plot_heatmap(first.arch.slots, first.probabilities, first.chosen,
                            Path(tmp) / HEATMAP_ARTIFACT,
-                           title=f"{spec.oneshot.variant}: {to_math(outcome.expr)}")
+                           title=f"{spec.oneshot.variant}: {to_math(first.expr)}")
         tracker.log_file(png)
         arch = Path(tmp) / ARCHITECTURE_ARTIFACT
         arch.write_text(json.dumps({
-            "expression": outcome.expression,
-            "chosen": outcome.chosen,
-            "weights": outcome.probabilities,
-            "alpha": {k: v.detach().tolist() for k, v in outcome.arch.alpha.items()},
-            "ops": {s.name: list(s.ops) for s in outcome.arch.slots},
-            "dropped": [{"step": d.step, "slot": d.slot, "op": d.op} for d in outcome.drops],
+            "expression": found.expression,
+            "searches": [{
+                "derived": s.expression,
+                "chosen": s.chosen,
+                "weights": s.probabilities,
+                "alpha": {k: v.detach().tolist() for k, v in s.arch.alpha.items()},
+                "ops": {sl.name: list(sl.ops) for sl in s.arch.slots},
+                "dropped": [{"step": d.step, "slot": d.slot, "op": d.op} for d in s.drops],
+            } for s in found.searches],
+            "candidates": [{"expression": c.expression, "restart": c.restart, "rank": c.rank}
+                           for c in found.candidates],
+            "rejected": [{"expression": r.expression, "restart": r.restart, "rank": r.rank,
+                          "reason": r.reason} for r in found.rejected[:200]],
+            "retrained": [{"expression": r.expression, "val_accuracy": r.val_accuracy,
+                           "val_loss": r.val_loss, "val_accuracies": list(r.val_accuracies),
+                           "diverged": r.diverged} for r in found.retrained],
         }, indent=1))
         tracker.log_file(arch)
-    return outcome
+    return found
 
 
-def _evaluation_run(spec: OneShotSpec, tracker: RunTracker, outcome: SearchOutcome,
+def _evaluation_run(spec: OneShotSpec, tracker: RunTracker, outcome: Found,
                     tracking_uri: str | None) -> RunTracker:
     """The evaluation child's run, created (and cross-tagged) before the search run ends."""
     name = f"{spec.trial}-eval" if spec.trial else f"{outcome.expression}"[:100]

@@ -19,7 +19,7 @@ exp and x³ otherwise dominate the mixture). Pure model code: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -53,6 +53,15 @@ def template_slots(units: int, unary: Sequence[str] = UNARY_NAMES,
         slots += [Slot(f"u{2 * k - 1}", "unary", tuple(unary)), Slot(f"u{2 * k}", "unary", tuple(unary)),
                   Slot(f"b{k}", "binary", tuple(binary))]
     return tuple(slots)
+
+
+def template_expr(units: int, ops: Mapping[str, str]) -> Expr:
+    """The chain template with ``ops[slot]`` in every slot, as a tree of core units."""
+    prev: Node = X
+    for k in range(1, units + 1):
+        prev = Unit(ops[f"b{k}"], ops[f"u{2 * k - 1}"], prev, ops[f"u{2 * k}"], X)
+    assert isinstance(prev, Unit), "the template has at least one unit"
+    return prev
 
 
 def mix(fns: Sequence[Callable[..., Tensor]], weights: Tensor, active: Sequence[int],
@@ -143,12 +152,7 @@ class Architecture(nn.Module):
 
     def discretise(self) -> Expr:
         """The argmax op of every slot, as a tree of core units in the template's shape."""
-        prev: Node = X
-        for k in range(1, self.units + 1):
-            prev = Unit(self.choice(f"b{k}"), self.choice(f"u{2 * k - 1}"), prev,
-                        self.choice(f"u{2 * k}"), X)
-        assert isinstance(prev, Unit)
-        return prev
+        return template_expr(self.units, {s.name: self.choice(s.name) for s in self.slots})
 
 
 class MixedActivation(nn.Module):

@@ -4,6 +4,10 @@ Each strategy is listed with its options (a frozen dataclass whose ``__post_init
 types and ranges) and where its builder lives. ``check_options`` validates a spec's options
 against that table alone, so a spec validates without importing torch or building a policy;
 ``make_strategy`` imports the builder when a search actually runs.
+
+Every strategy also takes ``surrogate: {candidates, warmup, neighbours}``
+(``orchestrator.search.screened``): the strategy's proposals are ranked by a surrogate before
+any is trained.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from orchestrator.search.evolution import EvolutionConfig
 from orchestrator.search.exhaustive import ExhaustiveConfig
 from orchestrator.search.options import build_config
 from orchestrator.search.policy_options import ControllerConfig, PPOConfig
+from orchestrator.search.screened import SurrogateScreen, surrogate_config
 from orchestrator.search.uniform import UniformConfig
 from orchestrator.space import SearchSpace
 
@@ -42,7 +47,8 @@ STRATEGY_NAMES: tuple[str, ...] = tuple(_STRATEGIES)
 def strategy_options(name: str) -> dict[str, Any]:
     """The options a strategy accepts, with their defaults."""
     _check_name(name)
-    return {f.name: f.default for f in dataclasses.fields(_STRATEGIES[name].options)}
+    return {**{f.name: f.default for f in dataclasses.fields(_STRATEGIES[name].options)},
+            "surrogate": None}
 
 
 def check_options(name: str, seed: int, **options: Any) -> None:
@@ -50,6 +56,10 @@ def check_options(name: str, seed: int, **options: Any) -> None:
     nothing but the options dataclass."""
     _check_name(name)
     _check_seed(seed)
+    options = dict(options)
+    if options.get("surrogate") is not None:
+        surrogate_config(options["surrogate"])
+    options.pop("surrogate", None)
     build_config(_STRATEGIES[name].options, name, options)
 
 
@@ -58,9 +68,13 @@ def make_strategy(name: str, space: SearchSpace, seed: int, **options: Any) -> S
     (a ``ValueError``) naming it and listing what is allowed."""
     _check_name(name)
     _check_seed(seed)
+    options = dict(options)
+    surrogate = options.pop("surrogate", None)
+    config = None if surrogate is None else surrogate_config(surrogate)
     module, function = _STRATEGIES[name].builder.split(":")
     builder = cast(Callable[..., Strategy], getattr(importlib.import_module(module), function))
-    return builder(space, seed, **options)
+    strategy = builder(space, seed, **options)
+    return strategy if config is None else SurrogateScreen(strategy, config)
 
 
 def _check_name(name: str) -> None:

@@ -31,6 +31,13 @@ import numpy as np
 
 from orchestrator.search.base import Candidate, Learner, Result, Strategy, UpdateStats
 from orchestrator.search.dedup import Dedup
+from orchestrator.search.survival import (
+    Quartiles,
+    Sample,
+    TwoSampleTest,
+    km_quantile,
+    weighted_logrank,
+)
 from orchestrator.space import Expr
 from orchestrator.space.evaluate import evaluate
 from orchestrator.space.expr import uses_beta
@@ -221,36 +228,32 @@ class Spread:
         return cls(float(np.mean(values)), float(np.std(values)), len(values))
 
 
-def censored_median(hits: Sequence[int | None]) -> float | None:
-    """The median of evaluations-to-threshold over all runs, a run that never reached it
-    counting as more than any budget: defined only when more than half the runs reached it
-    (None otherwise: the median is "> budget")."""
-    reached = sorted(h for h in hits if h is not None)
-    n = len(hits)
-    if 2 * len(reached) <= n:
-        return None
-    ordered = [float(h) for h in reached] + [math.inf] * (n - len(reached))
-    mid = n // 2
-    return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
 @dataclass(frozen=True)
 class Summary:
-    """Mean and spread over seeds of one strategy's traces."""
+    """One strategy's traces over seeds: medians with their interquartile range, and the
+    evaluations to ``threshold`` as censored times (``survival``): a seed that never reached it
+    is censored at the evaluations it made, not counted as the budget."""
 
     strategy: str
     seeds: int
     budget: int
     checkpoints: list[int]
-    best: list[Spread]  # best reward after each checkpoint
+    best: list[Quartiles]  # best reward after each checkpoint
     threshold: float
-    to_threshold: Spread  # over the seeds that reached it
-    reached: int
-    to_threshold_censored: Spread  # seeds that never reached it count as the full budget
-    median_to_threshold: float | None  # over all seeds, unreached ones censored (censored_median)
-    proposals: Spread
+    hits: Sample  # evaluations to the threshold, censored where not reached
+    to_threshold: tuple[float | None, float | None, float | None]  # Kaplan–Meier q1, median, q3
+    proposals: Quartiles
     entropy_first_last: tuple[Spread, Spread] | None
     reward_first_last: tuple[Spread, Spread] | None
+
+    @property
+    def reached(self) -> int:
+        return self.hits.events
+
+    @property
+    def median_to_threshold(self) -> float | None:
+        """Kaplan–Meier median of the evaluations to the threshold; None: "> budget"."""
+        return self.to_threshold[1]
 
 
 def summarize(name: str, traces: Sequence[Trace], budget: int, threshold: float,
@@ -258,10 +261,8 @@ def summarize(name: str, traces: Sequence[Trace], budget: int, threshold: float,
     """Summary over seeds; a run reaches the threshold at its first reward >= ``threshold``,
     or, given ``targets`` (fingerprints), at its first evaluation of one of them."""
     checkpoints = [max(1, round(budget * k / 10)) for k in range(1, 11)]
-    hits = [t.evaluations_to(threshold) if targets is None else t.evaluations_to_any(targets)
-            for t in traces]
-    reached = [h for h in hits if h is not None]
-    censored = [budget if h is None else h for h in hits]
+    hits = Sample.of([t.evaluations_to(threshold) if targets is None else t.evaluations_to_any(targets)
+                      for t in traces], [len(t.rewards) for t in traces])
     learned = [t.updates for t in traces if len(t.updates) >= 10]
     ent = rew = None
     if learned:
@@ -279,13 +280,26 @@ def summarize(name: str, traces: Sequence[Trace], budget: int, threshold: float,
         seeds=len(traces),
         budget=budget,
         checkpoints=checkpoints,
-        best=[Spread.of([t.best_after(c) for t in traces]) for c in checkpoints],
+        best=[Quartiles.of([t.best_after(c) for t in traces]) for c in checkpoints],
         threshold=threshold,
-        to_threshold=Spread.of([float(h) for h in reached]),
-        reached=len(reached),
-        to_threshold_censored=Spread.of([float(h) for h in censored]),
-        median_to_threshold=censored_median(hits),
-        proposals=Spread.of([float(t.proposals) for t in traces]),
+        hits=hits,
+        to_threshold=(km_quantile(hits, 0.25), km_quantile(hits, 0.5), km_quantile(hits, 0.75)),
+        proposals=Quartiles.of([float(t.proposals) for t in traces]),
         entropy_first_last=ent,
         reward_first_last=rew,
     )
+
+
+@dataclass(frozen=True)
+class Versus:
+    """A strategy's evaluations to the threshold against a baseline's, by two censoring-aware
+    tests (``z`` < 0: the strategy reaches earlier)."""
+
+    baseline: str
+    logrank: TwoSampleTest
+    gehan: TwoSampleTest
+
+
+def versus(summary: Summary, baseline: Summary) -> Versus:
+    return Versus(baseline.strategy, weighted_logrank(summary.hits, baseline.hits, "logrank"),
+                  weighted_logrank(summary.hits, baseline.hits, "gehan"))

@@ -6,9 +6,10 @@ loads without torch), on realistic pre-activations: ``points`` evenly spaced on
 ``[-domain, domain]`` (BatchNorm keeps pre-activations near N(0, 1); ±5 covers all but 6e-7 of
 them) at β = ``beta``. A function is rejected, with a reason, when it gives a non-finite value or
 gradient, is constant in x, or its value or gradient exceeds the configured limits anywhere on
-the domain. The reason names the first point where that happens; where |f| or |f'| peaks equally
-at several points (f(-5) and f(5) of an even function), the last bit of the math library decides
-which one is named.
+the domain; with ``reject_affine`` (the one-shot derivation's screen, docs/oneshot.md) also when
+it is affine in x at that β (a network of affine activations is one linear map). The reason
+names the first point where that happens; where |f| or |f'| peaks equally at several points
+(f(-5) and f(5) of an even function), the last bit of the math library decides which one is named.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class ScreenConfig:
     max_abs_value: float = 1e3
     max_abs_grad: float = 1e3
     constant_tol: float = 1e-6
+    reject_affine: bool = False
+    affine_tol: float = 1e-3  # max |f - best affine fit| relative to f's range on the domain
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ def screen(
         return ScreenResult(False, f"non-finite gradient at x={at(bad):.4g}")
     if float(y.max() - y.min()) <= cfg.constant_tol * max(1.0, float(np.abs(y).max())):
         return ScreenResult(False, f"constant in x on [-{cfg.domain:g}, {cfg.domain:g}]")
+    if cfg.reject_affine and _affine(xs, y, cfg.affine_tol):
+        return ScreenResult(False, f"affine in x on [-{cfg.domain:g}, {cfg.domain:g}]")
     peak = int(np.abs(y).argmax())
     if float(np.abs(y)[peak]) > cfg.max_abs_value:
         return ScreenResult(
@@ -76,3 +81,11 @@ def screen(
             f"(limit {cfg.max_abs_grad:g})",
         )
     return ScreenResult(True)
+
+
+def _affine(xs: Array, y: Array, tol: float) -> bool:
+    """Whether the least-squares line through (xs, y) misses no point by more than ``tol`` of
+    y's range."""
+    design = np.stack([xs, np.ones_like(xs)], axis=1)
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    return float(np.abs(design @ coef - y).max()) <= tol * float(y.max() - y.min())

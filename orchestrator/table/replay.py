@@ -73,6 +73,15 @@ def table_space(table: Table) -> SearchSpace:
         raise ValueError(f"the table's metadata has no usable space: {e}") from e
 
 
+def proposal_cap(table: Table, budget: int) -> int:
+    """Proposals a replayed run may make: the simulator's 25 × budget, scaled up by how much of
+    the space the table leaves out (refusals are free, so a table of a tenth of the functions
+    needs ten times the proposals for the same budget)."""
+    passing = table.meta.get("space", {}).get("passing_screen")
+    share = len(table) / passing if isinstance(passing, int) and passing >= len(table) > 0 else 1.0
+    return math.ceil(25 * budget / share)
+
+
 @dataclass
 class TableReward:
     """Rewards from a table: a random seed's final validation accuracy (see the module)."""

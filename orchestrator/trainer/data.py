@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import os
 import pickle
 import tarfile
 from collections.abc import Callable
@@ -243,8 +244,13 @@ def read_fashion_mnist_dir(folder: Path, dataset: str = "fashion_mnist") -> tupl
     return part("train"), part("test"), 10
 
 
+def fashion_mnist_installed() -> bool:
+    """Whether Debian's ``dataset-fashion-mnist`` has put the four files where it puts them."""
+    return all((FASHION_MNIST_DEBIAN / f"{n}.gz").is_file() for pair in FASHION_MNIST_FILES.values() for n in pair)
+
+
 def _fashion_mnist_default(cache_dir: Path) -> tuple[ImageSet, ImageSet, int]:
-    if all((FASHION_MNIST_DEBIAN / f"{n}.gz").is_file() for pair in FASHION_MNIST_FILES.values() for n in pair):
+    if fashion_mnist_installed():
         return read_fashion_mnist_dir(FASHION_MNIST_DEBIAN)
     from torchvision import datasets
 
@@ -252,9 +258,30 @@ def _fashion_mnist_default(cache_dir: Path) -> tuple[ImageSet, ImageSet, int]:
     try:
         datasets.FashionMNIST(str(root), train=True, download=True)
     except (OSError, RuntimeError) as e:
-        raise Infrastructure(f"Fashion-MNIST is not installed (Debian package dataset-fashion-mnist) and "
-                             f"torchvision could not download it: {e}; set data_source") from e
+        reason = " ".join(str(e).split())  # torchvision's message spans lines; ours is one
+        raise Infrastructure("Fashion-MNIST is missing: install the Debian package "
+                             "dataset-fashion-mnist (apt-get install dataset-fashion-mnist), set "
+                             "data_source, or train on digits (dataset: digits); torchvision "
+                             f"could not download it either ({reason[:200]})") from e
     return read_fashion_mnist_dir(root / "FashionMNIST" / "raw")
+
+
+def default_cache_dir() -> Path:
+    """Where children keep downloaded and extracted data: ``$ACTSEARCH_CACHE_DIR`` or
+    ``~/.cache/actsearch``."""
+    return Path(os.environ.get("ACTSEARCH_CACHE_DIR") or Path.home() / ".cache" / "actsearch")
+
+
+def prefetch(cfg: TrainConfig, cache_dir: Path | None = None) -> None:
+    """Before local children start: fetch the data set they would fetch by default, once.
+
+    A missing data set is then one error at the start (Infrastructure, one line naming the
+    Debian package) instead of one failed child per trial, and children never race each other
+    to download into one cache. Does nothing for data that need no fetching: digits, synthetic,
+    an explicit ``data_source``, Fashion-MNIST installed by Debian. CIFAR is left to the
+    children (its runs are GPU Jobs, each with its own cache)."""
+    if cfg.dataset == "fashion_mnist" and cfg.data_source is None and not fashion_mnist_installed():
+        _fashion_mnist_default(cache_dir or default_cache_dir())
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from orchestrator.space.naming import has_beta, structure_params
 from orchestrator.space.plot import plot_functions
 from orchestrator.trainer import data as data_mod
 from orchestrator.trainer import loop
+from orchestrator.trainer.data import default_cache_dir  # also the one-shot child's
 from orchestrator.trainer.errors import (
     Infrastructure,
     Interrupted,
@@ -90,10 +91,6 @@ def tags_of(spec: TrialSpec) -> dict[str, str]:
     if spec.trial:
         tags[Tag.TRIAL] = spec.trial
     return tags
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("ACTSEARCH_CACHE_DIR") or Path.home() / ".cache" / "actsearch")
 
 
 def run(spec: TrialSpec, *, tracking_uri: str | None = None, run_id: str | None = None,

@@ -2,7 +2,9 @@
 
 The client comes from ``orchestrator.adapters.s3``, the project's one S3 adapter: the endpoint is
 ``$MLFLOW_S3_ENDPOINT_URL`` (what the operator passes to a child's Job), else
-``$AWS_ENDPOINT_URL``; credentials from boto3's usual chain.
+``$AWS_ENDPOINT_URL``; credentials from boto3's usual chain. The cached copy lives at
+``<cache_dir>/s3/<bucket>/<key>``, and only there: a bucket or key that would resolve outside
+that folder (``..`` segments, a key starting with ``/``) is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 from pathlib import Path
 
 from orchestrator.adapters.s3 import error_code, is_client_failure, make_client
+from orchestrator.echo import clip_repr
 from orchestrator.trainer.errors import BadInput, Infrastructure
 
 log = logging.getLogger(__name__)
@@ -26,6 +29,19 @@ def split_uri(uri: str) -> tuple[str, str]:
     if not uri.startswith("s3://") or not bucket or not key:
         raise BadInput(f"data_source {uri!r} is not an S3 object URI of the form s3://bucket/key")
     return bucket, key
+
+
+def cache_path(cache_dir: Path, bucket: str, key: str, uri: str) -> Path:
+    """Where the cached copy of ``s3://bucket/key`` goes; BadInput when that is not inside
+    ``<cache_dir>/s3`` (an S3 key may hold ``../`` or start with ``/``: joined as a path, it
+    would read or overwrite any file the child may write)."""
+    root = (cache_dir / "s3").resolve()
+    folder = (root / bucket).resolve()
+    local = (folder / key).resolve()
+    if folder.parent != root or not local.is_relative_to(folder) or local == folder:
+        raise BadInput(f"data_source {clip_repr(uri)}: its bucket and key must name a file inside "
+                       "the download cache; '..' segments and a key starting with '/' are refused")
+    return local
 
 
 def sha256_file(path: Path) -> str:
@@ -54,7 +70,7 @@ def fetch(uri: str, cache_dir: Path, expected_sha256: str | None = None) -> Path
     that does not match is deleted and fails with BadInput.
     """
     bucket, key = split_uri(uri)
-    local = cache_dir / "s3" / bucket / key
+    local = cache_path(cache_dir, bucket, key, uri)
     if local.is_file():
         try:
             verify(local, expected_sha256, uri)

@@ -81,7 +81,9 @@ def test_the_external_configuration_renders_valid_objects(helm: Helm) -> None:
     objects = helm.objects(*EXTERNAL)
     for obj in objects:
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
-    assert {o["kind"] for o in objects} == {"ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Deployment", "Pod"}
+    assert {o["kind"] for o in objects} == {"ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Deployment",
+                                            "Pod", "NetworkPolicy",
+                                            "Secret"}  # the key that seals results (trust-secret.yaml)
 
 
 def test_every_object_carries_the_standard_labels(rendered: list[dict[str, Any]]) -> None:
@@ -185,7 +187,7 @@ def test_the_controller_runs_the_operator_on_every_watched_namespace(
     port = full_values["controller"]["healthPort"]
     assert c["args"] == ["-vv", "operator", f"--namespace={NAMESPACE}", "--namespace=team-a", "--namespace=team-b",
                          "--defaults=/etc/actsearch/defaults.yaml", "--policy=/etc/actsearch/policy.yaml",
-                         f"--liveness-port={port}"]
+                         f"--liveness-port={port}", "--cache-scope=namespace"]
     assert c["ports"] == [{"name": "health", "containerPort": port}]
     assert c["livenessProbe"]["httpGet"] == c["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert pod["serviceAccountName"] == full_values["controller"]["serviceAccount"]["name"]
@@ -365,14 +367,16 @@ def test_an_external_database_uri_is_read_from_its_secret(helm: Helm) -> None:
     assert [p["metadata"]["name"] for p in of_kind(objects, "PersistentVolumeClaim")] == [f"{RELEASE}-actsearch-minio"]
 
 
-def test_minio_credentials_reach_every_watched_namespace(full_objects: list[dict[str, Any]]) -> None:
+def test_minio_credentials_are_copied_into_the_watched_namespaces_when_asked(full_objects: list[dict[str, Any]]) -> None:
+    """values-full.yaml sets s3.copySecretToNamespaces (tests/chart/test_credentials.py checks
+    the default: the release namespace only); children never read it either way."""
     secrets = [s for s in of_kind(full_objects, "Secret") if s["metadata"]["name"].endswith("-s3")]
     assert [s["metadata"]["namespace"] for s in secrets] == [NAMESPACE, "team-a", "team-b"]
     assert all(s["stringData"] == {"AWS_ACCESS_KEY_ID": "minio-admin",
                                    "AWS_SECRET_ACCESS_KEY": "another-fixed-password"} for s in secrets)
     env = env_of(container(full_objects, "Deployment", "-minio"))
     assert env["MINIO_ROOT_USER"]["secretKeyRef"]["name"] == secrets[0]["metadata"]["name"]
-    assert defaults_of(full_objects)["backend"]["kubernetes"]["credentials_secret"] == secrets[0]["metadata"]["name"]
+    assert defaults_of(full_objects)["backend"]["kubernetes"]["credentials_secret"] == "datasets-readonly"
 
 
 def test_a_generated_minio_password_is_shared_by_all_its_copies(default_objects: list[dict[str, Any]]) -> None:
@@ -399,7 +403,8 @@ def test_helm_test_checks_tracking_and_storage(full_objects: list[dict[str, Any]
 
 def test_external_services_get_no_bundled_objects_and_no_invented_credentials(helm: Helm) -> None:
     objects = helm.objects(*EXTERNAL)
-    assert not of_kind(objects, "Secret") and not of_kind(objects, "Job")
+    assert [s["metadata"]["name"] for s in of_kind(objects, "Secret")] == ["rel-actsearch-trust"]
+    assert not of_kind(objects, "Job")
     defaults = defaults_of(objects)
     assert defaults["tracking"]["uri"] == "http://mlflow.example:5000"
     assert defaults["storage"]["endpoint_url"] == "https://s3.example.com"
@@ -407,11 +412,12 @@ def test_external_services_get_no_bundled_objects_and_no_invented_credentials(he
     assert "envFrom" not in container(objects, "Deployment", "-controller")
 
 
-def test_an_existing_credentials_secret_is_used_everywhere(helm: Helm) -> None:
+def test_an_existing_credentials_secret_is_used_by_the_controller_and_mlflow_not_children(helm: Helm) -> None:
     objects = helm.objects("--set", "s3.existingSecret=my-keys")
-    assert not of_kind(objects, "Secret")
+    assert [s["metadata"]["name"] for s in of_kind(objects, "Secret")] == ["rel-actsearch-trust"]
     assert container(objects, "Deployment", "-controller")["envFrom"] == [{"secretRef": {"name": "my-keys"}}]
-    assert defaults_of(objects)["backend"]["kubernetes"]["credentials_secret"] == "my-keys"
+    assert container(objects, "Deployment", "-mlflow")["envFrom"] == [{"secretRef": {"name": "my-keys"}}]
+    assert "credentials_secret" not in defaults_of(objects)["backend"]["kubernetes"]
 
 
 def test_the_install_notes_name_the_next_commands(helm: Helm) -> None:
@@ -490,3 +496,25 @@ def test_every_declared_value_is_documented_by_a_comment() -> None:
             documented.add(".".join(stack))
     missing = [k for k in _schema_keys(schema) if k not in documented]
     assert not missing, f"undocumented values: {missing}"
+
+
+def test_the_key_that_seals_results_is_the_controllers_alone_and_kept_across_upgrades(
+        helm: Helm) -> None:
+    """The evaluation cache reuses only results sealed with this key (docs/kubernetes.md,
+    "Isolation"): generated once into a Secret of the release namespace, read by the
+    controller's Deployment alone, never given to children, and named to the operator so a
+    search cannot name it as its children's credentials."""
+    objects = helm.objects(*EXTERNAL, "--set", "controller.cacheScope=installation")
+    (secret,) = of_kind(objects, "Secret")
+    assert len(secret["stringData"]["ACTSEARCH_TRUST_KEY"]) >= 16
+    c = container(objects, "Deployment", "-controller")
+    assert "--cache-scope=installation" in c["args"]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["ACTSEARCH_TRUST_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "rel-actsearch-trust", "key": "ACTSEARCH_TRUST_KEY", "optional": True}
+    assert env["ACTSEARCH_TRUST_SECRET"]["value"] == "rel-actsearch-trust"
+    assert "rel-actsearch-trust" not in json.dumps(defaults_of(objects))  # not the children's
+    own = helm.objects(*EXTERNAL, "--set", "controller.trustKeySecret=my-key")
+    assert not of_kind(own, "Secret")
+    assert {e["name"]: e for e in container(own, "Deployment", "-controller")["env"]}[
+        "ACTSEARCH_TRUST_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "my-key"

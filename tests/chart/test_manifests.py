@@ -40,8 +40,9 @@ def test_kustomize_builds_them_into_valid_objects(kubectl: str) -> None:
     for obj in objects:
         kubernetes_validate.validate(obj, "1.35.0", strict=True)
     kinds = sorted(o["kind"] for o in objects)
-    assert kinds == ["ConfigMap", "CustomResourceDefinition", "Deployment", "Namespace", "Role",
-                     "RoleBinding", "ServiceAccount", "ServiceAccount"]
+    assert kinds == ["ConfigMap", "CustomResourceDefinition", "Deployment", "Namespace",
+                     "NetworkPolicy", "NetworkPolicy", "Role", "RoleBinding", "ServiceAccount",
+                     "ServiceAccount"]
     by_kind = {o["kind"]: o for o in objects}
     assert by_kind["CustomResourceDefinition"] == crd_manifest()
     assert by_kind["Role"]["rules"] == RULES

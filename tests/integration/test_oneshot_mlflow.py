@@ -1,5 +1,6 @@
 """A one-shot child against the real MLflow server: architecture weights over time, the heatmap,
-the result expression, and the evaluation child that trains it from scratch."""
+the candidates retrained beside ReLU, the result expression, and the evaluation child that trains
+it from scratch."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from tests.servers import Server
 
 UNARY = ["id", "neg", "relu", "tanh", "sin", "exp"]
 BINARY = ["add", "mul", "max"]
+RELU = "max(relu(x), relu(x))"
 
 
 def test_a_oneshot_child_logs_its_search_and_hands_the_result_to_an_evaluation_child(
@@ -27,7 +29,8 @@ def test_a_oneshot_child_logs_its_search_and_hands_the_result_to_an_evaluation_c
     spec = tmp_path / "oneshot.json"
     spec.write_text(json.dumps({
         "oneshot": {"variant": "drnas", "units": 2, "unary": UNARY, "binary": BINARY,
-                    "search_steps": 40, "warmstart_steps": 5},
+                    "search_steps": 40, "warmstart_steps": 5,
+                    "candidates": 2, "select_seeds": 1, "select_steps": 20},
         "search": "s-os", "trial": "t-0001", "experiment": "oneshot",
         "child": {"model": "mlp", "dataset": "digits", "steps": 40, "batch_size": 64, "crop_padding": 0,
                   "flip": False, "device": "cpu", "log_every": 15},
@@ -42,7 +45,10 @@ def test_a_oneshot_child_logs_its_search_and_hands_the_result_to_an_evaluation_c
     assert (t["actsearch.role"], t["actsearch.trial"], t["actsearch.oneshot_variant"]) == ("oneshot", "t-0001", "drnas")
     expression = t["actsearch.result_expression"]
     assert to_text(parse(expression)) == expression
-    assert SearchSpace(units=2, unary=tuple(UNARY), binary=tuple(BINARY)).contains(parse(expression))
+    # the result is a derived function of the template, or the baseline it did not beat
+    assert expression == RELU or SearchSpace(units=2, unary=tuple(UNARY), binary=tuple(BINARY)).contains(
+        parse(expression))
+    assert m["selected_val_accuracy"] >= m["baseline_val_accuracy"]
     assert (p["oneshot.variant"], p["oneshot.search_steps"], p["model"]) == ("drnas", "40", "mlp")
     history = client.get_metric_history(run_id, "alpha.u1.relu")
     assert [x.step for x in history] == [15, 30, 45]  # the search steps, after 5 warm-start steps
@@ -53,6 +59,9 @@ def test_a_oneshot_child_logs_its_search_and_hands_the_result_to_an_evaluation_c
     assert {"oneshot_heatmap.png", "architecture.json"} <= artifacts
     png = Path(client.download_artifacts(run_id, "oneshot_heatmap.png", str(tmp_path)))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    arch = json.loads(Path(client.download_artifacts(run_id, "architecture.json", str(tmp_path))).read_text())
+    retrained = [r["expression"] for r in arch["retrained"]]
+    assert retrained == [RELU, *(c["expression"] for c in arch["candidates"])] and expression in retrained
 
     evaluation = client.get_run(t["actsearch.evaluation_run"])
     assert evaluation.info.status == "FINISHED"

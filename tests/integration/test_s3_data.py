@@ -52,3 +52,26 @@ def test_a_missing_object_is_bad_input_naming_the_uri(
     uri = f"s3://{s3_bucket}/datasets/none.tar.gz"
     with pytest.raises(BadInput, match=uri):
         D.load(TrainConfig(data_source=uri), tmp_path / "cache")
+
+
+@pytest.mark.parametrize("key", ["../../escaped.tar.gz", "datasets/../../../escaped.tar.gz",
+                                 "/tmp-escaped.tar.gz"])
+def test_a_key_that_leaves_the_cache_is_refused_and_nothing_is_written(
+    key: str, s3_env: dict[str, str], s3_client, s3_bucket: str, tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    """An object whose key holds ``../`` (or starts with ``/``) exists on the real S3-compatible
+    server; joined as a path it would land outside ``<cache>/s3/<bucket>``. The child refuses it
+    before downloading."""
+    s3_client.put_object(Bucket=s3_bucket, Key=key, Body=b"not a tarball")
+    cache = tmp_path / "deep" / "cache"
+    uri = f"s3://{s3_bucket}/{key}"
+    with pytest.raises(BadInput, match="must name a file inside the download cache"):
+        D.load(TrainConfig(dataset="cifar10", data_source=uri), cache)
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_a_bucket_of_dots_is_refused(s3_env: dict[str, str], tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match="must name a file inside the download cache"):
+        D.load(TrainConfig(dataset="cifar10", data_source="s3://../escaped.tar.gz"),
+               tmp_path / "cache")
+    assert not (tmp_path / "escaped.tar.gz").exists()

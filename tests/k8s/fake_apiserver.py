@@ -583,10 +583,12 @@ class FakeApiServer:
         with self._lock:
             return self._create(kind, namespace, copy.deepcopy(obj))
 
-    def delete_object(self, plural: str, namespace: str, name: str) -> None:
-        """Delete in-process, as ``kubectl delete`` would (finalizers and owners honoured)."""
+    def delete_object(self, plural: str, namespace: str, name: str,
+                      propagation: str = "Background") -> None:
+        """Delete in-process, as ``kubectl delete`` would (finalizers and owners honoured;
+        ``Orphan``: ``--cascade=orphan``, dependents kept)."""
         with self._lock:
-            self._delete(_kind_by_plural(plural), namespace, name, "Background")
+            self._delete(_kind_by_plural(plural), namespace, name, propagation)
 
     def patch_object(self, plural: str, namespace: str, name: str, patch: dict[str, Any],
                      subresource: str | None = None) -> dict[str, Any]:

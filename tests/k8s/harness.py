@@ -68,7 +68,7 @@ def defaults(tracker: FakeTracker, store_root: str | None = None,
         policy=policy or ChildPolicy(),
         tracking_uri="http://mlflow.test:5000", storage_uri="s3://checkpoints/searches",
         s3_endpoint="http://minio.test:9000", poll_interval=poll_interval, backoff=FAST,
-        make_tracker=lambda uri, experiment: tracker,
+        make_tracker=lambda uri, experiment, owner, trust: tracker,
         make_store=make_store or (lambda uri, endpoint: LocalStore(
             f"{store_root}/{uri.removeprefix('s3://')}")),
     )

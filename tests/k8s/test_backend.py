@@ -19,6 +19,7 @@ from orchestrator.backends.kubernetes import (
     KubernetesBackend,
     default_deadline,
     job_manifest,
+    launch_job_name,
 )
 from orchestrator.errors import ConfigError, TemporaryUnavailable
 from orchestrator.spec import KubernetesBackendSpec
@@ -53,6 +54,13 @@ def make_search(apiserver: FakeApiServer, name: str = "s1") -> dict[str, Any]:
     })
 
 
+def job_of(apiserver: FakeApiServer, launch_id: str, search: str = "s1") -> str:
+    """The name of a launch's Job: the launch id and the owning search's identity."""
+    owner = apiserver.get("activationsearches", NAMESPACE, search)
+    assert owner is not None
+    return launch_job_name(search, NAMESPACE, launch_id, owner["metadata"]["uid"])
+
+
 def make_backend(api_client: Any, owner: dict[str, Any], settings: KubernetesBackendSpec = FULL,
                  ) -> KubernetesBackend:
     return KubernetesBackend(Cluster(api_client), owner["metadata"]["name"], NAMESPACE,
@@ -72,13 +80,14 @@ def test_a_launch_creates_a_job_named_after_the_trial_with_every_field_of_the_sp
         apiserver: FakeApiServer, api_client: Any) -> None:
     owner = make_search(apiserver)
     make_backend(api_client, owner).launch(launch_of())
-    job = apiserver.get("jobs", NAMESPACE, "s1-t00000")
+    job = apiserver.get("jobs", NAMESPACE, job_of(apiserver, "s1-t00000"))
     assert job is not None
     meta, spec = job["metadata"], job["spec"]
     assert meta["labels"] == {
         "app.kubernetes.io/name": "actsearch", "app.kubernetes.io/component": "child",
         "app.kubernetes.io/part-of": "actsearch", "app.kubernetes.io/managed-by": "actsearch-controller",
         "actsearch.io/search": "s1", "actsearch.io/trial": "s1-t00000",
+        "actsearch.io/search-uid": owner["metadata"]["uid"],
         "kueue.x-k8s.io/queue-name": "gpu-queue",
     }
     assert meta["ownerReferences"] == [{
@@ -119,7 +128,7 @@ def test_without_optional_settings_the_job_carries_no_empty_fields(
         apiserver: FakeApiServer, api_client: Any) -> None:
     owner = make_search(apiserver)
     make_backend(api_client, owner, KubernetesBackendSpec(gpus=0)).launch(launch_of())
-    job = apiserver.get("jobs", NAMESPACE, "s1-t00000")
+    job = apiserver.get("jobs", NAMESPACE, job_of(apiserver, "s1-t00000"))
     assert job is not None
     pod = job["spec"]["template"]["spec"]
     for absent in ("nodeSelector", "tolerations", "priorityClassName", "serviceAccountName"):
@@ -136,11 +145,11 @@ def test_launching_a_trial_twice_is_a_no_op_answered_by_409(
     owner = make_search(apiserver)
     backend = make_backend(api_client, owner)
     backend.launch(launch_of())
-    first = apiserver.get("jobs", NAMESPACE, "s1-t00000")
+    first = apiserver.get("jobs", NAMESPACE, job_of(apiserver, "s1-t00000"))
     backend.launch(launch_of())
     assert [r.verb for r in apiserver.calls(resource="jobs")] == ["create", "create"]
     assert len(apiserver.items("jobs")) == 1
-    assert apiserver.get("jobs", NAMESPACE, "s1-t00000") == first  # untouched
+    assert apiserver.get("jobs", NAMESPACE, job_of(apiserver, "s1-t00000")) == first  # untouched
 
 
 def pack_launch_of(pack: str = "s1-p00004", first: int = 4, size: int = 3) -> Launch:
@@ -158,7 +167,7 @@ def test_a_pack_is_one_job_named_labelled_and_annotated_after_its_pack_and_membe
     backend.launch(pack_launch_of())
     (job,) = apiserver.items("jobs", NAMESPACE)
     meta, template = job["metadata"], job["spec"]["template"]
-    assert meta["name"] == "s1-p00004"
+    assert meta["name"] == job_of(apiserver, "s1-p00004")
     assert meta["labels"]["actsearch.io/pack"] == "s1-p00004"
     assert "actsearch.io/trial" not in meta["labels"]  # a pack is not a trial
     assert meta["labels"]["actsearch.io/search"] == "s1"
@@ -227,7 +236,7 @@ def test_the_state_of_a_trial_is_read_from_its_job_status(
     if suspend:
         manifest["spec"]["suspend"] = True  # as Kueue creates it until admitted
     apiserver.put_object("jobs", NAMESPACE, manifest)
-    apiserver.set_status("jobs", NAMESPACE, "s1-t00000", status)
+    apiserver.set_status("jobs", NAMESPACE, job_of(apiserver, "s1-t00000"), status)
     state = backend.state("s1-t00000")
     assert (state.phase, state.reason, state.exit_code) == expected
     assert apiserver.calls("get", "jobs/status")  # the status subresource, as RBAC grants it
@@ -247,7 +256,7 @@ def test_a_refused_permission_is_a_config_error_naming_rbac_and_the_request(
     with pytest.raises(ConfigError) as e:
         backend.launch(launch_of())
     text = str(e.value)
-    assert "forbidden (403)" in text and "RBAC" in text and "create Job research/s1-t00000" in text
+    assert "forbidden (403)" in text and "RBAC" in text and f"create Job research/{job_of(apiserver, 's1-t00000')}" in text
     assert 'cannot create resource "jobs"' in text
     assert len(apiserver.calls("create", "jobs")) == 1  # not retried: retrying cannot fix it
     apiserver.fail("get", "jobs/status", 403)
@@ -263,7 +272,7 @@ def test_a_server_error_is_retried_with_backoff_and_then_succeeds(
     apiserver.fail("create", "jobs", code, times=2)
     backend.launch(launch_of())
     assert len(apiserver.calls("create", "jobs")) == 3
-    assert [j["metadata"]["name"] for j in apiserver.items("jobs")] == ["s1-t00000"]
+    assert [j["metadata"]["name"] for j in apiserver.items("jobs")] == [job_of(apiserver, "s1-t00000")]
     assert sum("retry" in r.getMessage() for r in caplog.records) == 2
     apiserver.fail("get", "jobs/status", code, times=1)
     assert backend.state("s1-t00000").phase == "queued"
@@ -286,8 +295,8 @@ def test_list_trials_selects_the_jobs_of_its_search_by_label(
     for i in (2, 0, 1):
         mine.launch(launch_of(f"s1-t0000{i}"))
     other.launch(launch_of("s10-t00000"))
-    assert mine.list_trials() == ["s1-t00000", "s1-t00001", "s1-t00002"]
-    assert other.list_trials() == ["s10-t00000"]
+    assert mine.list_trials() == [job_of(apiserver, f"s1-t0000{i}") for i in range(3)]
+    assert other.list_trials() == [job_of(apiserver, "s10-t00000", "s10")]
     assert len(apiserver.calls("list", "jobs")) == 2
 
 
@@ -310,9 +319,9 @@ def test_deleting_the_search_garbage_collects_its_jobs_through_owner_references(
     unrelated = make_backend(api_client, make_search(apiserver, "s2"))
     unrelated.launch(launch_of("s2-t00000"))
     apiserver.delete_object("activationsearches", NAMESPACE, "s1")
-    assert [j["metadata"]["name"] for j in apiserver.items("jobs")] == ["s2-t00000"]
+    assert [j["metadata"]["name"] for j in apiserver.items("jobs")] == [job_of(apiserver, "s2-t00000", "s2")]
     backend.launch(launch_of("s1-t00002"))  # a launch racing the deletion: collected at once
-    assert [j["metadata"]["name"] for j in apiserver.items("jobs")] == ["s2-t00000"]
+    assert [j["metadata"]["name"] for j in apiserver.items("jobs")] == [job_of(apiserver, "s2-t00000", "s2")]
 
 
 # -- children that cannot start (the fake's Job controller, tests/k8s/fake_jobs.py) --------------
@@ -334,7 +343,7 @@ def launched(apiserver: FakeApiServer, api_client: Any, jobs: JobController, pla
     backend = KubernetesBackend(Cluster(api_client), "s1", NAMESPACE, settings,
                                 owner_uid=owner["metadata"]["uid"], backoff=FAST, clock=clock)
     backend.launch(launch_of())
-    wait_for(lambda: jobs.pods(NAMESPACE, "s1-t00000") or apiserver.items("events", NAMESPACE),
+    wait_for(lambda: jobs.pods(NAMESPACE, job_of(apiserver, "s1-t00000")) or apiserver.items("events", NAMESPACE),
              5, "a pod or an Event")
     return backend
 
@@ -352,8 +361,8 @@ def test_a_child_whose_container_cannot_start_fails_at_once_and_its_job_is_delet
     state = backend.state("s1-t00000")
     assert state.phase == "failed"
     assert state.reason is not None and f"cannot start: {waiting}: {message}" in state.reason
-    assert apiserver.get("jobs", NAMESPACE, "s1-t00000") is None
-    wait_for(lambda: jobs.pods(NAMESPACE, "s1-t00000") == [], 5, "its pod collected")
+    assert apiserver.get("jobs", NAMESPACE, job_of(apiserver, "s1-t00000")) is None
+    wait_for(lambda: jobs.pods(NAMESPACE, job_of(apiserver, "s1-t00000")) == [], 5, "its pod collected")
 
 
 @pytest.mark.controller_traffic
@@ -371,7 +380,7 @@ def test_a_pending_child_is_queued_until_the_limit_then_fails_with_the_scheduler
     assert state.phase == "failed" and state.reason is not None
     assert "Pending for 70" in state.reason and "more than max_pending_seconds (600)" in state.reason
     assert state.reason.endswith(f"Unschedulable: {why}")
-    assert apiserver.get("jobs", NAMESPACE, "s1-t00000") is None
+    assert apiserver.get("jobs", NAMESPACE, job_of(apiserver, "s1-t00000")) is None
 
 
 @pytest.mark.controller_traffic
@@ -382,7 +391,7 @@ def test_a_job_that_cannot_create_its_pod_fails_with_the_job_controllers_message
     backend = launched(apiserver, api_client, jobs, PodPlan(failed_create=refused))
     state = backend.state("s1-t00000")
     assert (state.phase, state.reason) == ("failed", f"FailedCreate: Error creating: {refused}")
-    assert apiserver.get("jobs", NAMESPACE, "s1-t00000") is None
+    assert apiserver.get("jobs", NAMESPACE, job_of(apiserver, "s1-t00000")) is None
 
 
 @pytest.mark.controller_traffic
@@ -405,14 +414,14 @@ def test_a_running_child_reports_when_its_container_started(
     backend = launched(apiserver, api_client, jobs, PodPlan())
     assert backend.state("s1-t00000").phase == "queued"  # a Pending pod trains nothing yet
     before = time.time()
-    jobs.run(NAMESPACE, "s1-t00000")
+    jobs.run(NAMESPACE, job_of(apiserver, "s1-t00000"))
     state = backend.state("s1-t00000")
     assert state.phase == "running" and state.started_at is not None
     assert abs(state.started_at - before) < 2
     pod_lists = len(apiserver.calls("list", "pods"))
     assert backend.state("s1-t00000").started_at == state.started_at
     assert len(apiserver.calls("list", "pods")) == pod_lists  # a ready Job's start is remembered
-    jobs.succeed(NAMESPACE, "s1-t00000")
+    jobs.succeed(NAMESPACE, job_of(apiserver, "s1-t00000"))
     done = backend.state("s1-t00000")
     assert (done.phase, done.started_at) == ("succeeded", state.started_at)
 
@@ -421,15 +430,15 @@ def test_a_running_child_reports_when_its_container_started(
 def test_an_oom_killed_child_fails_for_good_and_a_preempted_one_is_retried(
         apiserver: FakeApiServer, api_client: Any, jobs: JobController) -> None:
     backend = launched(apiserver, api_client, jobs, PodPlan(phase="Running"))
-    jobs.fail(NAMESPACE, "s1-t00000", exit_code=137, disruption=True)  # pre-empted
-    wait_for(lambda: len(jobs.pods(NAMESPACE, "s1-t00000")) == 2, 5, "a replacement pod")
+    jobs.fail(NAMESPACE, job_of(apiserver, "s1-t00000"), exit_code=137, disruption=True)  # pre-empted
+    wait_for(lambda: len(jobs.pods(NAMESPACE, job_of(apiserver, "s1-t00000"))) == 2, 5, "a replacement pod")
     assert backend.state("s1-t00000").phase == "running"
-    jobs.fail(NAMESPACE, "s1-t00000", exit_code=137, reason="OOMKilled")
+    jobs.fail(NAMESPACE, job_of(apiserver, "s1-t00000"), exit_code=137, reason="OOMKilled")
     state = backend.state("s1-t00000")
     assert (state.phase, state.exit_code) == ("failed", 137)
     assert state.reason is not None and state.reason.startswith(
         "killed, most likely by the out-of-memory killer (OOMKilled); PodFailurePolicy: ")
-    assert len(jobs.pods(NAMESPACE, "s1-t00000")) == 2  # no third attempt
+    assert len(jobs.pods(NAMESPACE, job_of(apiserver, "s1-t00000"))) == 2  # no third attempt
 
 
 @pytest.mark.controller_traffic
@@ -438,7 +447,7 @@ def test_cuda_out_of_memory_fails_the_job_at_once(
     from orchestrator.trainer.errors import ExitCode
 
     backend = launched(apiserver, api_client, jobs, PodPlan(phase="Running"))
-    jobs.fail(NAMESPACE, "s1-t00000", exit_code=int(ExitCode.OUT_OF_MEMORY))
+    jobs.fail(NAMESPACE, job_of(apiserver, "s1-t00000"), exit_code=int(ExitCode.OUT_OF_MEMORY))
     state = backend.state("s1-t00000")
     assert (state.phase, state.exit_code) == ("failed", 5)
     assert state.reason is not None and state.reason.startswith("out of device memory")
@@ -455,3 +464,39 @@ def test_the_default_deadline_grows_with_the_steps_of_every_member() -> None:
     assert default_deadline(no_steps) == DEADLINE_BASE_SECONDS + 10_000  # the trainer's default
     job = job_manifest(single, "s1", NAMESPACE, FULL)
     assert job["spec"]["activeDeadlineSeconds"] == 7200  # the spec's own wins
+
+
+@pytest.mark.controller_traffic
+def test_a_job_launched_before_identities_is_found_under_its_old_name_only_when_it_is_ours(
+        apiserver: FakeApiServer, api_client: Any) -> None:
+    """A search running during the upgrade goes on: its Jobs were named after the launch id
+    alone. A Job of that name not owned by this search's uid is
+    not taken (here: a Job of that name that nobody owns): the child is missing, and would be
+    launched again under the new name."""
+    owner = make_search(apiserver)
+    old = job_manifest(launch_of("s1-t00000"), "s1", NAMESPACE, FULL, owner["metadata"]["uid"])
+    old["metadata"]["name"] = "s1-t00000"  # as a controller of the version before named it
+    apiserver.put_object("jobs", NAMESPACE, old)
+    apiserver.set_status("jobs", NAMESPACE, "s1-t00000", {"active": 1, "ready": 1})
+    foreign = job_manifest(launch_of("s1-t00001"), "s1", NAMESPACE, FULL)  # owned by nobody
+    apiserver.put_object("jobs", NAMESPACE, foreign)
+    backend = make_backend(api_client, owner)
+    assert backend.state("s1-t00000").phase in ("running", "queued")
+    assert backend.job_name("s1-t00000") == "s1-t00000"
+    assert backend.state("s1-t00001").phase == "missing"
+    backend.cancel("s1-t00000")
+    backend.cancel("s1-t00001")  # not ours: never deleted
+    names = {j["metadata"]["name"] for j in apiserver.items("jobs", NAMESPACE)}
+    assert names == {"s1-t00001"}
+
+
+def test_a_search_re_created_under_its_name_never_reattaches_to_the_jobs_of_the_one_before(
+        apiserver: FakeApiServer, api_client: Any) -> None:
+    first = make_search(apiserver)
+    make_backend(api_client, first).launch(launch_of("s1-t00000"))
+    apiserver.delete_object("activationsearches", NAMESPACE, "s1", "Orphan")  # Jobs kept
+    second = make_search(apiserver)
+    backend = make_backend(api_client, second)
+    assert backend.state("s1-t00000").phase == "missing"
+    backend.launch(launch_of("s1-t00000"))
+    assert len(apiserver.items("jobs", NAMESPACE)) == 2

@@ -247,15 +247,19 @@ def test_top_of_a_cluster_search_reads_the_tracking_uri_from_the_object(
         apiserver: FakeApiServer, kubeconfig: Path, mlflow_env: dict[str, str],
         mlflow_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from orchestrator.adapters.tracking import MlflowTracker
+    from orchestrator.cluster.incluster import identity_of
 
-    tracker = MlflowTracker(mlflow_server.url, "cli-top")
+    obj = apiserver.put_object("activationsearches", NAMESPACE, search_object(
+        "topsearch", tracking={"uri": mlflow_server.url, "experiment": "cli-top"}))
+    tracker = MlflowTracker(mlflow_server.url, "cli-top", owner=identity_of(obj))
     parent = tracker.start_search("topsearch", {})
+    other = MlflowTracker(mlflow_server.url, "cli-top")  # another search of the same name
+    other.record_outcome(other.create_trial_run("topsearch", "elsewhere", "topsearch-t00000", {
+        "actsearch.expression": "neg(x)", "actsearch.fingerprint": "fpx"}), 0.99, None)
     for i, (expr, reward) in enumerate([("relu(x)", 0.8), ("sin(x)", 0.6), ("tanh(x)", 0.9)]):
         run = tracker.create_trial_run("topsearch", parent, f"topsearch-t{i:05d}", {
             "actsearch.expression": expr, "actsearch.fingerprint": f"fp{i}"})
         tracker.record_outcome(run, reward, None)
-    apiserver.put_object("activationsearches", NAMESPACE, search_object(
-        "topsearch", tracking={"uri": mlflow_server.url, "experiment": "cli-top"}))
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     result = ctl("top", "topsearch", "-n", NAMESPACE, "--kubeconfig", str(kubeconfig), "--json")
     assert result.exit_code == 0, result.output

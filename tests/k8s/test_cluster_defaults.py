@@ -78,7 +78,7 @@ def test_the_operator_creates_jobs_with_the_charts_image_and_logs_to_the_charts_
     tracker = LockedTracker()
     experiments: list[str] = []
 
-    def make_tracker(uri: str, experiment: str) -> LockedTracker:
+    def make_tracker(uri: str, experiment: str, *_: Any) -> LockedTracker:
         experiments.append(experiment)
         return tracker
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from orchestrator.adapters.storage import S3Store
+from orchestrator.backends.kubernetes import launch_job_name
 from orchestrator.cluster.policy import ChildPolicy
 from tests.k8s.conftest import NAMESPACE
 from tests.k8s.fake_apiserver import FakeApiServer
@@ -91,7 +92,8 @@ def test_a_submitted_search_runs_its_trials_as_jobs_and_its_status_progresses_to
     assert final["parentRunId"] == "parent-s1" and final["observedGeneration"] == 1
     assert final["message"].startswith("Finished: 4 of 4 children trained")
     jobs = apiserver.items("jobs", NAMESPACE)
-    assert sorted(j["metadata"]["name"] for j in jobs) == sorted(r.trial_id for r in trained)
+    assert sorted(j["metadata"]["name"] for j in jobs) == sorted(
+        launch_job_name("s1", NAMESPACE, r.trial_id, obj["metadata"]["uid"]) for r in trained)
     for job in jobs:
         assert job["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]
         assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu-queue"
@@ -133,7 +135,9 @@ def test_a_packed_search_runs_its_trials_as_pack_jobs_each_member_in_its_own_run
     for job in jobs:
         meta = job["metadata"]
         trials = meta["annotations"]["actsearch.io/trials"].split(",")
-        assert meta["name"] == meta["labels"]["actsearch.io/pack"] == "s1-p" + trials[0][-5:]
+        assert meta["labels"]["actsearch.io/pack"] == "s1-p" + trials[0][-5:]
+        assert meta["name"] == launch_job_name("s1", NAMESPACE, meta["labels"]["actsearch.io/pack"],
+                                               meta["labels"]["actsearch.io/search-uid"])
         members += trials
     assert sorted(members) == sorted(trained)
 
@@ -214,7 +218,9 @@ def test_a_restarted_operator_reattaches_to_its_jobs_and_continues_from_the_s3_c
     trained = sorted(r.trial_id for r in tracker.runs.values()
                      if r.tags.get("actsearch.source") == "trained")
     assert len(trained) == len(set(trained)) == final["trialsDone"] == 4  # none trained twice
-    assert set(before) <= set(trained) and runs_before <= set(tracker.runs)
+    uid = apiserver.get("activationsearches", NAMESPACE, "s1")["metadata"]["uid"]
+    assert set(before) <= {launch_job_name("s1", NAMESPACE, t, uid) for t in trained}
+    assert runs_before <= set(tracker.runs)
     assert len({j["metadata"]["name"] for j in apiserver.items("jobs")}) == 4
 
 

@@ -333,7 +333,7 @@ def test_an_unexpected_exception_is_reported_and_retried_instead_of_left_to_kopf
     30 s, with nothing on the search."""
     tracker, failures = LockedTracker(), [RuntimeError("MLflow said something new")] * 2
 
-    def make_tracker(uri: str, experiment: str) -> LockedTracker:
+    def make_tracker(uri: str, experiment: str, *_: Any) -> LockedTracker:
         if failures:
             raise failures.pop()
         return tracker

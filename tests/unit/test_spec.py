@@ -21,9 +21,18 @@ def test_a_minimal_spec_gets_the_papers_defaults() -> None:
     assert spec.backend.kind == "local"
 
 
-def test_the_quickstart_example_is_a_valid_spec() -> None:
+def test_any_strategy_takes_the_surrogate_screen_as_an_option() -> None:
+    spec = parse_spec({"name": "s", "strategy": {"name": "ppo", "options": {
+        "surrogate": {"candidates": 4, "warmup": 20}}}})
+    assert spec.strategy.kwargs()["surrogate"] == {"candidates": 4, "warmup": 20}
+
+
+def test_the_quickstart_examples_are_valid_specs_that_differ_only_in_the_data() -> None:
     spec = load_spec(EXAMPLES / "quickstart.yaml")
-    assert spec.name == "quickstart" and spec.child.dataset == "digits"
+    assert spec.name == "quickstart" and spec.child.dataset == "fashion_mnist"
+    digits = load_spec(EXAMPLES / "quickstart-digits.yaml")
+    assert digits.name == "quickstart-digits" and digits.child.dataset == "digits"
+    assert (digits.space, digits.strategy, digits.budget) == (spec.space, spec.strategy, spec.budget)
 
 
 @pytest.mark.parametrize(
@@ -34,6 +43,8 @@ def test_the_quickstart_example_is_a_valid_spec() -> None:
         ({"name": "s", "strategy": {"name": "annealing"}},
          "strategy.name: Input should be 'ppo', 'reinforce', 'random', 'exhaustive' or 'evolution'"),
         ({"name": "s", "strategy": {"name": "ppo", "options": {"hiden": 3}}}, "strategy.options:"),
+        ({"name": "s", "strategy": {"name": "evolution", "options": {"surrogate": {"warmup": 0}}}},
+         "strategy.options: option surrogate.warmup must be an integer >= 1; got 0"),
         ({"name": "s", "strategy": {"options": {"failure_reward": -1}}},
          "set strategy.failure_reward, not strategy.options.failure_reward"),
         ({"name": "s", "space": {"unary": ["id", "tan"]}}, "space: unary has unknown function(s) 'tan'"),

@@ -78,6 +78,34 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
+{{/* The Secret children read S3 data sets with (read-only, never the root keys); empty: none. */}}
+{{- define "actsearch.childS3Secret" -}}
+{{- .Values.children.s3.existingSecret -}}
+{{- end -}}
+
+{{/* The Secret with MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD of the controller, the
+     children and `helm test`; empty when MLflow asks for none. */}}
+{{- define "actsearch.trackingSecret" -}}
+{{- if .Values.mlflow.enabled -}}
+{{- if .Values.mlflow.auth.enabled -}}
+{{- default (printf "%s-mlflow-auth" (include "actsearch.fullname" .)) .Values.mlflow.auth.existingSecret -}}
+{{- end -}}
+{{- else -}}
+{{- .Values.tracking.existingSecret -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The envFrom of a pod that talks to MLflow and S3 with the chart's credentials: the
+     controller and `helm test` (never a child). Call with (dict "ctx" $ "s3" true). */}}
+{{- define "actsearch.credentialsEnvFrom" -}}
+{{- $s3 := ternary (include "actsearch.s3Secret" .ctx) "" .s3 -}}
+{{- $tracking := include "actsearch.trackingSecret" .ctx -}}
+{{- range $name := compact (list $s3 $tracking) }}
+- secretRef:
+    name: {{ $name }}
+{{- end }}
+{{- end -}}
+
 {{/* The restricted pod-security context of every container the chart runs. */}}
 {{- define "actsearch.containerSecurityContext" -}}
 allowPrivilegeEscalation: false
@@ -90,6 +118,11 @@ seccompProfile:
 {{- end -}}
 
 {{/* A password kept across upgrades: the value if given, else the one already in the Secret, else a new one. */}}
+{{/* The Secret holding the key that seals results for the evaluation cache. */}}
+{{- define "actsearch.trustSecret" -}}
+{{- .Values.controller.trustKeySecret | default (printf "%s-trust" (include "actsearch.fullname" .)) -}}
+{{- end -}}
+
 {{- define "actsearch.password" -}}
 {{- $given := index . "given" -}}
 {{- if $given -}}

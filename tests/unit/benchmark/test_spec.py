@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from orchestrator.benchmark.spec import BASELINES, load_benchmark, parse_benchmark
 from orchestrator.errors import ConfigError
@@ -56,6 +57,17 @@ def test_both_examples_are_valid_benchmark_specs() -> None:
     assert [d.name for d in paper.datasets] == ["cifar10", "cifar100"] and len(paper.seeds) == 5
     assert len({paper.cell_config(paper.models[0], d, 0).data_source for d in paper.datasets}) == 2
     assert paper.backend.kind == "kubernetes"
+
+
+def test_the_fashion_mnist_benchmark_trains_the_nine_baselines_and_the_papers_top_functions() -> None:
+    spec = load_benchmark(EXAMPLES / "benchmark-fashion-mnist.yaml")
+    labels = [a.label for a in spec.activations]
+    assert labels[:9] == list(BASELINES)
+    paper = yaml.safe_load((EXAMPLES / "paper-functions.yaml").read_text())["top_functions"]
+    top = {parse_benchmark({**MINIMAL, "activations": [f["expr"]]}).activations[0].expression for f in paper}
+    assert {a.expression for a in spec.activations} == set(BASELINES.values()) | top  # x·σ(βx) is Swish
+    assert [d.name for d in spec.datasets] == ["fashion_mnist"] and len(spec.seeds) >= 5
+    assert spec.backend.kind == "local" and {m.name for m in spec.models} == {"mlp"}
 
 
 @pytest.mark.parametrize(("data", "expected"), [

@@ -35,6 +35,7 @@ def _fresh(*args: str) -> dict[str, object]:
     ("--help",),
     ("list", "--help"),
     ("submit", "--help"),
+    ("table", "--help"),
     ("space", "show", "sigmul(mul_beta(x), id(x))"),
 ], ids=" ".join)
 def test_looking_around_imports_no_torch_mlflow_kubernetes_or_matplotlib(args: tuple[str, ...]) -> None:
@@ -45,7 +46,7 @@ def test_looking_around_imports_no_torch_mlflow_kubernetes_or_matplotlib(args: t
 def test_every_subcommand_keeps_its_name_and_loads_on_demand() -> None:
     assert sorted(COMMANDS) == sorted([
         "space", "run", "top", "ui", "search-sim", "benchmark", "benchmark-report", "oneshot",
-        "submit", "list", "status", "logs", "retry", "cancel", "crd", "operator",
+        "table", "submit", "list", "status", "logs", "retry", "cancel", "crd", "operator",
     ])
     ctx = click.Context(main)
     assert main.list_commands(ctx) == sorted(COMMANDS)

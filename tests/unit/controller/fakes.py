@@ -49,6 +49,7 @@ class FakeTracker:
     polls: list[dict[str, str | None]] = field(default_factory=list)
     points: list[tuple[str, int, dict[str, float]]] = field(default_factory=list)
     tags: dict[str, dict[str, str]] = field(default_factory=dict)
+    vouched: list[tuple[str, str, str, float | None, str | None]] = field(default_factory=list)
 
     def start_search(self, search: str, spec: dict[str, Any]) -> str:
         return self.searches.setdefault(search, f"parent-{search}")
@@ -97,6 +98,12 @@ class FakeTracker:
                     and reusable_result(r.status, r.reward, r.failure)):
                 return r
         return None
+
+    def vouch(self, run_id: str, fingerprint: str, config_hash: str, reward: float | None,
+              failure: str | None) -> None:
+        """Records the seal's inputs (this fake's cache trusts every run: the real tracker's
+        seals are tested against the real MLflow server)."""
+        self.vouched.append((run_id, fingerprint, config_hash, reward, failure))
 
     def log_generation(self, parent_run_id: str, step: int, metrics: dict[str, float]) -> None:
         self.generations.append((parent_run_id, step, metrics))

@@ -26,7 +26,7 @@ def test_the_trial_spec_takes_the_space_and_child_from_the_search_spec() -> None
     assert (raw["search"], raw["trial"]) == ("quickstart", "quickstart-oneshot")
     parsed = OneShotSpec.model_validate(raw)
     assert (parsed.oneshot.variant, parsed.oneshot.search_steps, parsed.oneshot.clamp) == ("darts", 50, None)
-    assert parsed.child.model == "mlp" and parsed.child.dataset == "digits"
+    assert parsed.child.model == spec["child"]["model"] and parsed.child.dataset == spec["child"]["dataset"]
 
 
 def test_a_bad_option_is_named_and_nothing_runs() -> None:

@@ -83,10 +83,15 @@ def test_the_simulator_counts_only_new_functions_that_pass_the_screen() -> None:
 
 
 def test_summary_reports_evaluations_to_threshold_with_unreached_seeds_censored() -> None:
-    traces = [Trace(rewards=[0.1, 0.5, 0.9]), Trace(rewards=[0.1, 0.2, 0.3])]
+    traces = [Trace(rewards=[0.1, 0.5, 0.9]), Trace(rewards=[0.1, 0.2, 0.3]),
+              Trace(rewards=[0.9]), Trace(rewards=[0.2, 0.3])]  # the last ran out of proposals
     s = summarize("x", traces, budget=3, threshold=0.8)
-    assert (s.reached, s.to_threshold.mean, s.to_threshold_censored.mean) == (1, 3.0, 3.0)
-    assert s.best[-1].mean == pytest.approx(0.6)
+    assert s.reached == 2 and s.hits.times == (3, 3, 1, 2)
+    assert s.hits.reached == (True, False, True, False)
+    # KM: S(1) = 3/4 exactly (q1 midway to the next event, 3: 2); at 3 the one event among
+    # the two runs still at risk halves it: 3/8, so the median is 3 and q3 "> budget"
+    assert s.to_threshold == (2, 3, None)
+    assert s.best[-1].median == pytest.approx(0.6)
 
 
 def test_ppo_learns_on_a_small_fixed_seed_simulated_run() -> None:

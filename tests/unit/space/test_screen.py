@@ -51,3 +51,22 @@ def test_non_finite_gradients_are_caught_in_paper_numerics() -> None:
     result = screen(parse("add(sqrt(max(abs(x), abs(x))), id(x))"), numerics="paper")
     assert not result.ok
     assert result.reason == "non-finite gradient at x=0"
+
+
+AFFINE = ["max(mul_beta(x), mul_beta(x))", "add(id(x), beta(x))", "sub(mul_beta(x), neg(x))",
+          "min(abs(x), id(x))"]
+
+
+@pytest.mark.parametrize("expr", AFFINE)
+def test_affine_functions_are_rejected_only_when_asked(expr: str) -> None:
+    text = parse(expr)
+    assert screen(text).ok  # the search loop's default screen lets them through
+    result = screen(text, config=ScreenConfig(reject_affine=True))
+    assert not result.ok and "affine in x" in (result.reason or "")
+
+
+@pytest.mark.parametrize("expr", ["max(relu(x), relu(x))", "sigmul(mul_beta(x), id(x))",
+                                  "add(sin(x), id(x))", "max(cube(x), id(x))",
+                                  "max(id(x), neg(x))"])  # |x|: one kink is enough
+def test_nonlinear_functions_pass_the_affine_check(expr: str) -> None:
+    assert screen(parse(expr), config=ScreenConfig(reject_affine=True)).ok

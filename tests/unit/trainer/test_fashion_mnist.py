@@ -14,7 +14,7 @@ import torch
 
 from orchestrator.contract import TrainConfig
 from orchestrator.trainer import data as D
-from orchestrator.trainer.errors import BadInput
+from orchestrator.trainer.errors import BadInput, Infrastructure
 from tests.cifar_files import tarball_of
 
 
@@ -95,3 +95,44 @@ def test_the_installed_fashion_mnist_is_the_real_one(tmp_path: Path) -> None:
     got = D.load(TrainConfig(dataset="fashion_mnist", batch_size=8), tmp_path / "cache")
     assert (len(got.train) + len(got.val), len(got.test)) == (60_000, 10_000)
     assert torch.bincount(got.test.labels).tolist() == [1000] * 10
+
+
+OFFLINE = ("Error downloading train-images-idx3-ubyte.gz:\nTried http://example.invalid/, got:\n"
+           "<urlopen error [Errno -2] Name or service not known>\n")
+
+
+def no_fashion_mnist(monkeypatch: pytest.MonkeyPatch, where: Path) -> list[str]:
+    """This machine as one without Debian's package and without a network: torchvision's
+    download raises what it raises offline (its message spans lines). Returns the roots that
+    torchvision was asked to download into."""
+    import torchvision.datasets
+
+    asked: list[str] = []
+
+    def offline(root: str, train: bool, download: bool) -> None:
+        asked.append(root)
+        raise RuntimeError(OFFLINE)
+
+    monkeypatch.setattr(D, "FASHION_MNIST_DEBIAN", where / "not-installed")
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", offline)
+    return asked
+
+
+def test_without_the_package_or_a_network_prefetch_names_the_package_in_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = no_fashion_mnist(monkeypatch, tmp_path)
+    with pytest.raises(Infrastructure) as e:
+        D.prefetch(TrainConfig(dataset="fashion_mnist"), tmp_path / "cache")
+    text = str(e.value)
+    assert "\n" not in text and "dataset-fashion-mnist" in text and "Name or service not known" in text
+    assert asked == [str(tmp_path / "cache" / "torchvision")]
+
+
+def test_prefetch_fetches_nothing_that_needs_no_fetching(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = no_fashion_mnist(monkeypatch, tmp_path)
+    D.prefetch(TrainConfig(dataset="digits"), tmp_path / "cache")
+    D.prefetch(TrainConfig(dataset="fashion_mnist", data_source=str(tmp_path / "mine")), tmp_path / "cache")
+    write_small_fashion_mnist(D.FASHION_MNIST_DEBIAN)  # now "installed"
+    assert D.fashion_mnist_installed()
+    D.prefetch(TrainConfig(dataset="fashion_mnist"), tmp_path / "cache")
+    assert asked == []
