@@ -8,8 +8,8 @@ For each strategy and rule (none, median, asha with their default options, or ``
 '{"rule": "asha", "eta": 2}'``): the median over seeds of the child-steps a run spent, of the
 table accuracy of the best function it found (a complete child), and of the evaluations and
 child-steps until a complete child of one of the table's top ``--top-fraction`` functions
-(unreached runs censored: the median is "> budget" when half or more never reached it), with
-reached/total. Prints JSON.
+(Kaplan–Meier medians, a run that never reached it censored at what it spent: None when half
+or more never did), with reached/total. Prints JSON.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def main() -> None:
     import torch
 
     from orchestrator.search import make_strategy
-    from orchestrator.search.simulate import censored_median, simulate
+    from orchestrator.search.simulate import simulate
     from orchestrator.search.stopping import make_rule
     from orchestrator.table.format import load
     from orchestrator.table.replay import table_space, top
@@ -60,7 +60,7 @@ def main() -> None:
                 reward = StagedReward(tbl, s, rule, args.concurrency)
                 simulate(make_strategy(name, space, s), reward, args.budget, batch=args.batch)
                 outs.append(outcome(tbl, reward.runs, goal.fingerprints))
-            rows.append(_row(name, options, outs, censored_median))
+            rows.append(_row(name, options, outs))
     print(json.dumps({
         "table": args.table, "functions": len(tbl), "partial": bool(tbl.meta.get("partial")),
         "steps": list(tbl.steps), "top_functions": goal.count,
@@ -69,8 +69,9 @@ def main() -> None:
         "seconds": round(time.time() - started), "rows": rows}, indent=1))
 
 
-def _row(name: str, options: dict[str, Any] | None, outs: list[Any],
-         censored_median: Any) -> dict[str, Any]:
+def _row(name: str, options: dict[str, Any] | None, outs: list[Any]) -> dict[str, Any]:
+    from orchestrator.search.survival import Sample, km_median
+
     def med(values: list[float]) -> float | None:
         return round(statistics.median(values), 4) if values else None
 
@@ -89,8 +90,10 @@ def _row(name: str, options: dict[str, Any] | None, outs: list[Any],
         "stopped": med([float(o.stopped) for o in outs]),
         "best_accuracy": med(best), "best_accuracy_iqr": quart(best),
         "reached": f"{sum(o.evaluations_to_goal is not None for o in outs)}/{len(outs)}",
-        "evaluations_to_goal": censored_median([o.evaluations_to_goal for o in outs]),
-        "steps_to_goal": censored_median([o.steps_to_goal for o in outs]),
+        "evaluations_to_goal": km_median(Sample.of([o.evaluations_to_goal for o in outs],
+                                                   [o.evaluations for o in outs])),
+        "steps_to_goal": km_median(Sample.of([o.steps_to_goal for o in outs],
+                                             [o.child_steps for o in outs])),
     }
 
 
