@@ -114,6 +114,16 @@ def drivers(apiserver: FakeApiServer, requests: list[Any]) -> dict[str, set[str]
     return out
 
 
+def held_by(apiserver: FakeApiServer, names: list[str], identity: str) -> list[str]:
+    """The searches whose Lease ``identity`` holds now."""
+    out = []
+    for name in names:
+        lease = apiserver.get("leases", NAMESPACE, lease_name(name))
+        if lease and lease.get("spec", {}).get("holderIdentity") == identity:
+            out.append(name)
+    return out
+
+
 @pytest.mark.controller_traffic
 def test_two_operators_drive_each_search_once_and_one_takes_over_when_the_other_stops(
         apiserver: FakeApiServer, api_client: Any, tmp_path: Path) -> None:
@@ -127,7 +137,10 @@ def test_two_operators_drive_each_search_once_and_one_takes_over_when_the_other_
     settings = defaults(tracker, str(tmp_path), poll_interval=0.1)
     operator_a = operator_running(api_client, settings, identity="operator-a", lease_seconds=10)
     with children.running(), ExitStack() as stack:
-        stack.enter_context(operator_a)  # first: it takes the Leases of most searches
+        stack.enter_context(operator_a)
+        # operator-b starts only once operator-a holds a Lease: on a loaded machine "ready" comes
+        # before the first daemon ran, and operator-b could otherwise take every search itself
+        wait_for(lambda: held_by(apiserver, names, "operator-a"), 60, "operator-a to hold a Lease")
         stack.enter_context(operator_running(api_client, settings, token=OTHER_TOKEN,
                                              identity="operator-b", lease_seconds=10))
         wait_for(lambda: all(status_of(apiserver, n).get("trialsDone", 0) >= 2
