@@ -13,6 +13,7 @@ strategy's checkpoint restores the exact next proposals.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -55,12 +56,17 @@ class Controller(nn.Module):
         with torch.no_grad():
             for p in self.parameters():
                 p.uniform_(-init_range, init_range, generator=g)
-        # Unary and binary masks do not depend on the prefix: compute them once.
+        # Unary and binary masks do not depend on the prefix: compute them once. Input masks
+        # depend on it, through few distinct prefixes: computed once per prefix.
         self._fixed = {
             p: torch.from_numpy(space.mask([0] * p))
             for p in range(space.length)
             if space.kind(p) != "input"
         }
+        self._by_prefix: dict[tuple[int, ...], Tensor] = {}
+        # Every position's vocabulary side by side (the joint vocabulary), for scoring all
+        # positions in one pass: position p's tokens are columns offsets[p]:offsets[p + 1].
+        self._offsets = np.concatenate([[0], np.cumsum(self.vocab)]).tolist()
 
     # -- masks --------------------------------------------------------------------------------
 
@@ -69,7 +75,26 @@ class Controller(nn.Module):
         fixed = self._fixed.get(position)
         if fixed is not None:
             return fixed.expand(len(prefixes), -1)
-        return torch.from_numpy(np.stack([self.space.mask(row) for row in prefixes[:, :position]]))
+        if self.vocab[position] == 1:  # one choice: always valid (the grammar admits x)
+            return torch.ones(len(prefixes), 1, dtype=torch.bool)
+        rows = []
+        for row in prefixes[:, :position].tolist():
+            key = tuple(row)
+            mask = self._by_prefix.get(key)
+            if mask is None:
+                mask = self._by_prefix[key] = torch.from_numpy(self.space.mask(key))
+            rows.append(mask)
+        return torch.stack(rows)
+
+    def masks_for(self, tokens: np.ndarray) -> Tensor:
+        """(B, L, ΣV) bool: for teacher-forced ``tokens`` (B, L), row ``b`` position ``p`` admits
+        the valid tokens of position ``p``'s own block of the joint vocabulary, and nothing
+        outside it. Computed once per batch and reused by every epoch of an update."""
+        n = len(tokens)
+        out = torch.zeros(n, self.space.length, self._offsets[-1], dtype=torch.bool)
+        for p in range(self.space.length):
+            out[:, p, self._offsets[p] : self._offsets[p + 1]] = self.masks_at(p, tokens)
+        return out
 
     def logits(self, position: int, h: Tensor) -> Tensor:
         """Head output divided by the temperature and, if ``tanh_constant`` > 0, squashed into
@@ -107,21 +132,34 @@ class Controller(nn.Module):
 
     # -- scoring given tokens (with gradients) ------------------------------------------------
 
-    def score(self, tokens: np.ndarray) -> tuple[Tensor, Tensor]:
-        """Teacher-forced per-token log-probs (B, L) and per-token entropies (B, L) of ``tokens``."""
+    def score(self, tokens: np.ndarray,
+              masks: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Teacher-forced per-token log-probs (B, L) and per-token entropies (B, L) of ``tokens``
+        (``masks``: from ``masks_for(tokens)``, to reuse them across epochs).
+
+        The same function as ``sample`` computes step by step, in few large operations: the
+        inputs are known, so the LSTM runs over the whole sequence at once, and every position's
+        head is applied together (the heads side by side; each position masked to its own
+        block), one softmax for all positions."""
         n, length = tokens.shape
         t = torch.from_numpy(np.asarray(tokens, dtype=np.int64))
-        state = None
-        inp = self.start.expand(n, -1)
-        logps, ents = [], []
-        for p in range(length):
-            h, c = self.cell(inp, state)
-            state = (h, c)
-            logp = _masked_log_softmax(self.logits(p, h), self.masks_at(p, tokens))
-            logps.append(logp.gather(1, t[:, p : p + 1]).squeeze(1))
-            ents.append(_entropy(logp))
-            inp = self.embed[p](t[:, p])
-        return torch.stack(logps, 1), torch.stack(ents, 1)
+        if masks is None:
+            masks = self.masks_for(tokens)
+        inputs = [self.start.expand(n, -1)] + [self.embed[p](t[:, p]) for p in range(length - 1)]
+        zero = torch.zeros(1, n, self.cell.hidden_size)
+        cell = self.cell
+        h, _, _ = torch.lstm(torch.stack(inputs), (zero, zero),
+                             [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh],
+                             True, 1, 0.0, self.training, False, False)  # (L, B, hidden)
+        heads = [cast(nn.Linear, head) for head in self.heads]
+        weight = torch.cat([head.weight for head in heads])
+        bias = torch.cat([head.bias for head in heads])
+        z = torch.nn.functional.linear(h.transpose(0, 1), weight, bias) / self.temperature
+        if self.tanh_constant > 0:
+            z = self.tanh_constant * torch.tanh(z)
+        logp = _masked_log_softmax(z, masks)  # (B, L, ΣV)
+        index = t + torch.tensor(self._offsets[:-1], dtype=torch.int64)
+        return logp.gather(2, index[:, :, None]).squeeze(2), _entropy(logp)
 
 
 def _masked_log_softmax(logits: Tensor, mask: Tensor) -> Tensor:

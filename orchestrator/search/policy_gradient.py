@@ -81,7 +81,7 @@ class PolicyGradient:
             space, config.hidden, config.init_range, seed,
             tanh_constant=config.tanh_constant, temperature=config.temperature,
         )
-        self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=config.lr)
+        self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=config.lr, foreach=True)
         self.baseline = EmaBaseline(config.baseline_decay)
         self.rng = np.random.default_rng(seed)
         self.buffer: list[Result] = []
@@ -144,14 +144,20 @@ class PolicyGradient:
             adv = adv / max(float(spread), ADVANTAGE_SCALE_FLOOR)
         tokens = np.array([batch[i].candidate.tokens for i in keep], dtype=np.int64)
         old = torch.tensor([batch[i].candidate.token_log_probs for i in keep], dtype=torch.float32)
+        # The batch and the queue are scored in one pass (rows are independent), with masks
+        # computed once for all epochs.
+        queue = bool(self.best) and cfg.top_k_weight > 0
+        rows = np.concatenate([tokens, np.array(list(self.best), dtype=np.int64)]) if queue else tokens
+        masks = self.controller.masks_for(rows)
         entropy0 = loss0 = float("nan")
         for epoch in range(self.epochs):
-            new, ent = self.controller.score(tokens)
+            scored, ents = self.controller.score(rows, masks)
+            new, ent = scored[: len(keep)], ents[: len(keep)]
             objective = self.objective(new, old, adv)
             entropy = ent.sum(dim=1).mean()
             loss = -(objective + cfg.entropy_weight * entropy)
-            if self.best and cfg.top_k_weight > 0:
-                elite, _ = self.controller.score(np.array(list(self.best), dtype=np.int64))
+            if queue:
+                elite = scored[len(keep):]
                 loss = loss - cfg.top_k_weight * elite.sum(dim=1).mean()
             self.optimizer.zero_grad()
             loss.backward()
