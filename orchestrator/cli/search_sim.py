@@ -23,7 +23,7 @@ from orchestrator.cli.options import EXPRESSION, echo_json
 from orchestrator.cli.space import _space, space_options
 from orchestrator.errors import ConfigError
 from orchestrator.search import STRATEGY_NAMES, StrategyError, make_strategy
-from orchestrator.search.protocol import ComparisonProtocol, load_protocol
+from orchestrator.search.protocol import ComparisonProtocol, TableProtocol, load_protocol
 from orchestrator.search.simulate import (
     Reward,
     SimilarityReward,
@@ -79,8 +79,10 @@ def _parse_set(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--protocol", "protocol_path", type=click.Path(dir_okay=False), default=None,
               help="A comparison protocol file (examples/search-protocol.yaml): its strategies, "
                    "targets, space, budget, seeds and threshold replace the options above.")
-@click.option("--split", type=click.Choice(["development", "heldout"]), default="development",
-              show_default=True, help="With --protocol: the targets to run.")
+@click.option("--split", type=click.Choice(["development", "heldout", "whole"]),
+              default="development", show_default=True,
+              help="With --protocol: the targets to run, or the half of its table to replay "
+                   "(whole: a table protocol's whole table, development half included).")
 @click.option("--only", default=None, metavar="LABEL,...",
               help="With --protocol: run only these strategies (by label) and the baseline, "
                    "e.g. to spread one protocol over several processes.")
@@ -107,7 +109,13 @@ def search_sim(strategy_name: str, target: Expr | None, table_path: str | None,
             raise click.BadParameter(f"{', '.join(map(repr, unknown))} not among the protocol's "
                                      f"strategies: {', '.join(a.label for a in protocol.strategies)}",
                                      param_hint="--only")
-        _run_protocol(protocol, protocol_path, split, labels, as_json)
+        if isinstance(protocol, TableProtocol):
+            _run_table_protocol(protocol, protocol_path, split, labels, as_json)
+        elif split == "whole":
+            raise click.BadParameter("whole is for a table protocol; this one names targets: "
+                                     "development or heldout", param_hint="--split")
+        else:
+            _run_protocol(protocol, protocol_path, split, labels, as_json)
         return
     if (target is None) == (table_path is None):
         raise click.UsageError("give exactly one of --target, --table and --protocol")
@@ -212,43 +220,94 @@ def _replay(strategy_name: str, table_path: str, top_fraction: float, budget: in
     import torch
 
     from orchestrator.table.format import TableError, load
-    from orchestrator.table.replay import TableReward, proposal_cap, table_space, top
+    from orchestrator.table.replay import table_space
 
     torch.set_num_threads(1)
     try:
         tbl = load(table_path)
         space = table_space(tbl)
-        goal = top(tbl, top_fraction)
     except (TableError, ValueError) as e:
         raise click.BadParameter(str(e), param_hint="--table") from e
     options = _parse_set(settings)
     names = _strategies(strategy_name, space, options)
+    _replay_arms([(name, name, options, None) for name in names], tbl, table_path, top_fraction,
+                 budget, seeds, batch, "random", as_json, {})
+
+
+def _run_table_protocol(protocol: TableProtocol, path: str, split: str, only: list[str] | None,
+                        as_json: bool) -> None:
+    """A table protocol: its strategies replayed on one half of its table (or the whole), each
+    surrogate with a ``prior`` pre-fitted on the other half's functions only."""
+    import torch
+
+    from orchestrator.table.format import TableError, load
+    from orchestrator.table.split import HALVES, RULE, half, prior
+
+    torch.set_num_threads(1)
+    try:
+        tbl = load(protocol.table)
+    except (TableError, OSError) as e:
+        raise click.BadParameter(f"table: {e}", param_hint="--protocol") from e
+    arms = [a for a in protocol.strategies
+            if only is None or a.label in only or a.label == protocol.baseline]
+    for a in arms:
+        if a.prior is not None and split in (a.prior, "whole"):
+            raise click.BadParameter(
+                f"strategy {a.label!r} pre-fits its surrogate on the {a.prior} half, which the "
+                f"{split} split replays: a surrogate must not have seen the functions it is "
+                "measured on", param_hint="--split")
+    play = tbl if split == "whole" else half(tbl, "heldout" if split == "heldout" else "development")
+    priors: dict[str, list[tuple[str, float]]] = {
+        h: prior(half(tbl, h)) for h in HALVES if any(a.prior == h for a in arms)}
+    _replay_arms([(a.label, a.name, a.options, a.prior) for a in arms], play, protocol.table,
+                 protocol.top_fraction, protocol.budget, protocol.seeds, protocol.batch,
+                 protocol.baseline, as_json, priors,
+                 head={"protocol": path, "split": split, "split_rule": RULE,
+                       "table_functions": len(tbl)})
+
+
+def _replay_arms(arms: list[tuple[str, str, dict[str, Any], str | None]], tbl: Any,
+                 table_path: str, top_fraction: float, budget: int, seeds: int, batch: int,
+                 baseline: str, as_json: bool, priors: dict[str, list[tuple[str, float]]],
+                 head: dict[str, Any] | None = None) -> None:
+    """Each (label, strategy, options, prior half) replayed on ``tbl`` over seeds 0..K-1, and
+    the comparison printed: the goal is ``tbl``'s own top ``top_fraction``."""
+    from orchestrator.table.replay import TableReward, proposal_cap, table_space, top
+
+    try:
+        space = table_space(tbl)
+        goal = top(tbl, top_fraction)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--table") from e
     cap = proposal_cap(tbl, budget)
     summaries, refused = [], {}
-    for name in names:
+    for label, name, options, prior_half in arms:
         traces = []
         for s in range(seeds):
-            traces.append(simulate(make_strategy(name, space, s, **options),
-                                   TableReward(tbl, seed=s), budget, batch=batch,
+            strategy = make_strategy(name, space, s, **options,
+                                     surrogate_prior=None if prior_half is None else priors[prior_half])
+            traces.append(simulate(strategy, TableReward(tbl, seed=s), budget, batch=batch,
                                    max_proposals=cap))
-        refused[name] = Spread.of([float(t.failures - sum(r is None for r in t.rewards))
-                                   for t in traces])
-        summaries.append(summarize(name, traces, budget, goal.threshold, set(goal.fingerprints)))
-    tests = _tests(summaries, "random")
-    head = {"table": table_path, "functions": len(tbl), "seeds_in_table": list(tbl.seeds),
-            "partial": bool(tbl.meta.get("partial")), "top_fraction": top_fraction,
+        refused[label] = Spread.of([float(t.failures - sum(r is None for r in t.rewards))
+                                    for t in traces])
+        summaries.append(summarize(label, traces, budget, goal.threshold, set(goal.fingerprints)))
+    tests = _tests(summaries, baseline)
+    partial = bool(tbl.meta.get("partial"))
+    head = {**(head or {}), "table": table_path, "functions": len(tbl),
+            "seeds_in_table": list(tbl.seeds), "partial": partial, "top_fraction": top_fraction,
             "top_functions": goal.count, "top_threshold": round(goal.threshold, 5)}
     if as_json:
-        out = _as_json(summaries, tests, None, space.units, options)
+        out = _as_json(summaries, tests, None, space.units, arms[0][2] if len(arms) == 1 else {})
         out.pop("target")
-        for entry, name in zip(out["strategies"], names, strict=True):
-            entry["refused"] = _spread(refused[name])
+        for entry, (label, *_rest) in zip(out["strategies"], arms, strict=True):
+            entry["refused"] = _spread(refused[label])
         echo_json({**head, **out})
         return
     from rich.console import Console
 
+    where = f" ({head['split']} half)" if head.get("split") in ("development", "heldout") else ""
     Console(width=200).print(
-        f"table {table_path}: {len(tbl)} functions{' (PARTIAL)' if head['partial'] else ''}, "
+        f"table {table_path}{where}: {len(tbl)} functions{' (PARTIAL)' if partial else ''}, "
         f"goal: its top {100 * top_fraction:g} % = {goal.count} functions with mean final "
         f"validation accuracy >= {goal.threshold:.4f}; rewards: a random seed's final accuracy",
         soft_wrap=True)

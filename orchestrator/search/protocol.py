@@ -6,6 +6,10 @@ a label (``evolution+surrogate``); the baseline they are tested against; and two
 of target functions: ``development`` targets, on which options may be tuned, and ``heldout``
 targets, on which results are reported and nothing is tuned. Declaring the held-out targets up
 front is what keeps a tuned default from being judged on the targets it was tuned on.
+
+A *table protocol* (``TableProtocol``, a file with ``table: PATH``) does the same on a replayed
+accuracy table: the table's functions are split in two halves by a fixed rule
+(``orchestrator.table.split``), tuned on one, reported on the other.
 """
 
 from __future__ import annotations
@@ -55,31 +59,66 @@ class Arm(_Model):
     @model_validator(mode="after")
     def _options(self) -> Arm:
         try:
-            check_options(self.name, 0, **self.options)
+            check_options(self.name, 0, table_halves=True, **self.options)
         except StrategyError as e:
             raise ValueError(f"options: {e}") from e
         if not self.label:
             object.__setattr__(self, "label", self.name)
         return self
 
+    @property
+    def prior(self) -> str | None:
+        """The table half its surrogate is pre-fitted on (``surrogate.prior``), if any."""
+        surrogate = self.options.get("surrogate")
+        return surrogate.get("prior") if isinstance(surrogate, dict) else None
 
-class ComparisonProtocol(_Model):
-    units: int = Field(ge=1, le=4)
-    unary: list[str] | None = None
-    binary: list[str] | None = None
+
+class _Arms(_Model):
+    """What both kinds of protocol share: the strategies and the baseline they are tested against."""
+
     budget: int = Field(ge=1, le=100_000)
     seeds: int = Field(ge=MIN_SEEDS, le=1_000)
-    threshold: float = Field(gt=0.0, le=1.0)
     batch: int = Field(20, ge=1, le=1_000)
     baseline: str = "random"
     strategies: list[Arm] = Field(min_length=1)
-    development: list[str] = Field(min_length=1)
-    heldout: list[str] = Field(min_length=1)
 
     @field_validator("strategies", mode="before")
     @classmethod
     def _names_as_arms(cls, v: Any) -> Any:
         return [{"name": a} if isinstance(a, str) else a for a in v] if isinstance(v, list) else v
+
+    def _check_arms(self) -> None:
+        labels = [a.label for a in self.strategies]
+        if len(set(labels)) != len(labels):
+            raise ValueError("strategies: labels must be distinct; give repeated strategies a label")
+        if self.baseline not in labels:
+            raise ValueError(f"baseline {self.baseline!r} must be the label of one of the "
+                             f"strategies: {', '.join(labels)}")
+
+
+class TableProtocol(_Arms):
+    """A comparison on a replayed accuracy table, split in two halves by a fixed rule
+    (``orchestrator.table.split``): options are tuned on the ``development`` half, results
+    reported on the ``heldout`` half, each half with its own top ``top_fraction`` as the goal.
+    A surrogate may be pre-fitted on one half (``surrogate: {prior: development}``), never on
+    the half in play."""
+
+    table: str = Field(min_length=1)
+    top_fraction: float = Field(0.01, gt=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TableProtocol:
+        self._check_arms()
+        return self
+
+
+class ComparisonProtocol(_Arms):
+    units: int = Field(ge=1, le=4)
+    unary: list[str] | None = None
+    binary: list[str] | None = None
+    threshold: float = Field(gt=0.0, le=1.0)
+    development: list[str] = Field(min_length=1)
+    heldout: list[str] = Field(min_length=1)
 
     @field_validator("development", "heldout")
     @classmethod
@@ -99,12 +138,11 @@ class ComparisonProtocol(_Model):
             self.space()
         except SpaceError as e:
             raise ValueError(f"space: {e}") from e
-        labels = [a.label for a in self.strategies]
-        if len(set(labels)) != len(labels):
-            raise ValueError("strategies: labels must be distinct; give repeated strategies a label")
-        if self.baseline not in labels:
-            raise ValueError(f"baseline {self.baseline!r} must be the label of one of the "
-                             f"strategies: {', '.join(labels)}")
+        self._check_arms()
+        for i, arm in enumerate(self.strategies):
+            if arm.prior is not None:
+                raise ValueError(f"strategies.{i}.options.surrogate.prior: only a table protocol "
+                                 "(with table:) has halves to fit a surrogate on")
         shared = {to_key(t) for t in self.development} & {to_key(t) for t in self.heldout}
         if shared:
             raise ValueError("heldout: a target computes the same function as a development "
@@ -124,6 +162,10 @@ def to_key(text: str) -> str:
     return fingerprint(parse(text))
 
 
-def load_protocol(path: str | Path) -> ComparisonProtocol:
-    """A protocol file, or ``ConfigError`` naming every bad field."""
-    return validate(ComparisonProtocol, read_yaml(path), str(path), "protocol")
+def load_protocol(path: str | Path) -> ComparisonProtocol | TableProtocol:
+    """A protocol file, or ``ConfigError`` naming every bad field: a table protocol when it
+    names a ``table``, a protocol of target functions otherwise."""
+    data = read_yaml(path)
+    if isinstance(data, dict) and "table" in data:
+        return validate(TableProtocol, data, str(path), "protocol")
+    return validate(ComparisonProtocol, data, str(path), "protocol")

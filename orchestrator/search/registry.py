@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -51,30 +51,43 @@ def strategy_options(name: str) -> dict[str, Any]:
             "surrogate": None}
 
 
-def check_options(name: str, seed: int, **options: Any) -> None:
+NO_PRIOR = ("option surrogate.prior names a half of a replayed table; only a table protocol "
+            "(search-sim --protocol with table:) has one")
+
+
+def check_options(name: str, seed: int, *, table_halves: bool = False, **options: Any) -> None:
     """Refuse what ``make_strategy`` would refuse, with the same ``StrategyError``, building
-    nothing but the options dataclass."""
+    nothing but the options dataclass. ``surrogate.prior`` only where ``table_halves``."""
     _check_name(name)
     _check_seed(seed)
     options = dict(options)
     if options.get("surrogate") is not None:
-        surrogate_config(options["surrogate"])
+        config = surrogate_config(options["surrogate"])
+        if config.prior is not None and not table_halves:
+            raise StrategyError(NO_PRIOR)
     options.pop("surrogate", None)
     build_config(_STRATEGIES[name].options, name, options)
 
 
-def make_strategy(name: str, space: SearchSpace, seed: int, **options: Any) -> Strategy:
+def make_strategy(name: str, space: SearchSpace, seed: int, *,
+                  surrogate_prior: Sequence[tuple[str, float]] | None = None,
+                  **options: Any) -> Strategy:
     """Build a strategy from its spec; an unknown name or option raises ``StrategyError``
-    (a ``ValueError``) naming it and listing what is allowed."""
+    (a ``ValueError``) naming it and listing what is allowed. ``surrogate_prior``: the
+    (expression, reward) pairs that ``surrogate.prior`` names, resolved by the caller."""
     _check_name(name)
     _check_seed(seed)
     options = dict(options)
     surrogate = options.pop("surrogate", None)
     config = None if surrogate is None else surrogate_config(surrogate)
+    if config is not None and config.prior is not None and surrogate_prior is None:
+        raise StrategyError(NO_PRIOR)
     module, function = _STRATEGIES[name].builder.split(":")
     builder = cast(Callable[..., Strategy], getattr(importlib.import_module(module), function))
     strategy = builder(space, seed, **options)
-    return strategy if config is None else SurrogateScreen(strategy, config)
+    if config is None:
+        return strategy
+    return SurrogateScreen(strategy, config, surrogate_prior or ())
 
 
 def _check_name(name: str) -> None:

@@ -12,7 +12,9 @@ The wrapped strategy observes only the proposals that were returned (trained or 
 others are dropped unseen. A policy therefore learns from a filtered sample; its stored behaviour
 log-probabilities keep PPO's ratio correct per candidate, but the selection is not corrected for.
 ``prior`` (expression, reward) pairs, e.g. from a table of trained functions, join the training
-set from the start and count towards ``warmup``.
+set from the start and count towards ``warmup``. The option ``surrogate.prior`` names a half of
+the replayed table (``development`` or ``heldout``, ``orchestrator.table.split``): a table
+protocol fits the surrogate on that half's functions and never on the half it measures.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -33,8 +36,12 @@ from orchestrator.search.base import (
     UpdateStats,
 )
 from orchestrator.search.surrogate import NearestNeighbours, features
-from orchestrator.space import Expr, parse
+from orchestrator.space import Expr, parse, to_text
 from orchestrator.space.fingerprint import fingerprint
+
+PRIOR_HALVES = ("development", "heldout")
+"""What ``surrogate.prior`` may name: a half of the replayed table (``orchestrator.table.split``),
+whose functions the runner of a table protocol resolves to (expression, reward) pairs."""
 
 
 @dataclass(frozen=True)
@@ -42,12 +49,16 @@ class SurrogateConfig:
     candidates: int = 4
     warmup: int = 20
     neighbours: int = 5
+    prior: str | None = None
 
     def __post_init__(self) -> None:
         for name, low in (("candidates", 1), ("warmup", 1), ("neighbours", 1)):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < low:
                 raise StrategyError(f"option surrogate.{name} must be an integer >= {low}; got {v!r}")
+        if self.prior is not None and self.prior not in PRIOR_HALVES:
+            raise StrategyError(f"option surrogate.prior must be one of {', '.join(PRIOR_HALVES)} "
+                                f"(a half of the replayed table); got {self.prior!r}")
 
 
 def surrogate_config(value: object) -> SurrogateConfig:
@@ -55,12 +66,20 @@ def surrogate_config(value: object) -> SurrogateConfig:
     if not isinstance(value, Mapping):
         raise StrategyError("option surrogate must be a mapping such as {candidates: 4, warmup: 20}; "
                             f"got {value!r}")
-    allowed = ("candidates", "warmup", "neighbours")
+    allowed = ("candidates", "warmup", "neighbours", "prior")
     unknown = sorted(set(map(str, value)) - set(allowed))
     if unknown:
         raise StrategyError(f"unknown option(s) {', '.join(map(repr, unknown))} for surrogate; "
                             f"allowed: {', '.join(allowed)}")
     return SurrogateConfig(**value)
+
+
+@lru_cache(maxsize=65536)
+def _describe(expression: str) -> tuple[str, np.ndarray | None]:
+    """A function's fingerprint and features, by its canonical text: pure, so shared by every
+    screen in the process (a table protocol builds one per seed, each with the same prior)."""
+    expr = parse(expression)
+    return fingerprint(expr), features(expr)
 
 
 class SurrogateScreen:
@@ -73,7 +92,6 @@ class SurrogateScreen:
         self.name = inner.name
         self.prior = [(str(e), float(r)) for e, r in prior]
         self.seen: dict[str, tuple[str, float | None]] = {}  # fingerprint -> (expression, reward)
-        self._features: dict[str, np.ndarray | None] = {}
         self._x: list[np.ndarray] = []
         self._y: list[float] = []
         self.screened = 0  # proposals dropped unseen
@@ -85,10 +103,7 @@ class SurrogateScreen:
         return list(self.inner.updates) if isinstance(self.inner, Learner) else []
 
     def _key_features(self, expr: Expr) -> tuple[str, np.ndarray | None]:
-        key = fingerprint(expr)
-        if key not in self._features:
-            self._features[key] = features(expr)
-        return key, self._features[key]
+        return _describe(to_text(expr))
 
     def _learn(self, expr: Expr, reward: float) -> None:
         _, f = self._key_features(expr)
