@@ -135,3 +135,12 @@ def test_search_sim_replays_a_half_with_a_prior_from_the_other_and_refuses_the_s
         bad = CliRunner().invoke(main, ["search-sim", "--protocol", path, "--split", split])
         assert bad.exit_code == 2 and "must not have seen the functions it is measured on" in bad.output
         assert "Traceback" not in bad.output
+
+
+def test_a_target_protocol_has_no_whole_split(tmp_path: Path) -> None:
+    doc = {"units": 1, "budget": 5, "seeds": 20, "threshold": 0.9, "strategies": ["random"],
+           "development": ["max(id(x), sigmoid(x))"], "heldout": ["mul(id(x), sin(x))"]}
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    r = CliRunner().invoke(main, ["search-sim", "--protocol", str(path), "--split", "whole"])
+    assert r.exit_code == 2 and "whole is for a table protocol" in r.output
