@@ -46,8 +46,8 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
+from orchestrator.adapters.mlflow_rest import create_run, rest_store, search_page
 from orchestrator.adapters.retry import Backoff, retry
-from orchestrator.adapters.run_search import rest_store, search_page
 from orchestrator.contract import REWARD, FailureKind, Tag, failure_text, reusable_result
 from orchestrator.echo import clip
 from orchestrator.errors import ConfigError, ServiceRefused, TemporaryUnavailable
@@ -219,7 +219,7 @@ class MlflowTracker:
     def _search_page(self, filter_string: str, max_results: int, token: str | None
                      ) -> tuple[list[Any], str | None]:
         """One page of runs: through the REST endpoint read as plain JSON where the client
-        talks to a server (``adapters.run_search``: a fraction of the client's CPU per run),
+        talks to a server (``adapters.mlflow_rest``: a fraction of the client's CPU per run),
         else through the client."""
         store = rest_store(self.client)
         if store is not None:
@@ -362,6 +362,9 @@ class MlflowTracker:
             )
             if existing:
                 return existing[0].info.run_id
+            store = rest_store(self.client)  # JSON without protobuf (``adapters.mlflow_rest``)
+            if store is not None:
+                return create_run(store, self.experiment_id, run_name, all_tags)
             run_id: str = self.client.create_run(
                 self.experiment_id, run_name=run_name, tags=all_tags
             ).info.run_id

@@ -185,7 +185,7 @@ def test_runs_settled_without_training_cost_three_requests_each_and_hold_their_o
 
 def test_a_poll_reads_the_same_runs_through_the_rest_endpoint_as_through_the_client(
         mlflow_server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``adapters.run_search`` reads the JSON answer itself: the same trials, statuses, rewards,
+    """``adapters.mlflow_rest`` reads the JSON answer itself: the same trials, statuses, rewards,
     failures, NaN metrics and tags as MLflow's client makes of it."""
     monkeypatch.setenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     tracker, search, parent = _tracker(mlflow_server)
