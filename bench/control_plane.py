@@ -20,8 +20,9 @@ the runs of the trials in flight, ``ended_runs``), the p99 of the polls made whi
 the last ``--window`` trials (and 10%) were settling (does a poll's cost grow with the search's
 total?), ``controller_cpu_s_per_trial`` (CPU time of this process, the controller, from start
 to end of the search, over the trials trained; the server and the simulated children are other
-processes), the HTTP requests of the controller and of the children per trial (counted where
-MLflow's client sends them, and from the server's access log), the server's CPU, ``wall_s``
+processes; also while the first and the last ``--window`` trials settled), the HTTP requests
+of the controller and of the children per trial (counted where MLflow's client sends them, and
+from the server's access log), the server's CPU, ``wall_s``
 and the load average at start and end. ``--poll all`` polls as before polling by run id (every
 run of the search, then filtered), for comparison. ``--compare-poll`` also times, after the
 search, reading k ended runs by ``search_runs`` with ``run_id IN (...)`` in pages (what a poll
@@ -155,6 +156,7 @@ class TimedTracker(MlflowTracker):
         self.poll_requests = 0
         self.poll_runs_read = 0
         self.settled = 0
+        self.cpu_at: list[tuple[int, float]] = []  # (trials settled, this process's CPU s)
 
     def ended_runs(self, search: str, runs: Mapping[str, str | None]) -> dict[str, TrialRun]:
         requests, read = self.requests, self.runs_read
@@ -168,6 +170,7 @@ class TimedTracker(MlflowTracker):
         self.poll_requests += self.requests - requests
         self.poll_runs_read += self.runs_read - read
         self.settled += len(found)
+        self.cpu_at.append((self.settled, time.process_time()))
         return found
 
 
@@ -271,6 +274,16 @@ def server_cpu_s(pid: int) -> float:
         except psutil.NoSuchProcess:
             pass
     return total
+
+
+def cpu_ms_per_trial(cpu_at: list[tuple[int, float]], lo: int, hi: int) -> float:
+    """The controller's CPU per trial settled while the trials settled went from ``lo`` to
+    ``hi`` (between the polls nearest those counts): does a trial cost more late in a search?"""
+    start = next(((n, c) for n, c in cpu_at if n >= lo), None)
+    end = next(((n, c) for n, c in reversed(cpu_at) if n <= hi), None)
+    if start is None or end is None or end[0] <= start[0]:
+        return float("nan")
+    return round(1000 * (end[1] - start[1]) / (end[0] - start[0]), 2)
 
 
 def report(result: dict[str, Any], as_json: bool) -> None:
@@ -387,6 +400,9 @@ def main() -> None:
             "server_cpu_ms_per_trial": round(1000 * server_cpu / n, 1),
             "controller_cpu_s": round(cpu, 2),
             "controller_cpu_s_per_trial": round(cpu / n, 5),
+            f"controller_cpu_ms_per_trial_first_{w}": cpu_ms_per_trial(tracker.cpu_at, 0, w),
+            f"controller_cpu_ms_per_trial_last_{w}": cpu_ms_per_trial(
+                tracker.cpu_at, tracker.settled - w, tracker.settled),
             "wall_s": round(wall, 1),
             "load_average_1m": [round(load0, 2), round(load1, 2)],
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",

@@ -7,10 +7,10 @@ Every client failure is translated at this edge: a run that does not exist is ba
 anything else (server down, timeouts, S3 errors) is infrastructure (exit 4).
 
 Requests are few, because the tracking server serves every child of every search: the attach
-reads the run once (its tags say whether a checkpoint exists and which trial index to log), params
-and tags go in one ``log_batch`` (``start``), final metrics and tags in another (``record``), and
-the status changes without ``update_run``'s and ``set_terminated``'s read-backs
-(docs/benchmarks.md, "Control plane").
+reads the run once (its tags say whether a checkpoint exists and which trial index to log, its
+artifact URI where files go), params and tags go in one ``log_batch`` (``start``), final metrics
+and tags in another (``record``), and the status changes without ``update_run``'s and
+``set_terminated``'s read-backs (docs/benchmarks.md, "Control plane").
 """
 
 from __future__ import annotations
@@ -52,10 +52,13 @@ def _translated(what: str) -> Iterator[None]:
 class RunTracker:
     """One MLflow run, as the training loop and the entry point need it (implements loop.Hooks)."""
 
-    def __init__(self, client: Any, run_id: str, tags: dict[str, str] | None = None) -> None:
+    def __init__(self, client: Any, run_id: str, tags: dict[str, str] | None = None,
+                 artifact_uri: str | None = None) -> None:
         self.client = client
         self.run_id = run_id
         self.tags = dict(tags or {})  # the run's tags when attached (none on a created run)
+        self.artifact_uri = artifact_uri  # from the run as read: files go there directly
+        self._repo: Any = None
 
     @classmethod
     def open(cls, tracking_uri: str | None, run_id: str | None, experiment: str,
@@ -71,13 +74,13 @@ class RunTracker:
                 for stale in FAILURE_TAGS & set(run.data.tags):  # from an earlier, retried attempt
                     client.delete_tag(run_id, stale)
             log.info("attached to run %s", run_id)
-            return cls(client, run_id, run.data.tags)
+            return cls(client, run_id, run.data.tags, run.info.artifact_uri)
         with _translated(f"creating a run in experiment {experiment!r}"):
             exp = client.get_experiment_by_name(experiment)
             exp_id = exp.experiment_id if exp is not None else client.create_experiment(experiment)
             run = client.create_run(exp_id, run_name=run_name)
         log.info("created run %s in experiment %s", run.info.run_id, experiment)
-        return cls(client, run.info.run_id)
+        return cls(client, run.info.run_id, artifact_uri=run.info.artifact_uri)
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         with _translated(f"{what} (run {self.run_id})"):
@@ -145,7 +148,18 @@ class RunTracker:
             return torch.load(local, map_location="cpu", weights_only=True)
 
     def log_file(self, path: Path, artifact_dir: str | None = None) -> None:
-        self._call(f"uploading {path.name}", lambda: self.client.log_artifact(self.run_id, str(path), artifact_dir))
+        """Upload a file to the run's artifact store, whose location the attach read: MLflow's
+        ``log_artifact`` would read the run again to learn it."""
+        if not self.artifact_uri:
+            self._call(f"uploading {path.name}",
+                       lambda: self.client.log_artifact(self.run_id, str(path), artifact_dir))
+            return
+        if self._repo is None:
+            from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+            self._repo = get_artifact_repository(self.artifact_uri,
+                                                 tracking_uri=self.client.tracking_uri)
+        self._call(f"uploading {path.name}", lambda: self._repo.log_artifact(str(path), artifact_dir))
 
     def log_image(self, path: Path, key: str, step: int) -> None:
         """A PNG as an MLflow image under ``key``: the run's charts view shows it."""
