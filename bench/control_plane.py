@@ -11,18 +11,18 @@ neither is a project dependency). The search is the real controller (``assemble_
 the Random strategy over the paper's 2-unit space, the numeric screen, dedup, the evaluation
 cache, checkpoints in a local store) with a simulated backend whose children are instant: each
 launch is handed to one of ``--writers`` separate processes that write the child's MLflow run
-in three requests (attach: status RUNNING; one ``log_batch`` with the trainer's params and tags
-and final metrics with ``val_accuracy``; end: FINISHED), and the backend reports the child
-``succeeded`` once its run is written. No artifacts, no training, no training curves: a real
-child also logs its curves and artifacts, which this benchmark leaves out on purpose.
+through the trainer's own code (``write_child``: the requests a real child of this spec makes,
+7 of them; no training, no plot, no weights), and the backend reports the child ``succeeded``
+once its run is written.
 
 Reported (JSON with ``--json``): ``poll_ms_p50``/``poll_ms_p99`` (one poll: the tracker's read of
 the runs of the trials in flight, ``ended_runs``), the p99 of the polls made while the first and
 the last ``--window`` trials (and 10%) were settling (does a poll's cost grow with the search's
 total?), ``controller_cpu_s_per_trial`` (CPU time of this process, the controller, from start
 to end of the search, over the trials trained; the server and the simulated children are other
-processes), the HTTP requests of the controller and of the children per trial (counted where
-MLflow's client sends them, and from the server's access log), the server's CPU, ``wall_s``
+processes; also while the first and the last ``--window`` trials settled), the HTTP requests
+of the controller and of the children per trial (counted where MLflow's client sends them, and
+from the server's access log), the server's CPU, ``wall_s``
 and the load average at start and end. ``--poll all`` polls as before polling by run id (every
 run of the search, then filtered), for comparison. ``--compare-poll`` also times, after the
 search, reading k ended runs by ``search_runs`` with ``run_id IN (...)`` in pages (what a poll
@@ -68,37 +68,37 @@ def reward(expression: str) -> float:
     return 0.1 + 0.89 * (zlib.crc32(expression.encode()) % 1000) / 999
 
 
-def write_child(store: Any, run_id: str, spec: dict[str, Any]) -> None:
-    """What a child that trained instantly writes to its pre-created run, with the trainer's
-    params, tags and final metrics, in three requests: attach (status RUNNING), one
-    ``log_batch``, end (FINISHED). ``store`` is an MLflow REST store."""
-    from mlflow.entities import Metric, Param, RunStatus, RunTag
-
-    from orchestrator.contract import Tag, TrialSpec
-    from orchestrator.trainer.run import params_of, tags_of
+def write_child(tracking_uri: str, run_id: str, spec: dict[str, Any]) -> None:
+    """What a child that trained instantly writes to its pre-created run, through the trainer's
+    own code (``orchestrator.trainer.run``): attach (read the run, status RUNNING), its params
+    and tags (one ``log_batch``), its ``config.json``, the training curve at its last step, the
+    final metrics and tags (one ``log_batch``), end (FINISHED). The spec's ``plot: false`` and
+    ``save_weights: false`` leave out the plot's and the weights' uploads."""
+    from orchestrator.contract import TrialSpec
+    from orchestrator.trainer.loop import Outcome
+    from orchestrator.trainer.run import close_record, open_record
+    from orchestrator.trainer.tracking import RunTracker
 
     trial = TrialSpec.model_validate({**spec, "run_id": run_id})
-    store.update_run_info(run_id, RunStatus.RUNNING, end_time=None, run_name=None)
-    acc, now = reward(trial.expression), int(time.time() * 1000)
-    metrics = {"val_accuracy": acc, "val_loss": 1.0 - acc, "test_accuracy": acc,
-               "test_loss": 1.0 - acc, "wall_time_s": 0.0, "steps_per_s": 0.0}
-    tags = {**tags_of(trial), Tag.PACK_SIZE: "1", Tag.MODE: "eager"}
-    store.log_batch(run_id, metrics=[Metric(k, v, now, trial.child.steps)
-                                     for k, v in metrics.items()],
-                    params=[Param(k, str(v)) for k, v in params_of(trial).items()],
-                    tags=[RunTag(k, str(v)) for k, v in tags.items()])
-    store.update_run_info(run_id, RunStatus.FINISHED, end_time=int(time.time() * 1000),
-                          run_name=None)
+    tracker = RunTracker.open(tracking_uri, run_id, trial.experiment)
+    runtime = {"device": "cpu", "precision": "fp32", "compile": "eager"}
+    open_record(trial, tracker, None, runtime, 1)
+    acc, steps = reward(trial.expression), trial.child.steps
+    tracker.on_metrics(steps, {"train_loss": 1.0 - acc, "train_accuracy": acc, "lr": 0.0})
+    close_record(trial, tracker, Outcome(
+        val_accuracy=acc, val_loss=1.0 - acc, test_accuracy=acc, test_loss=1.0 - acc,
+        steps=steps, start_step=0, wall_time_s=0.0, steps_per_s=0.0, beta_mean=float("nan"),
+        mode="eager", weights={}))
 
 
 def writer(tracking_uri: str, todo: Any, done: Any) -> None:
     """A process that plays the children handed to it, one after another."""
-    from mlflow.tracking import MlflowClient
+    from orchestrator.adapters.tracking import remember_absent_probes
 
-    store = MlflowClient(tracking_uri)._tracking_client.store
+    remember_absent_probes()
     while (job := todo.get()) is not None:
         launch_id, run_id, spec = job
-        write_child(store, run_id, spec)
+        write_child(tracking_uri, run_id, spec)
         done.put(launch_id)
 
 
@@ -156,6 +156,7 @@ class TimedTracker(MlflowTracker):
         self.poll_requests = 0
         self.poll_runs_read = 0
         self.settled = 0
+        self.cpu_at: list[tuple[int, float]] = []  # (trials settled, this process's CPU s)
 
     def ended_runs(self, search: str, runs: Mapping[str, str | None]) -> dict[str, TrialRun]:
         requests, read = self.requests, self.runs_read
@@ -169,6 +170,7 @@ class TimedTracker(MlflowTracker):
         self.poll_requests += self.requests - requests
         self.poll_runs_read += self.runs_read - read
         self.settled += len(found)
+        self.cpu_at.append((self.settled, time.process_time()))
         return found
 
 
@@ -274,6 +276,16 @@ def server_cpu_s(pid: int) -> float:
     return total
 
 
+def cpu_ms_per_trial(cpu_at: list[tuple[int, float]], lo: int, hi: int) -> float:
+    """The controller's CPU per trial settled while the trials settled went from ``lo`` to
+    ``hi`` (between the polls nearest those counts): does a trial cost more late in a search?"""
+    start = next(((n, c) for n, c in cpu_at if n >= lo), None)
+    end = next(((n, c) for n, c in reversed(cpu_at) if n <= hi), None)
+    if start is None or end is None or end[0] <= start[0]:
+        return float("nan")
+    return round(1000 * (end[1] - start[1]) / (end[0] - start[0]), 2)
+
+
 def report(result: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(result, indent=2), flush=True)
@@ -308,7 +320,8 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--max-wall", type=float, default=float("inf"),
                     help="stop the search after this many seconds and report what it reached")
-    ap.add_argument("--profile", type=Path, default=None, help="write a cProfile of the search")
+    ap.add_argument("--profile", type=Path, default=None,
+                    help="write a cProfile of the search (CPU time of the process)")
     ap.add_argument("--server-workers", type=int, default=2,
                     help="MLflow server worker processes (the chart runs 2)")
     ap.add_argument("--window", type=int, default=1000,
@@ -328,7 +341,7 @@ def main() -> None:
             "budget": {"trials": args.trials}, "parallelism": args.parallel,
             "generation": args.parallel, "seed": 0,
             "tracking": {"uri": server.url, "experiment": EXPERIMENT},
-            "child": {"model": "mlp", "dataset": "digits", "steps": 10},
+            "child": {"model": "mlp", "dataset": "digits", "steps": 10, "plot": False},
         })
         tracker = TimedTracker(server.url, EXPERIMENT, all_runs=args.poll == "all")
         backend = InstantBackend(server.url, args.writers)
@@ -343,7 +356,7 @@ def main() -> None:
         if args.profile is not None:  # where the controller's CPU goes (cProfile)
             import cProfile
 
-            prof = cProfile.Profile()
+            prof = cProfile.Profile(time.process_time)  # CPU time: what the target counts
             prof.enable()
         ended = run_search(ctl, args.poll_interval, wall0 + args.max_wall)
         if prof is not None:
@@ -387,6 +400,9 @@ def main() -> None:
             "server_cpu_ms_per_trial": round(1000 * server_cpu / n, 1),
             "controller_cpu_s": round(cpu, 2),
             "controller_cpu_s_per_trial": round(cpu / n, 5),
+            f"controller_cpu_ms_per_trial_first_{w}": cpu_ms_per_trial(tracker.cpu_at, 0, w),
+            f"controller_cpu_ms_per_trial_last_{w}": cpu_ms_per_trial(
+                tracker.cpu_at, tracker.settled - w, tracker.settled),
             "wall_s": round(wall, 1),
             "load_average_1m": [round(load0, 2), round(load1, 2)],
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",

@@ -16,7 +16,7 @@ itself):
 | ``actsearch.config_hash`` | trial | hash of the child config |
 | ``actsearch.expression`` | trial | canonical expression |
 | ``actsearch.failure`` | trial | why it failed (``contract.FailureKind``: ``nan``, ``screened: …``, ``crashed: …``) |
-| ``actsearch.trial_index`` | trial | its place in the search (also the metric ``trial_index``) |
+| ``actsearch.trial_index`` | trial | its place in the search (also a metric, logged by the child) |
 | ``actsearch.duplicate_of`` | trial | the run whose result a duplicate or cache hit reuses |
 | ``actsearch.trust`` | trial | the controller's seal of its child's result (``orchestrator.trust``) |
 | ``actsearch.best_expression``, ``…best_math``, ``…best_val_accuracy`` | search | the winner, at the end |
@@ -46,6 +46,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
+from orchestrator.adapters.mlflow_rest import create_run, rest_store, search_page
 from orchestrator.adapters.retry import Backoff, retry
 from orchestrator.contract import REWARD, FailureKind, Tag, failure_text, reusable_result
 from orchestrator.echo import clip
@@ -215,19 +216,29 @@ class MlflowTracker:
             return exp.experiment_id
         return self.client.create_experiment(name, artifact_location=self.artifact_location)
 
+    def _search_page(self, filter_string: str, max_results: int, token: str | None
+                     ) -> tuple[list[Any], str | None]:
+        """One page of runs: through the REST endpoint read as plain JSON where the client
+        talks to a server (``adapters.mlflow_rest``: a fraction of the client's CPU per run),
+        else through the client."""
+        store = rest_store(self.client)
+        if store is not None:
+            return search_page(store, self.experiment_id, filter_string, max_results, token)
+        page = self.client.search_runs([self.experiment_id], filter_string,
+                                       max_results=max_results, page_token=token)
+        return list(page), page.token
+
     def _search(self, filter_string: str, max_results: int = 1000) -> list[Any]:
         runs: list[Any] = []
         token = None
         while True:
-            page = self._call(
-                partial(self.client.search_runs, [self.experiment_id], filter_string,
-                        max_results=min(max_results, 1000), page_token=token),
+            page, token = self._call(
+                partial(self._search_page, filter_string, min(max_results, 1000), token),
                 "MLflow search_runs",
             )
-            runs += list(page)
+            runs += page
             with self._lock:
                 self.runs_read += len(page)
-            token = page.token
             if not token or len(runs) >= max_results:
                 return runs
 
@@ -351,26 +362,60 @@ class MlflowTracker:
             )
             if existing:
                 return existing[0].info.run_id
+            store = rest_store(self.client)  # JSON without protobuf (``adapters.mlflow_rest``)
+            if store is not None:
+                return create_run(store, self.experiment_id, run_name, all_tags)
             run_id: str = self.client.create_run(
                 self.experiment_id, run_name=run_name, tags=all_tags
             ).info.run_id
-            if Tag.TRIAL_INDEX in all_tags:  # a metric, so charts can plot against it
-                self.client.log_metric(run_id, "trial_index", float(all_tags[Tag.TRIAL_INDEX]))
             return run_id
 
         return self._call(find_or_create, f"MLflow create run for {trial_id}")
+
+    def _side_by_side(self, fn: Callable[[Any], str], items: Sequence[Any]) -> list[str]:
+        """``fn`` of each item, up to ``CREATE_WORKERS`` at a time, results in order."""
+        if len(items) < 2:
+            return [fn(i) for i in items]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(CREATE_WORKERS, thread_name_prefix="mlflow-create")
+        return list(self._pool.map(fn, items))
 
     def create_trial_runs(self, search: str, parent_run_id: str,
                           trials: Sequence[tuple[str, dict[str, str], bool]]) -> list[str]:
         """``create_trial_run`` for each (trial id, tags, new), the run ids in order: up to
         ``CREATE_WORKERS`` at a time, so a generation's runs cost a few round trips rather
         than two per trial one after another."""
-        if len(trials) < 2:
-            return [self.create_trial_run(search, parent_run_id, *t) for t in trials]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(CREATE_WORKERS, thread_name_prefix="mlflow-create")
-        return list(self._pool.map(lambda t: self.create_trial_run(search, parent_run_id, *t),
-                                   trials))
+        return self._side_by_side(lambda t: self.create_trial_run(search, parent_run_id, *t),
+                                  trials)
+
+    def create_settled_runs(self, search: str, parent_run_id: str,
+                            settled: Sequence[tuple[str, dict[str, str], bool, float | None,
+                                                    str | None]]) -> list[str]:
+        """The closed runs of trials settled without training, for each (trial id, tags, new,
+        reward, failure), side by side; the run ids in order. Three requests a run: create it,
+        one ``log_batch`` (the ``trial_index`` metric, and the reward or the failure tag), end
+        it FINISHED or FAILED."""
+        def one(item: tuple[str, dict[str, str], bool, float | None, str | None]) -> str:
+            trial_id, tags, new, reward, failure = item
+            run_id = self.create_trial_run(search, parent_run_id, trial_id, tags, new)
+            self._outcome(run_id, reward, failure, tags.get(Tag.TRIAL_INDEX))
+            return run_id
+
+        return self._side_by_side(one, settled)
+
+    def _outcome(self, run_id: str, reward: float | None, failure: str | None,
+                 index: str | None) -> None:
+        from mlflow.entities import Metric, RunTag
+
+        now = int(time.time() * 1000)
+        metrics = [] if index is None else [Metric("trial_index", float(index), now, 0)]
+        if failure is None:
+            metrics.append(Metric(REWARD_METRIC, float(reward or 0.0), now, 0))
+        tags = [] if failure is None else [RunTag(Tag.FAILURE, failure[:500])]
+        self._call(lambda: self.client.log_batch(run_id, metrics=metrics, tags=tags),
+                   "MLflow record outcome")
+        self._call(lambda: self._end(run_id, "FINISHED" if failure is None else "FAILED"),
+                   "MLflow end run")
 
     def _trial_runs(self, search: str, trial_id: str | None = None) -> list[Any]:
         return self._search(_trial_filter(self.scope, search, trial_id, self.owner), 100_000)
@@ -423,12 +468,7 @@ class MlflowTracker:
 
     def record_outcome(self, run_id: str, reward: float | None, failure: str | None) -> None:
         """Close a trial run the controller settled itself (a cache hit or a screened function)."""
-        if failure is not None:
-            self.mark_failed(run_id, failure)
-            return
-        self._call(lambda: self.client.log_metric(run_id, REWARD_METRIC, float(reward or 0.0)),
-                   "MLflow log reward")
-        self._call(lambda: self._end(run_id, "FINISHED"), "MLflow end run")
+        self._outcome(run_id, reward, failure, None)
 
     # -- the evaluation cache -------------------------------------------------------------------
 

@@ -205,7 +205,7 @@ class Controller:
         self._fresh.update(t.trial_id for t in self.trials[first:])
         assert self.parent_run_id is not None
         record_settled(self.tracker, self.name, self.parent_run_id, now, self.trials,
-                       child.config_hash(), new=True)
+                       child.config_hash(), self._fresh)
         if results:
             self.strategy.observe(results)
 
@@ -273,9 +273,9 @@ class Controller:
         out = [trial.result]
         for dup in waiting:
             dup.reward, dup.failure, dup.state, dup.finished = reward, failure, DONE, self.clock()
-            dup.run_id = self._create_run(dup, trial.run_id)
-            self.tracker.record_outcome(dup.run_id, reward, failure)
             out.append(dup.result)
+        record_settled(self.tracker, self.name, self.parent_run_id or "", [
+            (d, trial.run_id) for d in waiting], self.trials, self.spec.child.config_hash(), self._fresh)
         return out
 
     def _log_series(self) -> None:

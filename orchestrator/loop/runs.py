@@ -42,16 +42,20 @@ def precreate(tracker: Tracker, search: str, parent_run_id: str, queued: Sequenc
 
 def record_settled(tracker: Tracker, search: str, parent_run_id: str,
                    settled: Sequence[tuple[Trial, str | None]], trials: Sequence[Trial],
-                   config_hash: str, new: bool) -> None:
+                   config_hash: str, fresh: Container[str]) -> None:
     """Create and close the runs of trials settled without training (screened, cached,
     duplicate), each with the run its result repeats (given, or for a duplicate the original's
-    in ``trials``): their outcomes are already on the trials."""
+    in ``trials``), side by side (``Tracker.create_settled_runs``): their outcomes are already
+    on the trials. A trial in ``fresh`` is known to have no run yet."""
+    todo = []
     for trial, duplicate_of in settled:
         if duplicate_of is None and trial.source == "duplicate":
             duplicate_of = original_run(trials, trial.fingerprint)
-        trial.run_id = create_run(tracker, search, parent_run_id, trial, config_hash, new,
-                                  duplicate_of)
-        tracker.record_outcome(trial.run_id, trial.reward, trial.failure)
+        todo.append((trial.trial_id, run_tags(trial, config_hash, duplicate_of),
+                     trial.trial_id in fresh, trial.reward, trial.failure))
+    ids = tracker.create_settled_runs(search, parent_run_id, todo)
+    for (trial, _), run_id in zip(settled, ids, strict=True):
+        trial.run_id = run_id
 
 
 def reattach(tracker: Tracker, search: str, parent_run_id: str, trials: Sequence[Trial],
@@ -71,5 +75,5 @@ def reattach(tracker: Tracker, search: str, parent_run_id: str, trials: Sequence
     owed = [t for t in trials if t.state == DONE and t.run_id is None
             and t.source in ("screen", "cache", "duplicate")]
     record_settled(tracker, search, parent_run_id, [(t, None) for t in owed], trials,
-                   config_hash, new=False)
+                   config_hash, ())
     return len(ended) + len(owed)

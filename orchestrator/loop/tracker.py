@@ -67,6 +67,15 @@ class Tracker(Protocol):
         tracker sends them side by side)."""
         ...
 
+    def create_settled_runs(
+        self, search: str, parent_run_id: str,
+        settled: Sequence[tuple[str, dict[str, str], bool, float | None, str | None]],
+    ) -> list[str]:
+        """The runs of trials settled without training (screened, cached, duplicate), for each
+        (trial id, tags, new, reward, failure): created as ``create_trial_run`` does, holding
+        the reward (or the failure), ended; the run ids in order."""
+        ...
+
     def trial_runs(self, search: str) -> Mapping[str, TrialOutcome]: ...
 
     def ended_runs(self, search: str, runs: Mapping[str, str | None]

@@ -133,7 +133,7 @@ def run_pack(spec: PackSpec, *, tracking_uri: str | None = None, cache_dir: Path
                                   Tag.FAILURE_STEP: result.step})
                 tracker.finish("FAILED")
             else:
-                _finish(member, tracker, result)
+                close_record(member, tracker, result)
             open_.discard(i)
         return [(t.run_id, r) for t, r in zip(trackers, results, strict=True)]
     except (Infrastructure, Interrupted):
@@ -153,19 +153,27 @@ def run_pack(spec: PackSpec, *, tracking_uri: str | None = None, cache_dir: Path
 def _prepare(spec: TrialSpec, tracker: RunTracker, data: data_mod.Data, rt: loop.Runtime,
              pack_size: int) -> dict[str, Any] | None:
     """Params, tags and the resolved config of one member's run; its checkpoint, if any."""
+    runtime = {"device": rt.device.type, "precision": "bf16" if rt.bf16 else "fp32",
+               "compile": rt.mode}
+    return open_record(spec, tracker, data.sha256, runtime, pack_size)
+
+
+def open_record(spec: TrialSpec, tracker: RunTracker, data_sha256: str | None,
+                runtime: dict[str, str], pack_size: int) -> dict[str, Any] | None:
+    """What a child writes to its run before training (params and tags in one request, its
+    ``config.json``), and its checkpoint, if any. The control-plane benchmark's simulated
+    children call this too, so they cost the tracking server what a real child does."""
     cfg = spec.child
-    tracker.log_params(params_of(spec))
     tags = tags_of(spec)
-    if data.sha256:
-        tags[Tag.DATA_SHA256] = data.sha256
+    if data_sha256:
+        tags[Tag.DATA_SHA256] = data_sha256
     tags[Tag.PACK_SIZE] = str(pack_size)
-    tracker.set_tags(tags)
+    tracker.start(params_of(spec), tags)
     resume = tracker.load_checkpoint()  # periodic (checkpoint_every), or stored on SIGTERM
     with tempfile.TemporaryDirectory() as tmp:
         resolved = {
             **spec.model_dump(mode="json"), "config_hash": cfg.config_hash(),
-            "fingerprint": tags[Tag.FINGERPRINT], "device": rt.device.type,
-            "precision": "bf16" if rt.bf16 else "fp32", "compile": rt.mode, "code_version": code_version(),
+            "fingerprint": tags[Tag.FINGERPRINT], **runtime, "code_version": code_version(),
             "pack_size": pack_size,
         }
         path = Path(tmp) / CONFIG_ARTIFACT
@@ -176,8 +184,9 @@ def _prepare(spec: TrialSpec, tracker: RunTracker, data: data_mod.Data, rt: loop
     return resume
 
 
-def _finish(spec: TrialSpec, tracker: RunTracker, outcome: loop.Outcome) -> None:
-    """Final metrics, the plot and the weights of one member; its run ends FINISHED."""
+def close_record(spec: TrialSpec, tracker: RunTracker, outcome: loop.Outcome) -> None:
+    """Final metrics and tags (one request), the plot and the weights of one member; its run
+    ends FINISHED. The control-plane benchmark's simulated children call this too."""
     cfg = spec.child
     final = {
         "val_accuracy": outcome.val_accuracy, "val_loss": outcome.val_loss,
@@ -186,8 +195,7 @@ def _finish(spec: TrialSpec, tracker: RunTracker, outcome: loop.Outcome) -> None
     }
     if has_beta(spec.activation) and math.isfinite(outcome.beta_mean):  # only a β it reads
         final["beta_mean"] = outcome.beta_mean
-    tracker.on_metrics(cfg.steps, final)
-    tracker.set_tags({Tag.MODE: outcome.mode})
+    tracker.record(cfg.steps, final, {Tag.MODE: outcome.mode})
     with tempfile.TemporaryDirectory() as tmp:
         if cfg.plot:
             beta = outcome.beta_mean if math.isfinite(outcome.beta_mean) else 1.0

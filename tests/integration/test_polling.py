@@ -145,5 +145,63 @@ def test_a_new_trials_run_is_created_without_a_lookup_and_an_old_ones_is_found(
     assert [e.rsplit("/", 1)[-1] for e in sent] == ["search"]
     sent.clear()
     tracker.record_outcome(run_id, 0.5, None)
-    assert [e.rsplit("/", 1)[-1] for e in sent] == ["log-metric", "update"]  # no read-back
+    assert [e.rsplit("/", 1)[-1] for e in sent] == ["log-batch", "update"]  # no read-back
     assert tracker.client.get_run(run_id).info.status == "FINISHED"
+
+
+def test_runs_settled_without_training_cost_three_requests_each_and_hold_their_outcome(
+        mlflow_server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Create, one ``log_batch`` (``trial_index``, and the reward or the failure), end: what a
+    screened, cached or duplicate trial costs the server (counted where MLflow's client sends
+    each HTTP request)."""
+    from mlflow.utils import rest_utils
+
+    tracker, search, parent = _tracker(mlflow_server)
+    sent: list[str] = []
+    send = rest_utils.http_request
+
+    def counted(*a: Any, **kw: Any) -> Any:
+        sent.append(kw["endpoint"] if "endpoint" in kw else a[1])
+        return send(*a, **kw)
+
+    monkeypatch.setattr(rest_utils, "http_request", counted)
+    settled = [(f"{search}-t{i:05d}", {Tag.TRIAL_INDEX: str(i), Tag.FINGERPRINT: f"{i:016x}"},
+                True, None if i % 2 else 0.25 * i, "screened: flat" if i % 2 else None)
+               for i in range(4)]
+    ids = tracker.create_settled_runs(search, parent, settled)
+    assert sorted(e.rsplit("/", 1)[-1] for e in sent) == sorted(
+        ["create", "log-batch", "update"] * 4)
+    for i, run_id in enumerate(ids):
+        run = tracker.client.get_run(run_id)
+        assert run.data.tags[Tag.TRIAL] == f"{search}-t{i:05d}"
+        assert run.data.metrics["trial_index"] == i
+        if i % 2:
+            assert run.info.status == "FAILED" and run.data.tags[Tag.FAILURE] == "screened: flat"
+        else:
+            assert run.info.status == "FINISHED" and run.data.metrics[tracking.REWARD_METRIC] == 0.25 * i
+    assert set(tracker.ended_runs(search, {t[0]: i for t, i in zip(settled, ids, strict=True)})) == {
+        t[0] for t in settled}
+
+
+def test_a_poll_reads_the_same_runs_through_the_rest_endpoint_as_through_the_client(
+        mlflow_server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``adapters.mlflow_rest`` reads the JSON answer itself: the same trials, statuses, rewards,
+    failures, NaN metrics and tags as MLflow's client makes of it."""
+    monkeypatch.setenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    tracker, search, parent = _tracker(mlflow_server)
+    runs: dict[str, str | None] = {}
+    for i in range(4):
+        runs[f"polled-t{i:05d}"] = run_id = _trial(tracker, search, parent, i, f"{i:016x}")
+        tracker.client.log_metric(run_id, "val_loss", [0.5, float("nan"), float("inf"), -1.0][i])
+    _finish(tracker, str(runs["polled-t00000"]), 0.75)
+    tracker.mark_failed(str(runs["polled-t00001"]), "crashed: OOMKilled")
+    _finish(tracker, str(runs["polled-t00002"]), float("nan"))
+    by_json = tracker.ended_runs(search, runs)
+    monkeypatch.setattr(tracking, "rest_store", lambda client: None)  # through the client
+    by_client = tracker.ended_runs(search, runs)
+    assert sorted(by_json) == ["polled-t00000", "polled-t00001", "polled-t00002"]
+    for trial, run in by_client.items():
+        mine = by_json[trial]
+        assert (mine.run_id, mine.status, mine.failure, mine.tags, mine.fingerprint) == (
+            run.run_id, run.status, run.failure, run.tags, run.fingerprint)
+        assert str(mine.metrics) == str(run.metrics) and str(mine.reward) == str(run.reward)

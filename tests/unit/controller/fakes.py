@@ -74,6 +74,15 @@ class FakeTracker:
                           trials: Sequence[tuple[str, dict[str, str], bool]]) -> list[str]:
         return [self.create_trial_run(search, parent_run_id, *t) for t in trials]
 
+    def create_settled_runs(self, search: str, parent_run_id: str,
+                            settled: Sequence[tuple[str, dict[str, str], bool, float | None,
+                                                    str | None]]) -> list[str]:
+        ids = [self.create_trial_run(search, parent_run_id, t, tags, new)
+               for t, tags, new, _, _ in settled]
+        for run_id, (_, _, _, reward, failure) in zip(ids, settled, strict=True):
+            self.record_outcome(run_id, reward, failure)
+        return ids
+
     def trial_runs(self, search: str) -> dict[str, FakeRun]:
         return {r.trial_id: r for r in self.runs.values() if r.tags[Tag.SEARCH] == search}
 
