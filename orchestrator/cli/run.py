@@ -172,7 +172,7 @@ def top(target: str, tracking_uri: str | None, experiment: str | None, workdir: 
         (Entry(r.trial_id, r.expression or "", r.fingerprint or "", r.reward,
                r.metrics.get("test_accuracy"), run_id=r.run_id)
          for r in runs.values() if r.reward is not None and r.expression and r.status == "FINISHED"
-         and not _repeats(r.tags)),
+         and not _repeats(r.tags) and Tag.STOPPED_EARLY not in r.tags),  # complete results
         top,
     )
     if as_json:
