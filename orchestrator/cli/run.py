@@ -41,6 +41,8 @@ def _progress_table(p: Progress, started: float, name: str) -> Table:
     packed = f" (in {p.packs} packs)" if p.packs != p.running else ""
     t.add_row("running / queued", f"{p.running}{packed} / {p.queued}")
     t.add_row("failed", str(p.failed))
+    if p.stopped_early:
+        t.add_row("stopped early", str(p.stopped_early))
     t.add_row("screened / duplicates / cache hits", f"{p.screened} / {p.duplicates} / {p.cache_hits}")
     if p.best is not None:
         t.add_row("best so far", f"{p.best.reward:.4f}  {to_math(p.best.candidate.expr)}")
