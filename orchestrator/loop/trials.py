@@ -98,6 +98,8 @@ def run_tags(trial: Trial, config_hash: str, duplicate_of: str | None = None) ->
     }
     if duplicate_of is not None:
         tags[Tag.DUPLICATE_OF] = duplicate_of
+    if trial.stopped_at is not None:  # a duplicate of a child stopped early
+        tags[Tag.STOPPED_EARLY] = str(trial.stopped_at)
     return tags
 
 

@@ -86,6 +86,7 @@ def test_a_bad_child_is_stopped_early_and_a_restart_finishes_the_stop(
     first.backend.cancel = die  # type: ignore[method-assign]
     with pytest.raises(ControllerDied):
         first.run()
+    first.backend.close()  # this process outlives the "dead" controller: reap its children
     # what the dead controller left: the stop is durable, the run not yet marked
     saved = {t["candidate"]["expression"]: t for t in
              checkpoint(s3_client, s3_bucket, experiment, "es")["trials"]}
