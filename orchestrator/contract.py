@@ -380,6 +380,10 @@ class Tag:
     FAILURE: Final = "actsearch.failure"
     """Why the run failed: a failure text (``failure_text``)."""
     FAILURE_STEP: Final = "actsearch.failure_step"
+    STOPPED_EARLY: Final = "actsearch.stopped_early"
+    """On a trial the controller stopped early (``orchestrator.loop.stopping``): the last
+    evaluation step its child reached; its reward is the validation accuracy there, not a
+    complete result (never on a leaderboard, never reused by the evaluation cache)."""
     ERROR: Final = "actsearch.error"
     DATA_SHA256: Final = "actsearch.data_sha256"
     PACK_SIZE: Final = "actsearch.pack_size"

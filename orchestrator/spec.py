@@ -18,6 +18,7 @@ from orchestrator.contract import MAX_PACK, TrainConfig
 from orchestrator.echo import clip_repr
 from orchestrator.errors import ConfigError
 from orchestrator.search.registry import STRATEGY_NAMES, check_options
+from orchestrator.search.stopping import AshaRule, MedianRule, Rule
 from orchestrator.space import BINARY_NAMES, UNARY_NAMES, SearchSpace, SpaceError
 from orchestrator.space.screen import ScreenConfig
 from orchestrator.validation import read_yaml, validate
@@ -147,6 +148,45 @@ class ScreenSpec(_Model):
     def config(self) -> ScreenConfig:
         return ScreenConfig(domain=self.domain, max_abs_value=self.max_abs_value,
                             max_abs_grad=self.max_abs_grad)
+
+
+class EarlyStoppingSpec(_Model):
+    """Stopping children that will not be promoted (docs/search.md, "Early stopping of children"):
+    every child reports validation accuracy every ``child.eval_every`` steps, and on each poll
+    the controller asks the rule about the children in flight (``orchestrator.search.stopping``)."""
+
+    rule: Literal["median", "asha"] = Field(
+        description="'median': Katib's median stopping rule; 'asha': asynchronous successive "
+        "halving as a stopping rule (a child it lets through trains on).")
+    min_trials: int = Field(
+        3, ge=1, description="median: trials completed before it stops anything; asha: values "
+        "at a rung before it stops anything there.")
+    min_step: int = Field(
+        0, ge=0, description="No child is stopped before this many steps (Katib's start_step; "
+        "ASHA's first rung is the first evaluation step from here).")
+    eta: int | None = Field(
+        None, ge=2, description="asha only: a child goes on from a rung when among the top "
+        "1/eta of the values recorded there (default 3).")
+
+    @model_validator(mode="after")
+    def _eta(self) -> EarlyStoppingSpec:
+        if self.eta is not None and self.rule != "asha":
+            raise ValueError(f"eta is an option of rule 'asha' only; rule is {self.rule!r}")
+        return self
+
+    def make(self) -> Rule:
+        """The rule these options describe."""
+        if self.rule == "median":
+            return MedianRule(min_trials=self.min_trials, start_step=self.min_step)
+        return AshaRule(eta=self.eta or 3, min_step=self.min_step, min_trials=self.min_trials)
+
+
+def evaluation_steps(child: TrainConfig) -> tuple[int, ...]:
+    """The steps at which a child reports validation accuracy: every ``eval_every`` steps, and
+    its last step (the final evaluation); only the last when ``eval_every`` is 0."""
+    every = child.eval_every
+    inner = range(every, child.steps, every) if every > 0 else range(0)
+    return (*inner, child.steps)
 
 
 TRACKING_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "file",
@@ -306,6 +346,9 @@ class SearchSpec(_Model):
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     storage: StorageSpec = Field(default_factory=StorageSpec)
     backend: BackendSpec = Field(default_factory=BackendSpec)
+    early_stopping: EarlyStoppingSpec | None = Field(
+        None, description="Stop children early by a rule on their validation accuracy every "
+        "child.eval_every steps (docs/search.md); default: every child trains to the end.")
 
     @field_validator("name")
     @classmethod
@@ -318,6 +361,21 @@ class SearchSpec(_Model):
             check_options(self.strategy.name, self.seed, **self.strategy.kwargs())
         except (ValueError, TypeError) as e:
             raise ValueError(f"strategy.options: {e}") from e
+        return self
+
+    @model_validator(mode="after")
+    def _early_stopping(self) -> SearchSpec:
+        es, child = self.early_stopping, self.child
+        if es is None:
+            return self
+        if not 0 < child.eval_every < child.steps:
+            raise ValueError(
+                "early_stopping needs child.eval_every between 1 and child.steps - 1 "
+                f"({child.steps - 1}): the rule compares children's validation accuracy at "
+                f"every eval_every steps; got child.eval_every {child.eval_every}")
+        if es.min_step >= child.steps:
+            raise ValueError(f"early_stopping.min_step must be below child.steps "
+                             f"({child.steps}), or no child is ever stopped; got {es.min_step}")
         return self
 
 

@@ -19,6 +19,7 @@ itself):
 | ``actsearch.trial_index`` | trial | its place in the search (also a metric, logged by the child) |
 | ``actsearch.duplicate_of`` | trial | the run whose result a duplicate or cache hit reuses |
 | ``actsearch.trust`` | trial | the controller's seal of its child's result (``orchestrator.trust``) |
+| ``actsearch.stopped_early`` | trial | stopped early at this step (``loop.stopping``); ended KILLED |
 | ``actsearch.best_expression``, ``…best_math``, ``…best_val_accuracy`` | search | the winner, at the end |
 | ``mlflow.parentRunId`` | trial | the search's run id |
 | ``mlflow.runName`` | both | ``t7 · σ(β·x)·x`` for a trial; the winner and its accuracy for an ended search |
@@ -455,6 +456,16 @@ class MlflowTracker:
         history = self._call(lambda: self.client.get_metric_history(run_id, key),
                              f"MLflow metric history {key!r}")
         return {int(m.step): float(m.value) for m in sorted(history, key=lambda m: m.timestamp)}
+
+    def stop_run(self, run_id: str, step: int) -> None:
+        """A child the controller stopped early (``orchestrator.loop.stopping``): tagged with
+        the step it reached, and ended KILLED unless it ended meanwhile (its process left it
+        RUNNING on SIGTERM, to be resumed; this one is not)."""
+        self._call(lambda: self.client.set_tag(run_id, Tag.STOPPED_EARLY, str(step)),
+                   "MLflow tag stopped early")
+        status = self._call(lambda: self.client.get_run(run_id).info.status, "MLflow get run")
+        if status in ("RUNNING", "SCHEDULED"):
+            self._call(lambda: self._end(run_id, "KILLED"), "MLflow end stopped run")
 
     def trial_run(self, search: str, trial_id: str) -> TrialRun | None:
         runs = self._trial_runs(search, trial_id)

@@ -41,6 +41,8 @@ def _progress_table(p: Progress, started: float, name: str) -> Table:
     packed = f" (in {p.packs} packs)" if p.packs != p.running else ""
     t.add_row("running / queued", f"{p.running}{packed} / {p.queued}")
     t.add_row("failed", str(p.failed))
+    if p.stopped_early:
+        t.add_row("stopped early", str(p.stopped_early))
     t.add_row("screened / duplicates / cache hits", f"{p.screened} / {p.duplicates} / {p.cache_hits}")
     if p.best is not None:
         t.add_row("best so far", f"{p.best.reward:.4f}  {to_math(p.best.candidate.expr)}")
@@ -172,7 +174,7 @@ def top(target: str, tracking_uri: str | None, experiment: str | None, workdir: 
         (Entry(r.trial_id, r.expression or "", r.fingerprint or "", r.reward,
                r.metrics.get("test_accuracy"), run_id=r.run_id)
          for r in runs.values() if r.reward is not None and r.expression and r.status == "FINISHED"
-         and not _repeats(r.tags)),
+         and not _repeats(r.tags) and Tag.STOPPED_EARLY not in r.tags),  # complete results
         top,
     )
     if as_json:

@@ -154,9 +154,12 @@ def _ordered(node: dict[str, Any]) -> dict[str, Any]:
 
 
 def _property(name: str, sub: dict[str, Any], parent: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
-    """An optional nested object defaults to ``{}``, so the API server fills in its defaults too."""
+    """An optional nested object defaults to ``{}``, so the API server fills in its defaults too;
+    one with required fields of its own does not (``early_stopping``: absent is off, and ``{}``
+    would be refused)."""
     prop = structural(sub, defs)
-    if prop.get("properties") and "default" not in prop and name not in parent.get("required", []):
+    if (prop.get("properties") and "default" not in prop and name not in parent.get("required", [])
+            and not prop.get("required")):
         prop = _ordered({**prop, "default": {}})
     return prop
 

@@ -14,7 +14,7 @@ from typing import Literal
 
 from orchestrator.contract import FailureKind, failure_text
 from orchestrator.loop.tracker import TrialOutcome
-from orchestrator.loop.trials import Trial, original_run
+from orchestrator.loop.trials import Trial, original_run, stopped_step
 from orchestrator.search.dedup import Dedup
 from orchestrator.space.screen import screen
 from orchestrator.spec import SearchSpec
@@ -37,14 +37,16 @@ def admit(trial: Trial, spec: SearchSpec, dedup: Dedup,
           cached: Callable[[str, str], TrialOutcome | None],
           trials: Sequence[Trial] = ()) -> Admission:
     """The verdict on a freshly proposed ``trial`` (``dedup`` is updated as ``Dedup.route``
-    does: a function to train is marked in flight)."""
+    does: a function to train is marked in flight; a duplicate takes its original's
+    ``stopped_at``)."""
     child = spec.child
     verdict = screen(trial.candidate.expr, child.numerics, spec.screen.config()) \
         if spec.screen.enabled else None
     if verdict is not None and not verdict.ok:
         return Admission("screen", None, failure_text(FailureKind.SCREENED, verdict.reason))
     routed = dedup.route([trial.candidate], [trial.fingerprint])
-    if routed.reused:
+    if routed.reused:  # a duplicate of a child stopped early is marked so: not complete either
+        trial.stopped_at = stopped_step(trials, trial.fingerprint)
         return Admission("duplicate", routed.reused[0].reward, routed.reused[0].failure,
                          original_run(trials, trial.fingerprint))
     if not routed.evaluate:

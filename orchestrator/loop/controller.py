@@ -2,11 +2,12 @@
 checkpoint store and the backend; it knows nothing of MLflow, S3 or Kubernetes.
 
 One ``tick`` (docs/search-loop.md): **settle** ended or dead trials (and duplicates held behind
-them), sealing what its own children trained for the evaluation cache; **propose** a generation
-when nothing waits, screening each candidate and reusing known results (this search's, or sealed
-ones of the same function and child config: ``orchestrator.trust``); **launch** queued trials,
-alone or in packs; **checkpoint** (with the search's ``identity``) proposals and launches at
-once, settles every ``checkpoint_interval`` s. The launch ledger (``loop.ledger``) launches and settles.
+them), sealing what its own children trained for the evaluation cache, and **stop** early the
+children the spec's rule stops (``loop.stopping``); **propose** a generation when nothing waits,
+screening each candidate and reusing known results (this search's, or sealed ones of the same
+function and child config: ``orchestrator.trust``); **launch** queued trials, alone or in packs;
+**checkpoint** (with the search's ``identity``) proposals and launches at once, settles every
+``checkpoint_interval`` s. The launch ledger (``loop.ledger``) launches and settles.
 Resume: the checkpoint (``orchestrator.loop.checkpoint``) says which trials exist, in which state and
 under which launch id: launched ones are re-attached by launch id (or read from MLflow when they
 finished), queued ones launched once (``loop.runs.reattach``), nothing finished trained again.
@@ -34,6 +35,7 @@ from orchestrator.loop.ledger import DONE, LAUNCHED, QUEUED, Ledger, is_crash
 from orchestrator.loop.polling import drive
 from orchestrator.loop.runs import create_run, precreate, reattach, record_settled
 from orchestrator.loop.series import log_series, logged_before
+from orchestrator.loop.stopping import stop_early
 from orchestrator.loop.tracker import Tracker
 from orchestrator.loop.trials import (
     HELD,
@@ -99,8 +101,7 @@ class Controller:
         saved = read(self.store, self.name, self.identity) if resume else None
         amendment, self._since = amend(saved.spec if saved else None, self.spec), self.clock()
         if amendment.rejected:
-            raise ConfigError(rejection(f"search {self.name!r} was edited since it started",
-                                        amendment.rejected))
+            raise ConfigError(rejection(f"search {self.name!r} was edited since it started", amendment.rejected))
         self.parent_run_id = self.tracker.start_search(self.name, self.spec.model_dump(mode="json"))
         if saved is None:  # a fresh search, or one resumed before its first checkpoint
             return
@@ -128,12 +129,11 @@ class Controller:
             ) -> Progress:
         """Run the search to the end of its budget; returns the final progress."""
         self.start(resume)
-        return drive(self.tick, self.progress, self.backend.close, self.sleep, self.poll_interval,
-                     on_progress)
+        return drive(self.tick, self.progress, self.backend.close, self.sleep, self.poll_interval, on_progress)
 
     def tick(self) -> bool:
-        """One round of settle, propose, launch, checkpoint; True when the search is over
-        (its budget spent, or stopped by the failure brake: ``stopped`` says why)."""
+        """One round of settle (and stop early), propose, launch, checkpoint; True when over
+        (the budget spent, or stopped by the failure brake: ``stopped`` says why)."""
         self._settle()
         if self._brake():
             self.checkpoint()
@@ -249,6 +249,7 @@ class Controller:
     def _settle(self) -> None:
         settled = self._ledger.settle(self.trials)
         results = [r for o in settled.outcomes for r in self._complete(o.item, o.value, o.failure)]
+        results += stop_early(self.spec, self.trials, self.tracker, self.backend, self._complete, self.checkpoint)
         self._dirty |= bool(settled.requeued)
         if results:
             self.strategy.observe(results)
@@ -269,7 +270,8 @@ class Controller:
                 self._dedup.held.pop(trial.fingerprint, None)
             return [trial.result]
         self._dedup.complete(trial.result, trial.fingerprint)
-        self.tracker.vouch(str(trial.run_id), trial.fingerprint, self.spec.child.config_hash(), reward, failure)
+        if trial.stopped_at is None:  # a child stopped early is no result to reuse elsewhere
+            self.tracker.vouch(str(trial.run_id), trial.fingerprint, self.spec.child.config_hash(), reward, failure)
         out = [trial.result]
         for dup in waiting:
             dup.reward, dup.failure, dup.state, dup.finished = reward, failure, DONE, self.clock()
@@ -286,12 +288,10 @@ class Controller:
             self.tracker, self.parent_run_id, self.trials, (self.generations_logged,
             self.trials_logged), self.spec.generation, self.spec.strategy.failure_reward,
             updates[-1].entropy if updates else None)
-        self._dirty |= logged != self.generations_logged
-        self.generations_logged = logged
+        self._dirty, self.generations_logged = self._dirty or logged != self.generations_logged, logged
 
     def progress(self) -> Progress:
-        return summarize(self.trials, self.spec.budget.trials,
-                         self._ledger.running_launches(self.trials), self.stopped)
+        return summarize(self.trials, self.spec.budget.trials, self._ledger.running_launches(self.trials), self.stopped)
 
     def leaderboard(self, top: int = 10) -> list[Entry]:
         """Best distinct functions first (one row per fingerprint)."""

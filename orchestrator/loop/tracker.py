@@ -98,6 +98,16 @@ class Tracker(Protocol):
         (``orchestrator.trust``): only sealed results are reused by other searches."""
         ...
 
+    def metric_history(self, run_id: str, key: str) -> Mapping[int, float]:
+        """Every value a run logged of ``key``, by step (early stopping reads children's
+        intermediate validation accuracy with it, for the runs in flight only)."""
+        ...
+
+    def stop_run(self, run_id: str, step: int) -> None:
+        """Mark a trial's run stopped early at ``step`` (``Tag.STOPPED_EARLY``) and end it
+        KILLED unless it already ended."""
+        ...
+
     def log_generation(self, parent_run_id: str, step: int, metrics: dict[str, float]) -> None: ...
 
     def log_metrics(self, run_id: str, step: int, metrics: dict[str, float]) -> None: ...

@@ -25,8 +25,8 @@ from orchestrator.space.naming import trial_run_name
 HELD = "held"
 
 __all__ = ["DONE", "HELD", "LAUNCHED", "QUEUED", "Progress", "Stop", "Trial", "child_spec",
-           "dedup_from", "generation_metrics", "original_run", "run_tags", "summarize",
-           "trained", "trial_points"]
+           "dedup_from", "generation_metrics", "original_run", "run_tags", "stopped_step",
+           "summarize", "trained", "trial_points"]
 
 
 @dataclass
@@ -47,6 +47,9 @@ class Trial:
     began: float | None = None  # its child's start (``ledger.gpu_hours``); None: not yet
     launches: int = 0
     launch_id: str | None = None  # the trial id, or its pack's id; None until first launched
+    stopped_at: int | None = None  # stopped early at this step (``loop.stopping``): not complete
+    stop_pending: bool = False  # marked stopped; its process and run not yet stopped
+    curve: list[float] | None = None  # val_accuracy at evaluation steps, once ended (stopping)
 
     @property
     def launch(self) -> str:
@@ -95,6 +98,8 @@ def run_tags(trial: Trial, config_hash: str, duplicate_of: str | None = None) ->
     }
     if duplicate_of is not None:
         tags[Tag.DUPLICATE_OF] = duplicate_of
+    if trial.stopped_at is not None:  # a duplicate of a child stopped early
+        tags[Tag.STOPPED_EARLY] = str(trial.stopped_at)
     return tags
 
 
@@ -105,13 +110,23 @@ def original_run(trials: Iterable[Trial], fingerprint: str) -> str | None:
                  and t.state == DONE and t.run_id is not None), None)
 
 
+def stopped_step(trials: Iterable[Trial], fingerprint: str) -> int | None:
+    """Where the trial whose result a duplicate of ``fingerprint`` repeats was stopped early
+    (None: it ran to the end): a duplicate of a stopped child is no complete result either."""
+    return next((t.stopped_at for t in sorted(trials, key=lambda t: t.index)
+                 if t.fingerprint == fingerprint and t.source in ("trained", "cache")
+                 and t.state == DONE and not is_crash(t.failure)), None)
+
+
 def trial_points(trials: Sequence[Trial], start: int) -> tuple[list[tuple[int, dict[str, float]]], int]:
     """The parent run's per-trial series from trial ``start`` on, as far as trials are done in
     index order: ``trial_val_accuracy`` at step = trial index (none for a failure) and the best
-    so far (``best_val_accuracy``; its latest value is the winner's). Returns the points and where
+    so far among complete children (``best_val_accuracy``; its latest value is the winner's).
+    Returns the points and where
     the next call starts."""
     ordered = sorted(trials, key=lambda t: t.index)
-    best = max((t.reward for t in ordered[:start] if t.reward is not None), default=None)
+    best = max((t.reward for t in ordered[:start] if t.reward is not None and t.stopped_at is None),
+               default=None)
     points: list[tuple[int, dict[str, float]]] = []
     i = start
     while i < len(ordered) and ordered[i].state == DONE:
@@ -119,7 +134,8 @@ def trial_points(trials: Sequence[Trial], start: int) -> tuple[list[tuple[int, d
         metrics: dict[str, float] = {}
         if t.reward is not None:
             metrics["trial_" + REWARD] = t.reward
-            best = t.reward if best is None else max(best, t.reward)
+            if t.stopped_at is None:  # a child stopped early is no complete result
+                best = t.reward if best is None else max(best, t.reward)
         if best is not None:
             metrics["best_" + REWARD] = best
         if metrics:
@@ -167,6 +183,7 @@ class Progress:
     cache_hits: int = 0
     duplicates: int = 0
     screened: int = 0
+    stopped_early: int = 0  # trials stopped by the early-stopping rule (``loop.stopping``)
     samples: int = 0
     budget: int = 0
     best: Trial | None = None
@@ -179,7 +196,8 @@ def summarize(trials: Sequence[Trial], budget: int, packs: int, stopped: Stop | 
     """The progress of a search with these trials, ``packs`` processes running them, stopped
     by the failure brake or not."""
     done = [t for t in trials if t.state == DONE]
-    scored = [t for t in done if t.reward is not None and math.isfinite(t.reward)]
+    scored = [t for t in done if t.reward is not None and math.isfinite(t.reward)
+              and t.stopped_at is None]
     return Progress(
         done=len(done),
         trained=len(trained(trials)),
@@ -190,6 +208,7 @@ def summarize(trials: Sequence[Trial], budget: int, packs: int, stopped: Stop | 
         cache_hits=sum(t.source == "cache" for t in trials),
         duplicates=sum(t.source == "duplicate" for t in trials),
         screened=sum(t.source == "screen" for t in trials),
+        stopped_early=sum(t.stopped_at is not None for t in done),
         samples=len(trials),
         budget=budget,
         best=max(scored, key=lambda t: t.reward or 0.0, default=None),
@@ -223,6 +242,6 @@ def generation_metrics(trials: Sequence[Trial], step: int, size: int, failure_re
 
 def entries(trials: Iterable[Trial]) -> Iterator[Entry]:
     """The leaderboard's rows: every trial done with a reward (``leaderboard.rank`` keeps the
-    best of each function)."""
+    best of each function), less those stopped early, whose reward is no complete result."""
     return (Entry(t.trial_id, t.candidate.expression, t.fingerprint, t.reward)
-            for t in trials if t.state == DONE and t.reward is not None)
+            for t in trials if t.state == DONE and t.reward is not None and t.stopped_at is None)

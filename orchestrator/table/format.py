@@ -68,12 +68,20 @@ class Entry:
         return self.curves[seed].final
 
     def mean_final(self) -> float | None:
-        """Mean final validation accuracy over the seeds; None if any seed failed: a function
-        that diverges on one seed in a few is not a good function, whatever its lucky seed got."""
+        """The function's accuracy in the table, what ranks it and defines a replay's goal: mean
+        final validation accuracy over *every* seed; None if any seed failed (a function that
+        diverges on one seed in a few is not a good function, whatever its lucky seed got)."""
         finals = [c.final for c in self.curves.values()]
         if not finals or any(f is None for f in finals):
             return None
         return sum(f for f in finals if f is not None) / len(finals)
+
+    def mean_finished(self) -> float | None:
+        """Mean final validation accuracy over the seeds that *finished* (None if none did):
+        what a function a search completed on one seed scores when another seed diverged, where
+        ``mean_final`` gives nothing (``table.staged.outcome``'s best function found)."""
+        finals = [f for c in self.curves.values() if (f := c.final) is not None]
+        return sum(finals) / len(finals) if finals else None
 
 
 @dataclass(frozen=True)

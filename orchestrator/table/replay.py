@@ -96,22 +96,27 @@ class TableReward:
         self.rng = np.random.default_rng(self.seed)
 
     def __call__(self, candidate: Candidate) -> Result:
+        return self.draw(candidate)[0]
+
+    def draw(self, candidate: Candidate) -> tuple[Result, Entry | None, int | None]:
+        """The result, with the table entry and the seed drawn (None, None: refused), so a
+        caller walking the drawn curve (``table.staged``) fingerprints each candidate once."""
         expr = candidate.expr
         key = fingerprint(expr, self.numerics)
         entry = self.table.get(key)
         if entry is None:
             verdict = screen(expr, self.numerics)
             if not verdict.ok:
-                return Result.failed(candidate, f"{SCREENED}: {verdict.reason}")
-            return Result.failed(candidate, NOT_IN_TABLE)
+                return Result.failed(candidate, f"{SCREENED}: {verdict.reason}"), None, None
+            return Result.failed(candidate, NOT_IN_TABLE), None, None
         seeds = entry.seeds
         seed = seeds[int(self.rng.integers(len(seeds)))]
         self.draws[key] = seed
         value = entry.final(seed)
         if value is None:
             return Result.failed(candidate, f"{entry.curves[seed].failure or 'failed'} "
-                                            f"(table seed {seed})")
-        return Result.success(candidate, value)
+                                            f"(table seed {seed})"), entry, seed
+        return Result.success(candidate, value), entry, seed
 
     def charged(self, result: Result) -> bool:
         """A table function was trained, whatever its outcome; a refused one was not."""

@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 
 from orchestrator.search.base import Candidate, Result
 from orchestrator.search.stopping import STOP, Rule, Trial
-from orchestrator.space.fingerprint import fingerprint
-from orchestrator.table.format import Entry, Table
+from orchestrator.table.format import Table
 from orchestrator.table.replay import TableReward
 
 
@@ -53,13 +52,11 @@ class StagedReward:
         self.base = TableReward(self.table, self.seed)
 
     def __call__(self, candidate: Candidate) -> Result:
-        result = self.base(candidate)
-        if not self.base.charged(result):
+        result, entry, seed = self.base.draw(candidate)
+        if entry is None or seed is None:
             return result  # refused for free: not trained
-        key = fingerprint(candidate.expr, self.base.numerics)
-        entry = self.table.get(key)
-        assert entry is not None
-        curve = entry.curves[self.base.draws[key]].val
+        key = entry.fingerprint
+        curve = entry.curves[seed].val
         steps = self.table.steps
         seen = self.runs[: max(0, len(self.runs) - self.concurrency + 1)]
         history = [r.trial for r in seen]
@@ -88,16 +85,9 @@ class Outcome:
     evaluations: int
     child_steps: int
     stopped: int
-    best_accuracy: float | None  # table accuracy of the best complete child's function
+    best_accuracy: float | None  # ``Entry.mean_finished`` of the best complete child's function
     evaluations_to_goal: int | None
     steps_to_goal: int | None
-
-
-def table_accuracy(entry: Entry) -> float | None:
-    """A function's accuracy in the table: mean final validation accuracy over the seeds that
-    finished (None if none did)."""
-    finals = [f for s in entry.seeds if (f := entry.final(s)) is not None]
-    return sum(finals) / len(finals) if finals else None
 
 
 def outcome(table: Table, runs: list[Run], goal: frozenset[str]) -> Outcome:
@@ -119,7 +109,19 @@ def outcome(table: Table, runs: list[Run], goal: frozenset[str]) -> Outcome:
         evaluations=len(runs),
         child_steps=spent,
         stopped=sum(not r.complete for r in runs),
-        best_accuracy=table_accuracy(entry) if entry is not None else None,
+        best_accuracy=entry.mean_finished() if entry is not None else None,
         evaluations_to_goal=to_goal[0] if to_goal else None,
         steps_to_goal=to_goal[1] if to_goal else None,
     )
+
+
+def within_steps(runs: list[Run], limit: int) -> list[Run]:
+    """The runs a search could pay for with ``limit`` child-steps: the longest prefix whose
+    steps add up to at most ``limit`` (a search with a rule, given what one without spent)."""
+    spent, out = 0, []
+    for run in runs:
+        spent += run.steps
+        if spent > limit:
+            break
+        out.append(run)
+    return out

@@ -174,6 +174,9 @@ def test_free_form_options_and_explicit_nulls_are_accepted() -> None:
     ({"backend": {"kubernetes": {"node_selector": {"gpu": True}}}}, "s1",
      "spec.backend.kubernetes.node_selector.gpu: True is not of type 'string'"),
     ({"budget": {"gpu_hours": 0}}, "s1", "spec.budget.gpu_hours: 0 is less than or equal to the minimum of 0"),
+    ({"early_stopping": {"eta": 2}}, "s1", "spec.early_stopping: 'rule' is a required property"),
+    ({"early_stopping": {"rule": "hyperband"}}, "s1",
+     "spec.early_stopping.rule: 'hyperband' is not one of"),
     ({}, "Bad_Name", "metadata.name: 'Bad_Name' does not match"),
     ({}, "x" * 41, "is too long"),
 ])

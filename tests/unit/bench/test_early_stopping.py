@@ -1,5 +1,6 @@
-"""The early-stopping bench on a tiny table: one row per rule, and for random search (whose
-proposals do not depend on rewards) a rule never costs more child-steps than none."""
+"""The early-stopping bench on a tiny table: for random search (whose proposals do not depend on
+rewards) a rule costs fewer child-steps at equal evaluations, and buys more evaluations with the
+child-steps a search without it spent."""
 
 from __future__ import annotations
 
@@ -33,11 +34,18 @@ def test_rules_save_child_steps_over_the_same_proposals(tmp_path: Path) -> None:
          "--budget", "12", "--batch", "4", "--concurrency", "1", "--top-fraction", "0.1"],
         capture_output=True, text=True, timeout=120, check=True,
         env={"PYTHONPATH": str(SCRIPT.parents[1]), "OMP_NUM_THREADS": "1"})
-    rows = {r["stopping"] if r["stopping"] == "none" else r["stopping"]["rule"]: r
+    rows = {(r["stopping"] if r["stopping"] == "none" else r["stopping"]["rule"], r["comparison"]): r
             for r in json.loads(done.stdout)["rows"]}
-    assert set(rows) == {"none", "median", "asha"}
-    assert rows["none"]["stopped"] == 0 and rows["none"]["child_steps"] == 12 * 30
+    none = rows["none", "baseline"]
+    assert set(rows) == {("none", "baseline")} | {(rule, c) for rule in ("median", "asha") for c in
+                                                  ("equal evaluations", "equal child-steps")}
+    assert none["stopped"] == 0 and none["child_steps"] == 12 * 30
     for rule in ("median", "asha"):
-        assert rows[rule]["evaluations"] == rows["none"]["evaluations"]
-        assert rows[rule]["stopped"] > 0
-        assert rows[rule]["child_steps"] < rows["none"]["child_steps"]
+        same = rows[rule, "equal evaluations"]
+        assert same["evaluations"] == none["evaluations"]
+        assert same["stopped"] > 0
+        assert same["child_steps"] < none["child_steps"]
+        spent = rows[rule, "equal child-steps"]  # the saved steps buy more evaluations
+        assert spent["child_steps"] <= none["child_steps"]
+        assert spent["evaluations"] > none["evaluations"]
+        assert set(spent["goals"]) == {"0.1"}
