@@ -7,7 +7,6 @@ them; counts, not times."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -35,22 +34,14 @@ def _outcome(acc: float) -> Outcome:
 
 
 def test_a_childs_run_is_written_in_five_tracking_requests_with_all_its_content(
-        mlflow_server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mlflow.utils import rest_utils
-
+        mlflow_server: Server, mlflow_requests: list[str]) -> None:
     client = MlflowClient(mlflow_server.url)
     experiment = f"child-requests-{uuid.uuid4().hex[:8]}"
     exp_id = client.create_experiment(experiment)
     run_id = client.create_run(exp_id, tags={Tag.TRIAL: "s-req-t00007", Tag.TRIAL_INDEX: "7"}
                                ).info.run_id  # as the controller pre-creates it
-    sent: list[str] = []
-    send = rest_utils.http_request
-
-    def counted(*a: Any, **kw: Any) -> Any:
-        sent.append(kw["endpoint"] if "endpoint" in kw else a[1])
-        return send(*a, **kw)
-
-    monkeypatch.setattr(rest_utils, "http_request", counted)
+    sent = mlflow_requests
+    sent.clear()  # counted from here: what the setup above sent is not the subject
     spec = _spec(experiment, run_id)
     tracker = RunTracker.open(mlflow_server.url, run_id, experiment)
     assert open_record(spec, tracker, "d" * 64, {"device": "cpu", "precision": "fp32",

@@ -6,7 +6,6 @@ trials a search already settled. Counts, not times: they hold on any machine."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import pytest
 
@@ -125,19 +124,11 @@ def test_the_evaluation_cache_reads_other_searches_once_then_only_what_ended_sin
 
 
 def test_a_new_trials_run_is_created_without_a_lookup_and_an_old_ones_is_found(
-        mlflow_server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+        mlflow_server: Server, mlflow_requests: list[str]) -> None:
     """Counted where MLflow's client sends each HTTP request (``rest_utils.http_request``)."""
-    from mlflow.utils import rest_utils
-
     tracker, search, parent = _tracker(mlflow_server)
-    sent: list[str] = []
-    send = rest_utils.http_request
-
-    def counted(*a: Any, **kw: Any) -> Any:
-        sent.append(kw["endpoint"] if "endpoint" in kw else a[1])
-        return send(*a, **kw)
-
-    monkeypatch.setattr(rest_utils, "http_request", counted)
+    sent = mlflow_requests
+    sent.clear()  # counted from here: what the setup above sent is not the subject
     run_id = _trial(tracker, search, parent, 0, "f" * 16, new=True)
     assert [e.rsplit("/", 1)[-1] for e in sent] == ["create"]  # no search by tag first
     sent.clear()
@@ -150,21 +141,13 @@ def test_a_new_trials_run_is_created_without_a_lookup_and_an_old_ones_is_found(
 
 
 def test_runs_settled_without_training_cost_three_requests_each_and_hold_their_outcome(
-        mlflow_server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+        mlflow_server: Server, mlflow_requests: list[str]) -> None:
     """Create, one ``log_batch`` (``trial_index``, and the reward or the failure), end: what a
     screened, cached or duplicate trial costs the server (counted where MLflow's client sends
     each HTTP request)."""
-    from mlflow.utils import rest_utils
-
     tracker, search, parent = _tracker(mlflow_server)
-    sent: list[str] = []
-    send = rest_utils.http_request
-
-    def counted(*a: Any, **kw: Any) -> Any:
-        sent.append(kw["endpoint"] if "endpoint" in kw else a[1])
-        return send(*a, **kw)
-
-    monkeypatch.setattr(rest_utils, "http_request", counted)
+    sent = mlflow_requests
+    sent.clear()  # counted from here: what the setup above sent is not the subject
     settled = [(f"{search}-t{i:05d}", {Tag.TRIAL_INDEX: str(i), Tag.FINGERPRINT: f"{i:016x}"},
                 True, None if i % 2 else 0.25 * i, "screened: flat" if i % 2 else None)
                for i in range(4)]
