@@ -101,7 +101,8 @@ class Controller:
         saved = read(self.store, self.name, self.identity) if resume else None
         amendment, self._since = amend(saved.spec if saved else None, self.spec), self.clock()
         if amendment.rejected:
-            raise ConfigError(rejection(f"search {self.name!r} was edited since it started", amendment.rejected))
+            raise ConfigError(rejection(f"search {self.name!r} was edited since it started",
+                                        amendment.rejected))
         self.parent_run_id = self.tracker.start_search(self.name, self.spec.model_dump(mode="json"))
         if saved is None:  # a fresh search, or one resumed before its first checkpoint
             return
@@ -129,7 +130,8 @@ class Controller:
             ) -> Progress:
         """Run the search to the end of its budget; returns the final progress."""
         self.start(resume)
-        return drive(self.tick, self.progress, self.backend.close, self.sleep, self.poll_interval, on_progress)
+        return drive(self.tick, self.progress, self.backend.close, self.sleep, self.poll_interval,
+                     on_progress)
 
     def tick(self) -> bool:
         """One round of settle (and stop early), propose, launch, checkpoint; True when over
@@ -249,7 +251,8 @@ class Controller:
     def _settle(self) -> None:
         settled = self._ledger.settle(self.trials)
         results = [r for o in settled.outcomes for r in self._complete(o.item, o.value, o.failure)]
-        results += stop_early(self.spec, self.trials, self.tracker, self.backend, self._complete, self.checkpoint)
+        results += stop_early(self.spec, self.trials, self.tracker, self.backend, self._complete,
+                              self.checkpoint)
         self._dirty |= bool(settled.requeued)
         if results:
             self.strategy.observe(results)
@@ -276,8 +279,9 @@ class Controller:
         for dup in waiting:
             dup.reward, dup.failure, dup.state, dup.finished = reward, failure, DONE, self.clock()
             out.append(dup.result)
-        record_settled(self.tracker, self.name, self.parent_run_id or "", [
-            (d, trial.run_id) for d in waiting], self.trials, self.spec.child.config_hash(), self._fresh)
+        record_settled(self.tracker, self.name, self.parent_run_id or "",
+                       [(d, trial.run_id) for d in waiting], self.trials,
+                       self.spec.child.config_hash(), self._fresh)
         return out
 
     def _log_series(self) -> None:
@@ -288,10 +292,12 @@ class Controller:
             self.tracker, self.parent_run_id, self.trials, (self.generations_logged,
             self.trials_logged), self.spec.generation, self.spec.strategy.failure_reward,
             updates[-1].entropy if updates else None)
-        self._dirty, self.generations_logged = self._dirty or logged != self.generations_logged, logged
+        self._dirty |= logged != self.generations_logged
+        self.generations_logged = logged
 
     def progress(self) -> Progress:
-        return summarize(self.trials, self.spec.budget.trials, self._ledger.running_launches(self.trials), self.stopped)
+        return summarize(self.trials, self.spec.budget.trials,
+                         self._ledger.running_launches(self.trials), self.stopped)
 
     def leaderboard(self, top: int = 10) -> list[Entry]:
         """Best distinct functions first (one row per fingerprint)."""
