@@ -29,8 +29,8 @@ Why they differ:
   the child, a stopped, lost or timed-out child to no one cause.
 
 Trials checkpointed before causes were stored have their failure text only: ``legacy_cause``
-reads it back once, when such a trial is loaded. It is the one place that parses failure text,
-and it reads only texts older versions wrote, which never change.
+reads it back once, when such a trial is loaded. It is the one place that reads a cause from
+failure text, and it reads only texts older versions wrote, which never change.
 """
 
 from __future__ import annotations
