@@ -343,6 +343,70 @@ PERMANENT_EXIT_CODES: Final[tuple[int, ...]] = (
 """Exit codes after which running the same child again cannot succeed."""
 
 
+class Cause(Enum):
+    """Why a child ended without a result, as its backend saw it: stored beside the trial's
+    failure text (which stays the human message, and may be reworded), so that what reads the
+    reason (the failure brake, the ``ChildrenCannotStart`` condition) never parses prose.
+
+    The values are stored in checkpoints and never change; the Kubernetes ones are Kubernetes'
+    own reasons. A child the trainer answered for (a run tagged ``nan``, ``oom``, ``error``) has
+    no cause: its run says why.
+    """
+
+    IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
+    ERR_IMAGE_PULL = "ErrImagePull"
+    INVALID_IMAGE_NAME = "InvalidImageName"
+    CREATE_CONTAINER_CONFIG_ERROR = "CreateContainerConfigError"
+    """A Secret or ConfigMap the child's container names is missing."""
+    FAILED_CREATE = "FailedCreate"
+    """The Job controller could not create the pod (a missing ServiceAccount, admission)."""
+    QUOTA_EXCEEDED = "QuotaExceeded"
+    """A ResourceQuota refused the pod for longer than ``max_pending_seconds``."""
+    PENDING_TOO_LONG = "PendingTooLong"
+    """The pod stayed Pending (unscheduled, or its containers not started) too long."""
+    UNREACHABLE = "Unreachable"
+    """Exit code 4 (``ExitCode.INFRASTRUCTURE``): MLflow, S3 or the data source unreachable."""
+    OUT_OF_MEMORY = "OutOfMemory"
+    """Exit code 5 (``ExitCode.OUT_OF_MEMORY``): CUDA out of memory."""
+    OOM_KILLED = "OOMKilled"
+    """Exit code 137: killed, most likely by the kernel's out-of-memory killer."""
+    INTERRUPTED = "Interrupted"
+    """Exit code 143 or SIGTERM (a drain, a pre-emption, a cancel), and not launched again."""
+    EXITED = "Exited"
+    """Any other exit code (the trial's ``exit_code``), 0 included when no result was logged."""
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
+    """The Job ran longer than its ``activeDeadlineSeconds``."""
+    LOST = "Lost"
+    """The backend no longer knows the child (its host, or its Job, is gone)."""
+    UNKNOWN = "Unknown"
+    """The backend says the child failed, and nothing more."""
+
+
+def exit_cause(code: int) -> Cause:
+    """The cause of a child process that exited with ``code`` (negative: killed by a signal)."""
+    return _EXIT_CAUSES.get(code, Cause.EXITED)
+
+
+_EXIT_CAUSES: Final[dict[int, Cause]] = {
+    int(ExitCode.INFRASTRUCTURE): Cause.UNREACHABLE,
+    int(ExitCode.OUT_OF_MEMORY): Cause.OUT_OF_MEMORY,
+    137: Cause.OOM_KILLED,  # 128 + SIGKILL, as the kubelet reports the OOM killer's
+    int(ExitCode.INTERRUPTED): Cause.INTERRUPTED, -15: Cause.INTERRUPTED,  # -15: Popen's SIGTERM
+}
+
+
+def cause_named(value: object, field: str = "cause") -> Cause | None:
+    """A stored cause read back (None stays None); ValueError naming ``field`` and the allowed
+    values for anything else."""
+    if value is None:
+        return None
+    try:
+        return Cause(value)
+    except ValueError:
+        allowed = ", ".join(c.value for c in Cause)
+        raise ValueError(f"{field} must be one of {allowed} (or null); got {value!r}") from None
+
+
 REWARD: Final = "val_accuracy"
 """The reward, under one name everywhere: the metric a child logs, the leaderboard's sort key,
 the parent run's per-trial series (step = trial index) and ``best_val_accuracy`` (best so far).

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from orchestrator.contract import Cause
+
 Phase = Literal["queued", "running", "succeeded", "failed", "missing"]
 """``queued``: accepted, not yet running (pending pod, suspended Job, evicted and waiting);
 ``missing``: the backend knows nothing of the trial (never launched, or lost with its host)."""
@@ -39,7 +41,10 @@ class Launch:
 
 @dataclass(frozen=True)
 class ChildState:
-    """``started_at``: when the child's process started (epoch seconds), where the backend
+    """``reason``: the human message (it becomes the trial's failure text, so it is stored and
+    shown, never parsed); ``cause``: why a ``failed`` (or ``missing``) child ended, as data
+    (``contract.Cause``), which the failure brake and the cannot-start report read.
+    ``started_at``: when the child's process started (epoch seconds), where the backend
     knows it (a pod's container start): GPU time counts from there, not from the launch, since
     a child may wait long for a node or an image before it trains."""
 
@@ -47,6 +52,7 @@ class ChildState:
     reason: str | None = None
     exit_code: int | None = None
     started_at: float | None = None
+    cause: Cause | None = None
 
 
 class Backend(Protocol):

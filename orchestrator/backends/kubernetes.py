@@ -21,8 +21,9 @@ controller's ``FailedCreate`` Events) and fails the child at once on ``ImagePull
 ``ErrImagePull``, ``InvalidImageName``, ``CreateContainerConfigError`` or a ``FailedCreate``
 (a missing ServiceAccount, a refused pod), and after ``max_pending_seconds`` on a pod that stays
 Pending or a Job kept from creating one by a ResourceQuota; the backend then deletes the Job.
-The failure names the Kubernetes reason and message. A running pod's container start is the
-child's ``started_at``.
+The failure names the Kubernetes reason and message, and the state carries the reason as data
+(``ChildState.cause``: ``contract.Cause``). A running pod's container start is the child's
+``started_at``.
 
 Credentials never appear in a Job as plain values (anyone who may read Jobs or pods would read
 them): a URI with ``user:password@`` in a child's environment is refused (``plain_credentials``,
@@ -34,7 +35,9 @@ and MinIO.
 
 A Job that failed without naming an exit code (``BackoffLimitExceeded``, ``DeadlineExceeded``)
 takes its last ended pod's (``last_exit``), so a child that exited 4 every time (MLflow or S3
-unreachable) is seen as such by the failure brake.
+unreachable) is seen as such by the failure brake. A failed child's cause is its exit code's
+(``contract.exit_cause``) where one is known, except a Job past its deadline
+(``DeadlineExceeded``: its last pod was stopped, whatever it exited with).
 
 ``job_manifest``, ``job_state``, ``pods_state`` and ``last_exit`` are pure functions over plain
 data, so tests assert on dicts; ``KubernetesBackend`` is the thin layer that talks through the adapter.
@@ -63,7 +66,13 @@ from orchestrator.adapters.kube import (
 )
 from orchestrator.adapters.retry import Backoff
 from orchestrator.backends.base import ChildState, Launch
-from orchestrator.contract import PERMANENT_EXIT_CODES, TRIAL_SPEC_ENV, TrainConfig
+from orchestrator.contract import (
+    PERMANENT_EXIT_CODES,
+    TRIAL_SPEC_ENV,
+    Cause,
+    TrainConfig,
+    exit_cause,
+)
 from orchestrator.errors import ConfigError
 from orchestrator.identity import SearchIdentity, job_name
 from orchestrator.redact import has_credentials, redact
@@ -96,8 +105,9 @@ input, non-finite loss, CUDA out of memory: retrying the same function cannot he
 pod (pre-empted, evicted) also dies with 137; the policy's first rule retries it."""
 EXIT_MEANINGS = {5: "out of device memory (CUDA out of memory)",
                  137: "killed, most likely by the out-of-memory killer (OOMKilled)"}
-CANNOT_START = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName",
-                          "CreateContainerConfigError"})
+CANNOT_START = frozenset(c.value for c in (Cause.IMAGE_PULL_BACK_OFF, Cause.ERR_IMAGE_PULL,
+                                           Cause.INVALID_IMAGE_NAME,
+                                           Cause.CREATE_CONTAINER_CONFIG_ERROR))
 """Container waiting reasons that fail a child at once: the image cannot be pulled, or a Secret
 or ConfigMap its environment names is missing. Kubernetes keeps retrying them, holding the
 pod's node resources, while nothing trains."""
@@ -294,12 +304,20 @@ def job_state(job: dict[str, Any] | None) -> ChildState:
         exit_code = int(code.group(1)) if code else None
         if exit_code in EXIT_MEANINGS:
             reason = f"{EXIT_MEANINGS[exit_code]}; {reason}"
-        return ChildState("failed", reason=reason, exit_code=exit_code)
+        return ChildState("failed", reason=reason, exit_code=exit_code,
+                          cause=_failed_cause(c.get("reason"), exit_code))
     if "Suspended" in conditions or (job.get("spec") or {}).get("suspend"):
         return ChildState("queued", reason="suspended")
     if status.get("active") or status.get("ready"):
         return ChildState("running")
     return ChildState("queued")
+
+
+def _failed_cause(job_reason: str | None, exit_code: int | None) -> Cause:
+    """Why a Job failed: past its deadline, or what its trainer exited with (unknown: neither)."""
+    if job_reason == Cause.DEADLINE_EXCEEDED.value:
+        return Cause.DEADLINE_EXCEEDED
+    return Cause.UNKNOWN if exit_code is None else exit_cause(exit_code)
 
 
 def last_exit(pods: Sequence[dict[str, Any]]) -> tuple[int, str | None] | None:
@@ -328,7 +346,9 @@ def with_exit(state: ChildState, pods: Sequence[dict[str, Any]]) -> ChildState:
         reason = f"{EXIT_MEANINGS[code]}; {reason}"
     elif why and why not in ("Error", "Completed"):
         reason = f"{why}; {reason}"
-    return ChildState(state.phase, reason, code, state.started_at)
+    cause = state.cause if state.cause is Cause.DEADLINE_EXCEEDED else (
+        Cause.OOM_KILLED if why == Cause.OOM_KILLED.value else exit_cause(code))
+    return ChildState(state.phase, reason, code, state.started_at, cause)
 
 
 def _seconds(stamp: Any) -> float | None:
@@ -351,13 +371,15 @@ def _started_at(pod: dict[str, Any]) -> float | None:
     return None
 
 
-def _cannot_start(pod: dict[str, Any]) -> str | None:
-    """``Reason: message`` of a container waiting for something that will not come."""
+def _cannot_start(pod: dict[str, Any]) -> tuple[Cause, str] | None:
+    """The reason of a container waiting for something that will not come, and ``Reason:
+    message``."""
     status = pod.get("status") or {}
     for c in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
         waiting = (c.get("state") or {}).get("waiting") or {}
         if waiting.get("reason") in CANNOT_START:
-            return ": ".join(x for x in (waiting["reason"], waiting.get("message")) if x)
+            return (Cause(waiting["reason"]),
+                    ": ".join(x for x in (waiting["reason"], waiting.get("message")) if x))
     return None
 
 
@@ -384,12 +406,14 @@ def pods_state(job: dict[str, Any], pods: Sequence[dict[str, Any]],
             return ChildState("running", started_at=_started_at(pod))
         stuck = _cannot_start(pod)
         if stuck:
-            return ChildState("failed", reason=f"pod {name} cannot start: {stuck}")
+            return ChildState("failed", reason=f"pod {name} cannot start: {stuck[1]}",
+                              cause=stuck[0])
         since = _seconds((pod.get("metadata") or {}).get("creationTimestamp"))
         if max_pending is not None and since is not None and now - since > max_pending:
             why = _unscheduled(pod) or "its containers did not start"
             return ChildState("failed", reason=f"pod {name} was Pending for {now - since:.0f} s, "
-                              f"more than max_pending_seconds ({max_pending}): {why}")
+                              f"more than max_pending_seconds ({max_pending}): {why}",
+                              cause=Cause.PENDING_TOO_LONG)
         return ChildState("queued", reason=_unscheduled(pod) or None)
     refused = [e for e in events if e.get("reason") == "FailedCreate"]
     if not refused:
@@ -401,8 +425,9 @@ def pods_state(job: dict[str, Any], pods: Sequence[dict[str, Any]],
         if max_pending is None or since is None or now - since <= max_pending:
             return ChildState("queued", reason=f"FailedCreate: {message}")
         return ChildState("failed", reason=f"no pod could be created for {now - since:.0f} s, "
-                          f"more than max_pending_seconds ({max_pending}): FailedCreate: {message}")
-    return ChildState("failed", reason=f"FailedCreate: {message}")
+                          f"more than max_pending_seconds ({max_pending}): FailedCreate: {message}",
+                          cause=Cause.QUOTA_EXCEEDED)
+    return ChildState("failed", reason=f"FailedCreate: {message}", cause=Cause.FAILED_CREATE)
 
 
 class KubernetesBackend:
@@ -476,7 +501,7 @@ class KubernetesBackend:
             state = with_exit(state, self.cluster.job_pods(self.namespace, self.job_name(trial_id)))
         if state.phase in ("succeeded", "failed") or state.reason == "suspended":
             return ChildState(state.phase, state.reason, state.exit_code,
-                              self._started.pop(trial_id, None))
+                              self._started.pop(trial_id, None), state.cause)
         status = job.get("status") or {}
         if status.get("ready") and self._started.get(trial_id) is not None:
             return ChildState("running", started_at=self._started[trial_id])  # seen running

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from orchestrator.backends.base import ChildState, Launch
-from orchestrator.contract import ExitCode
+from orchestrator.contract import Cause, ExitCode, exit_cause
 
 log = logging.getLogger(__name__)
 
@@ -152,13 +152,15 @@ def _ended(code: int, d: Path) -> ChildState:
     if code == 0:
         return ChildState("succeeded", exit_code=0)
     if code in (int(ExitCode.INTERRUPTED), -signal.SIGTERM):  # stopped, not failed: goes again
-        return ChildState("missing", reason="stopped by SIGTERM", exit_code=code)
+        return ChildState("missing", reason="stopped by SIGTERM", exit_code=code,
+                          cause=Cause.INTERRUPTED)
     tail = ""
     log_file = d / "log.txt"
     if log_file.exists():
         lines = log_file.read_text(errors="replace").strip().splitlines()
         tail = lines[-1][:300] if lines else ""
-    return ChildState("failed", reason=tail or "child process failed", exit_code=code)
+    return ChildState("failed", reason=tail or "child process failed", exit_code=code,
+                      cause=exit_cause(code))
 
 
 def _alive(pid: int, marker: str) -> bool:

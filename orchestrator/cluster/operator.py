@@ -378,7 +378,7 @@ class SearchRunner:
             if trial.failure is None or trial.trial_id in self._seen_failures:
                 continue
             self._seen_failures.add(trial.trial_id)
-            reason = kubernetes_reason(trial.failure) if trial.source == "trained" else None
+            reason = kubernetes_reason(trial.cause) if trial.source == "trained" else None
             if reason is not None:
                 self.event("Warning", "ChildCannotStart",
                            f"Trial {trial.trial_id} could not start ({reason}): {trial.failure}")

@@ -8,52 +8,34 @@ resuming goes on):
   scored ``failure_reward`` like a low accuracy, and common in this search space. Everything
   else is (a crash, an error, out of memory, a run that ended without its reward).
 - ``budget.stop_after_infrastructure_failures`` (K): the last K trained children settled since
-  the search (re)started all failed for the same infrastructure cause (``infrastructure_cause``):
-  nothing about the functions, everything about the cluster or the servers, so every further
-  child would fail the same way. Counting from the (re)start lets a search whose cause was fixed
+  the search (re)started all failed for the same infrastructure cause (``infrastructure_cause``,
+  read from the trial's stored ``cause``, never from its failure text): nothing about the
+  functions, everything about the cluster or the servers, so every further child would fail the
+  same way. Counting from the (re)start lets a search whose cause was fixed
   resume; a child that could not start costs nothing, but a search of such failures would say
   Succeeded with nothing learnt.
 
-A pod that stays Pending beyond ``max_pending_seconds`` is not an infrastructure cause here: a
-busy cluster is not a broken one.
+Which causes are infrastructure, and why that differs from the children that cannot start
+(a pod that stays Pending beyond ``max_pending_seconds`` is not an infrastructure cause: a busy
+cluster is not a broken one), is the table in ``orchestrator.loop.causes``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Final
 
-from orchestrator.contract import ExitCode, FailureKind, failure_kind
+from orchestrator.contract import failure_kind
+from orchestrator.loop.causes import infrastructure_cause
 from orchestrator.loop.ledger import DONE
 from orchestrator.loop.trials import Stop, Trial
 from orchestrator.spec import BudgetSpec
 
-__all__ = ["CAUSES", "INFRASTRUCTURE_FAILURES", "TOO_MANY_FAILURES", "Stop", "counts_as_failed",
+__all__ = ["INFRASTRUCTURE_FAILURES", "TOO_MANY_FAILURES", "Stop", "counts_as_failed",
            "infrastructure_cause", "stop_reason"]
 
 TOO_MANY_FAILURES: Final = "TooManyFailures"
 INFRASTRUCTURE_FAILURES: Final = "InfrastructureFailures"
-
-CAUSES: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
-    ("the image cannot be pulled",
-     re.compile(r"\b(ImagePullBackOff|ErrImagePull|InvalidImageName)\b")),
-    ("a Secret or ConfigMap the child needs is missing (CreateContainerConfigError)",
-     re.compile(r"\bCreateContainerConfigError\b")),
-    ("no pod could be created (FailedCreate)", re.compile(r"^crashed: FailedCreate\b")),
-    ("MLflow, S3 or the data source could not be reached (exit code "
-     f"{int(ExitCode.INFRASTRUCTURE)})",
-     re.compile(rf"\(exit code {int(ExitCode.INFRASTRUCTURE)}\)$")),
-)
-"""Infrastructure causes, each a label and what a crash's failure text (``crash_failure``) says
-when it has that cause: the Kubernetes reasons the backend reports, the trainer's exit code 4."""
-
-
-def infrastructure_cause(failure: str | None) -> str | None:
-    """The infrastructure cause of a trial's failure (a label of ``CAUSES``), or None."""
-    if failure is None or failure_kind(failure) is not FailureKind.CRASHED:
-        return None
-    return next((label for label, pattern in CAUSES if pattern.search(failure)), None)
 
 
 def counts_as_failed(trial: Trial) -> bool:
@@ -77,7 +59,7 @@ def stop_reason(trials: Sequence[Trial], budget: BudgetSpec, since: float) -> St
     recent = sorted((t for t in trials if t.source == "trained" and t.state == DONE
                      and t.finished is not None and t.finished >= since),
                     key=lambda t: (t.finished or 0.0, t.index))[-streak:]
-    causes = {infrastructure_cause(t.failure) for t in recent}
+    causes = {infrastructure_cause(t.cause) for t in recent}
     if len(recent) < streak or len(causes) != 1 or None in causes:
         return None
     (cause,) = causes

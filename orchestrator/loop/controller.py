@@ -24,6 +24,7 @@ from typing import Any
 
 from orchestrator.adapters.storage import Store
 from orchestrator.backends.base import Backend
+from orchestrator.contract import Cause
 from orchestrator.errors import ConfigError
 from orchestrator.identity import SearchIdentity
 from orchestrator.loop.admission import admit
@@ -250,16 +251,19 @@ class Controller:
 
     def _settle(self) -> None:
         settled = self._ledger.settle(self.trials)
-        results = [r for o in settled.outcomes for r in self._complete(o.item, o.value, o.failure)]
+        results = [r for o in settled.outcomes
+                   for r in self._complete(o.item, o.value, o.failure, o.cause)]
         results += stop_early(self.spec, self.trials, self.tracker, self.backend, self._complete,
                               self.checkpoint)
         self._dirty |= bool(settled.requeued)
         if results:
             self.strategy.observe(results)
 
-    def _complete(self, trial: Trial, reward: float | None, failure: str | None) -> list[Result]:
-        """Mark a trial done; duplicates held behind it are settled with the same outcome."""
-        trial.reward, trial.failure, trial.state = reward, failure, DONE
+    def _complete(self, trial: Trial, reward: float | None, failure: str | None,
+                  cause: Cause | None = None) -> list[Result]:
+        """Mark a trial done (a crash with its ``cause``); duplicates held behind it are settled
+        with the same outcome."""
+        trial.reward, trial.failure, trial.state, trial.cause = reward, failure, DONE, cause
         trial.finished, self._dirty = self.clock(), True
         if trial.source in ("screen", "cache", "duplicate"):
             if trial.source == "cache":  # later duplicates in this search reuse it directly

@@ -14,7 +14,8 @@ pre-created or about to be, waiting for a slot) -> ``launched`` -> ``done``. The
   asked once per launch. A launch the backend lost (``missing``) goes again, under the same
   launch id and run, until it was launched ``max_launches`` times; one that ended without a
   finished run (looked at once more, as the child may finish between the two reads) is marked
-  failed as crashed;
+  failed as crashed, with the backend's message as its failure text and its cause as data
+  (``Outcome.cause``, ``crash_cause``), which the caller stores with the item;
 - counts **GPU-hours**: wall time × GPUs per launch, a pack once, from its first start to its
   last member's end. A launch starts when the backend first reports its child's start
   (``ChildState.started_at``: a pod's container start), so a Job waiting for a node or an image
@@ -37,7 +38,14 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from orchestrator.backends.base import Backend, ChildState, Launch, Phase
-from orchestrator.contract import PACK_KEY, FailureKind, failure_kind, failure_text
+from orchestrator.contract import (
+    PACK_KEY,
+    Cause,
+    FailureKind,
+    exit_cause,
+    failure_kind,
+    failure_text,
+)
 from orchestrator.loop.packs import plan_packs
 from orchestrator.loop.tracker import ChildRun, RunBus
 
@@ -105,6 +113,16 @@ def crash_failure(state: ChildState) -> str:
     return failure_text(FailureKind.CRASHED, reason)
 
 
+def crash_cause(state: ChildState) -> Cause:
+    """Why a child whose process ended without a finished run ended: the backend's cause, else
+    its exit code's, else lost (``missing``) or unknown."""
+    if state.cause is not None:
+        return state.cause
+    if state.exit_code is not None:
+        return exit_cause(state.exit_code)
+    return Cause.LOST if state.phase == "missing" else Cause.UNKNOWN
+
+
 def is_crash(failure: str | None) -> bool:
     """A crash says nothing about the function trained: it is never reused as a result."""
     return failure is not None and failure_kind(failure) is FailureKind.CRASHED
@@ -138,11 +156,13 @@ def gpu_hours(spans: Iterable[tuple[str, float | None, float | None]], now: floa
 
 @dataclass
 class Outcome(Generic[T]):
-    """A launched item's result: ``value`` when it succeeded, else ``failure``."""
+    """A launched item's result: ``value`` when it succeeded, else ``failure``; ``cause`` for a
+    crash (``crash_cause``), None when its run says why."""
 
     item: T
     value: float | None
     failure: str | None
+    cause: Cause | None = None
 
 
 @dataclass
@@ -338,5 +358,5 @@ class Ledger(Generic[T]):
             run_id = self.record_of(item).run_id
             assert run_id is not None
             self.tracker.mark_failed(run_id, failure)
-            out.outcomes.append(self._result(Outcome(item, None, failure)))
+            out.outcomes.append(self._result(Outcome(item, None, failure, crash_cause(state))))
         return out

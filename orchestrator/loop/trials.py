@@ -14,7 +14,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from orchestrator.contract import REWARD, Tag, TrainConfig, TrialSpec
+from orchestrator.contract import REWARD, Cause, Tag, TrainConfig, TrialSpec, cause_named
+from orchestrator.loop.causes import legacy_cause
 from orchestrator.loop.leaderboard import Entry
 from orchestrator.loop.ledger import DONE, LAUNCHED, QUEUED, is_crash, launch_of
 from orchestrator.search.base import Candidate, Result
@@ -50,6 +51,7 @@ class Trial:
     stopped_at: int | None = None  # stopped early at this step (``loop.stopping``): not complete
     stop_pending: bool = False  # marked stopped; its process and run not yet stopped
     curve: list[float] | None = None  # val_accuracy at evaluation steps, once ended (stopping)
+    cause: Cause | None = None  # why its child crashed, as data (``loop.causes``); else None
 
     @property
     def launch(self) -> str:
@@ -59,13 +61,17 @@ class Trial:
     def as_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in _FIELDS}  # dataclasses.asdict: 10× slower
         d["candidate"] = self.candidate.as_dict()
+        d["cause"] = None if self.cause is None else self.cause.value
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Trial:
-        """A checkpointed trial; one from before ``began`` counts from its launch, as then."""
+        """A checkpointed trial; one from before ``began`` counts from its launch, as then, and
+        one from before ``cause`` has its cause read from its failure text (``legacy_cause``)."""
+        cause = (cause_named(d["cause"], f"trial {d.get('trial_id')!r}: cause") if "cause" in d
+                 else legacy_cause(d.get("failure")))
         return cls(**{"began": d.get("started"), **d,
-                      "candidate": Candidate.from_dict(d["candidate"])})
+                      "candidate": Candidate.from_dict(d["candidate"]), "cause": cause})
 
     @property
     def result(self) -> Result:

@@ -22,6 +22,7 @@ from orchestrator.backends.kubernetes import (
     last_exit,
     launch_job_name,
 )
+from orchestrator.contract import Cause
 from orchestrator.errors import ConfigError, TemporaryUnavailable
 from orchestrator.spec import KubernetesBackendSpec
 from tests.k8s.conftest import NAMESPACE
@@ -207,22 +208,27 @@ def test_a_pack_job_passes_the_upstream_kubernetes_schema() -> None:
 
 CONDITION_CASES = [
     ({"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1},
-     None, ("succeeded", None, 0)),
+     None, ("succeeded", None, 0, None)),
     ({"conditions": [{"type": "Failed", "status": "True", "reason": "PodFailurePolicy",
                       "message": "Container trainer for pod research/s1-t00000-abcde failed "
                                  "with exit code 3 matching FailJob rule at index 0"}]},
      None, ("failed", "PodFailurePolicy: Container trainer for pod research/s1-t00000-abcde "
-                      "failed with exit code 3 matching FailJob rule at index 0", 3)),
+                      "failed with exit code 3 matching FailJob rule at index 0", 3, Cause.EXITED)),
     ({"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
                       "message": "Job has reached the specified backoff limit"}]},
-     None, ("failed", "BackoffLimitExceeded: Job has reached the specified backoff limit", None)),
+     None, ("failed", "BackoffLimitExceeded: Job has reached the specified backoff limit", None,
+            Cause.UNKNOWN)),  # and no pod that ended: nothing more is known
+    ({"conditions": [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded",
+                      "message": "Job was active longer than specified deadline"}]},
+     None, ("failed", "DeadlineExceeded: Job was active longer than specified deadline", None,
+            Cause.DEADLINE_EXCEEDED)),
     ({"conditions": [{"type": "Suspended", "status": "True", "reason": "JobSuspended"}]},
-     None, ("queued", "suspended", None)),
-    ({}, True, ("queued", "suspended", None)),
-    ({"active": 1, "ready": 1}, None, ("running", None, None)),
+     None, ("queued", "suspended", None, None)),
+    ({}, True, ("queued", "suspended", None, None)),
+    ({"active": 1, "ready": 1}, None, ("running", None, None, None)),
     ({"conditions": [{"type": "Complete", "status": "False"}], "active": 1}, None,
-     ("running", None, None)),
-    ({}, None, ("queued", None, None)),
+     ("running", None, None, None)),
+    ({}, None, ("queued", None, None, None)),
 ]
 
 
@@ -230,7 +236,7 @@ CONDITION_CASES = [
 @pytest.mark.parametrize(("status", "suspend", "expected"), CONDITION_CASES)
 def test_the_state_of_a_trial_is_read_from_its_job_status(
         apiserver: FakeApiServer, api_client: Any, status: dict[str, Any], suspend: bool | None,
-        expected: tuple[str, str | None, int | None]) -> None:
+        expected: tuple[str, str | None, int | None, Cause | None]) -> None:
     owner = make_search(apiserver)
     backend = make_backend(api_client, owner)
     manifest = job_manifest(launch_of(), "s1", NAMESPACE, FULL, owner["metadata"]["uid"])
@@ -239,7 +245,7 @@ def test_the_state_of_a_trial_is_read_from_its_job_status(
     apiserver.put_object("jobs", NAMESPACE, manifest)
     apiserver.set_status("jobs", NAMESPACE, job_of(apiserver, "s1-t00000"), status)
     state = backend.state("s1-t00000")
-    assert (state.phase, state.reason, state.exit_code) == expected
+    assert (state.phase, state.reason, state.exit_code, state.cause) == expected
     assert apiserver.calls("get", "jobs/status")  # the status subresource, as RBAC grants it
 
 
@@ -362,6 +368,7 @@ def test_a_child_whose_container_cannot_start_fails_at_once_and_its_job_is_delet
     state = backend.state("s1-t00000")
     assert state.phase == "failed"
     assert state.reason is not None and f"cannot start: {waiting}: {message}" in state.reason
+    assert state.cause is Cause(waiting)  # the reason as data, beside the message
     assert apiserver.get("jobs", NAMESPACE, job_of(apiserver, "s1-t00000")) is None
     wait_for(lambda: jobs.pods(NAMESPACE, job_of(apiserver, "s1-t00000")) == [], 5, "its pod collected")
 
@@ -381,6 +388,7 @@ def test_a_pending_child_is_queued_until_the_limit_then_fails_with_the_scheduler
     assert state.phase == "failed" and state.reason is not None
     assert "Pending for 70" in state.reason and "more than max_pending_seconds (600)" in state.reason
     assert state.reason.endswith(f"Unschedulable: {why}")
+    assert state.cause is Cause.PENDING_TOO_LONG
     assert apiserver.get("jobs", NAMESPACE, job_of(apiserver, "s1-t00000")) is None
 
 
@@ -392,6 +400,7 @@ def test_a_job_that_cannot_create_its_pod_fails_with_the_job_controllers_message
     backend = launched(apiserver, api_client, jobs, PodPlan(failed_create=refused))
     state = backend.state("s1-t00000")
     assert (state.phase, state.reason) == ("failed", f"FailedCreate: Error creating: {refused}")
+    assert state.cause is Cause.FAILED_CREATE
     assert apiserver.get("jobs", NAMESPACE, job_of(apiserver, "s1-t00000")) is None
 
 
@@ -407,6 +416,7 @@ def test_a_job_held_by_a_resource_quota_waits_until_the_pending_limit(
     offset[0] = 3600.0
     state = backend.state("s1-t00000")
     assert state.phase == "failed" and state.reason is not None and "exceeded quota" in state.reason
+    assert state.cause is Cause.QUOTA_EXCEEDED
 
 
 @pytest.mark.controller_traffic
@@ -439,6 +449,7 @@ def test_an_oom_killed_child_fails_for_good_and_a_preempted_one_is_retried(
     assert (state.phase, state.exit_code) == ("failed", 137)
     assert state.reason is not None and state.reason.startswith(
         "killed, most likely by the out-of-memory killer (OOMKilled); PodFailurePolicy: ")
+    assert state.cause is Cause.OOM_KILLED
     assert len(jobs.pods(NAMESPACE, job_of(apiserver, "s1-t00000"))) == 2  # no third attempt
 
 
@@ -452,6 +463,7 @@ def test_cuda_out_of_memory_fails_the_job_at_once(
     state = backend.state("s1-t00000")
     assert (state.phase, state.exit_code) == ("failed", 5)
     assert state.reason is not None and state.reason.startswith("out of device memory")
+    assert state.cause is Cause.OUT_OF_MEMORY
 
 
 def test_the_default_deadline_grows_with_the_steps_of_every_member() -> None:
@@ -509,7 +521,7 @@ def test_a_job_that_used_up_its_retries_is_classified_by_its_last_pods_exit_code
     and the failure brake sees the infrastructure cause."""
     from orchestrator.contract import ExitCode
     from orchestrator.loop.brake import infrastructure_cause
-    from orchestrator.loop.ledger import crash_failure
+    from orchestrator.loop.ledger import crash_cause, crash_failure
 
     backend = launched(apiserver, api_client, jobs, PodPlan(phase="Running"))
     job = job_of(apiserver, "s1-t00000")
@@ -521,8 +533,11 @@ def test_a_job_that_used_up_its_retries_is_classified_by_its_last_pods_exit_code
     state = backend.state("s1-t00000")
     assert state.exit_code == int(ExitCode.INFRASTRUCTURE)
     assert state.reason is not None and state.reason.startswith("BackoffLimitExceeded")
-    assert infrastructure_cause(crash_failure(state)) == (
+    assert state.cause is Cause.UNREACHABLE
+    assert infrastructure_cause(crash_cause(state)) == (
         "MLflow, S3 or the data source could not be reached (exit code 4)")
+    assert crash_failure(state) == ("crashed: BackoffLimitExceeded: Job has reached the "
+                                    "specified backoff limit (exit code 4)")
 
 
 def test_last_exit_is_the_trainers_code_in_the_last_pod_that_ended() -> None:

@@ -1,7 +1,7 @@
 """Which trial failures are Kubernetes refusing to start a child, and when they are systemic
 (``orchestrator.cluster.cannot_start``), and the ``ChildrenCannotStart`` condition built from
 them (``orchestrator.cluster.conditions.with_children_condition``): pure functions over the
-failure texts the Kubernetes backend writes."""
+trials' causes, which the Kubernetes backend reports beside the failure text."""
 
 from __future__ import annotations
 
@@ -9,29 +9,33 @@ import pytest
 
 from orchestrator.cluster.cannot_start import kubernetes_reason, systemic
 from orchestrator.cluster.conditions import conditions, with_children_condition
+from orchestrator.contract import Cause
 from orchestrator.loop.trials import Trial
 from orchestrator.search.base import Candidate
 
-PULL = "crashed: pod s-t00001-x cannot start: ImagePullBackOff: Back-off pulling image \"nope:1\""
-CONFIG = "pod s-t00002-y cannot start: CreateContainerConfigError: secret \"s3-keys\" not found"
-PENDING = ("pod s-t00003-z was Pending for 901 s, more than max_pending_seconds (900): "
-           "Unschedulable: 0/3 nodes are available")
-REFUSED = "FailedCreate: pods \"s-t00004\" is forbidden: error looking up service account"
+PULL = ("crashed: pod s-t00001-x cannot start: ImagePullBackOff: Back-off pulling image \"nope:1\"",
+        Cause.IMAGE_PULL_BACK_OFF)
+CONFIG = ("crashed: pod s-t00002-y cannot start: CreateContainerConfigError: secret \"s3-keys\" "
+          "not found", Cause.CREATE_CONTAINER_CONFIG_ERROR)
 
 
-@pytest.mark.parametrize(("failure", "reason"), [
-    (PULL, "ImagePullBackOff"), (CONFIG, "CreateContainerConfigError"),
-    (PENDING, "PendingTooLong"), (REFUSED, "FailedCreate"),
-    ("crashed: exit code 1", None), ("the training loss became nan at step 3", None), (None, None),
+@pytest.mark.parametrize(("cause", "reason"), [
+    (Cause.IMAGE_PULL_BACK_OFF, "ImagePullBackOff"),
+    (Cause.CREATE_CONTAINER_CONFIG_ERROR, "CreateContainerConfigError"),
+    (Cause.PENDING_TOO_LONG, "PendingTooLong"), (Cause.FAILED_CREATE, "FailedCreate"),
+    (Cause.QUOTA_EXCEEDED, "QuotaExceeded"),
+    (Cause.EXITED, None), (Cause.UNREACHABLE, None), (Cause.LOST, None), (None, None),
 ])
-def test_the_kubernetes_reason_is_read_from_the_failure(failure: str | None, reason: str | None
-                                                          ) -> None:
-    assert kubernetes_reason(failure) == reason
+def test_the_kubernetes_reason_is_the_cannot_start_cause(cause: Cause | None, reason: str | None
+                                                         ) -> None:
+    assert kubernetes_reason(cause) == reason
 
 
-def trial(index: int, failure: str | None, finished: float, source: str = "trained") -> Trial:
+def trial(index: int, failure: tuple[str, Cause] | None, finished: float,
+          source: str = "trained") -> Trial:
+    text, cause = failure or (None, None)
     return Trial(f"s-t{index:05d}", index, Candidate((1,), "relu(x)", 0.0, 0), "f", "done",
-                 source=source, reward=None if failure else 0.9, failure=failure,
+                 source=source, reward=None if failure else 0.9, failure=text, cause=cause,
                  finished=finished)
 
 
@@ -60,3 +64,13 @@ def test_the_condition_appears_when_true_and_stays_false_after() -> None:
     assert (c["status"], c["reason"], c["lastTransitionTime"]) == ("False", "ChildrenStarted", "t3")
     with pytest.raises(ValueError, match="CamelCase"):
         with_children_condition(base, "not camel", "", 1)
+
+
+def test_the_streak_follows_the_cause_not_the_words() -> None:
+    """A reworded message keeps the reason; words of a refusal on a child that ran do not make
+    one (the cause says it exited)."""
+    reworded = [trial(i, ("crashed: no image", Cause.ERR_IMAGE_PULL), float(i)) for i in range(3)]
+    found = systemic(reworded)
+    assert found is not None and (found.reason, found.count, found.failure) == (
+        "ErrImagePull", 3, "crashed: no image")
+    assert systemic([trial(i, (PULL[0], Cause.EXITED), float(i)) for i in range(3)]) is None

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from orchestrator.adapters.storage import LocalStore
+from orchestrator.contract import Cause
 from orchestrator.errors import ConfigError
 from orchestrator.loop.controller import Controller
 from orchestrator.loop.trials import DONE
@@ -336,6 +337,37 @@ def test_the_infrastructure_stop_can_be_turned_off(tmp_path: Path) -> None:
     ctl, _, backend = make_controller(tmp_path, budget={"trials": 12,
                                                          "stop_after_infrastructure_failures": 0})
     backend.crash = lambda expr: True
-    backend.crashed = ChildState("failed", reason="FailedCreate: forbidden")
+    backend.crashed = ChildState("failed", reason="FailedCreate: forbidden",
+                                 cause=Cause.FAILED_CREATE)
     final = ctl.run()
     assert final.stopped is None and final.trained == 12 and final.failed == 12
+
+
+def test_words_of_an_infrastructure_failure_do_not_stop_a_search_whose_children_just_exited(
+        tmp_path: Path) -> None:
+    """The brake reads the cause the backend reported, not the failure text: a local child's
+    last log line (its failure's message) may name anything."""
+    from orchestrator.backends.base import ChildState
+
+    ctl, _, backend = make_controller(tmp_path, budget={"trials": 12})
+    backend.crash = lambda expr: True
+    backend.crashed = ChildState("failed", exit_code=1, reason="pod p cannot start: "
+                                 "ImagePullBackOff: as the child logged it (exit code 4)")
+    final = ctl.run()
+    assert final.stopped is None and final.trained == 12 and final.failed == 12
+    crashed = {t.cause for t in ctl.trials if t.state == DONE and t.source == "trained"}
+    assert crashed == {Cause.EXITED}
+
+
+def test_a_reworded_message_still_stops_the_search_for_its_cause(tmp_path: Path) -> None:
+    from orchestrator.backends.base import ChildState
+
+    ctl, _, backend = make_controller(tmp_path, budget={"trials": 50})
+    backend.crash = lambda expr: True
+    backend.crashed = ChildState("failed", reason="the registry said no",
+                                 cause=Cause.IMAGE_PULL_BACK_OFF)
+    final = ctl.run()
+    assert final.stopped is not None and final.stopped.reason == "InfrastructureFailures"
+    assert final.stopped.message.startswith("the last 5 children failed because the image "
+                                            "cannot be pulled")
+    assert final.stopped.message.endswith("the last one: crashed: the registry said no")
