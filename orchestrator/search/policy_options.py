@@ -83,6 +83,11 @@ class ControllerConfig:
 
 @dataclass(frozen=True)
 class PPOConfig(ControllerConfig):
+    """PPO's options: the controller's, with ``novelty`` 0.75 by default (chosen on the
+    development half of the shipped table, examples/table-tuning.yaml; docs/search.md), plus
+    the clip and the epochs per batch. REINFORCE keeps ``novelty`` 0: it was not tuned."""
+
+    novelty: float = 0.75
     clip: float = 0.2
     epochs: int = 4
 

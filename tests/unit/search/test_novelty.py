@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from orchestrator.search import Candidate, StrategyError, make_strategy
+from orchestrator.search import Candidate, StrategyError, make_strategy, strategy_options
 from orchestrator.search.policy_gradient import MAX_HEAT, next_heat
 from orchestrator.search.simulate import SimilarityReward, simulate
 from orchestrator.space import SearchSpace, decode, parse, to_text
@@ -46,7 +46,8 @@ def test_a_controller_search_evaluates_every_function_of_a_small_space_before_th
 ) -> None:
     functions = _evaluable(TINY)
     assert 20 < len(functions) < TINY.count()  # small enough to exhaust, with repeats
-    trace = simulate(make_strategy(strategy, TINY, seed, novelty=0.5), SimilarityReward(TARGET),
+    options = {} if strategy == "ppo" else {"novelty": 0.75}  # PPO: its defaults
+    trace = simulate(make_strategy(strategy, TINY, seed, **options), SimilarityReward(TARGET),
                      budget=len(functions))  # the cap: 25 proposals per function
     assert len(trace.rewards) == len(functions)
     assert set(trace.keys) == functions
@@ -71,7 +72,7 @@ def test_a_hot_draw_is_uniform_over_each_positions_valid_tokens() -> None:
 
 
 def test_without_novelty_the_policy_is_sampled_as_it_is() -> None:
-    a = make_strategy("ppo", TINY, 4)
+    a = make_strategy("ppo", TINY, 4, novelty=0.0)
     b = make_strategy("ppo", TINY, 4, novelty=0.5)
     assert a.propose(20) == b.propose(20)  # the first batch: heat 1 for both
     for _ in range(30):
@@ -107,5 +108,11 @@ def test_the_heat_and_the_proposed_sequences_survive_a_checkpoint() -> None:
 
 @pytest.mark.parametrize("value", [1.0, -0.1, 2, "0.5", True])
 def test_a_bad_novelty_is_refused_naming_the_option_and_its_range(value: object) -> None:
-    with pytest.raises(StrategyError, match=r"option novelty must be a number in \[0, 1\); got"):
-        make_strategy("ppo", TINY, 0, novelty=value)
+    for name in ("ppo", "reinforce"):
+        with pytest.raises(StrategyError, match=r"option novelty must be a number in \[0, 1\); got"):
+            make_strategy(name, TINY, 0, novelty=value)
+
+
+def test_ppo_defaults_to_novelty_and_reinforce_does_not() -> None:
+    assert strategy_options("ppo")["novelty"] == 0.75
+    assert strategy_options("reinforce")["novelty"] == 0.0
