@@ -96,18 +96,22 @@ class Controller(nn.Module):
             out[:, p, self._offsets[p] : self._offsets[p + 1]] = self.masks_at(p, tokens)
         return out
 
-    def logits(self, position: int, h: Tensor) -> Tensor:
+    def logits(self, position: int, h: Tensor, heat: float = 1.0) -> Tensor:
         """Head output divided by the temperature and, if ``tanh_constant`` > 0, squashed into
         ``(−c, c)`` (ENAS, Pham et al. 2018): no token's probability can fall to about 0, so the
-        policy keeps sampling near its mode instead of collapsing onto one sequence."""
+        policy keeps sampling near its mode instead of collapsing onto one sequence. ``heat`` ≥ 1
+        divides the result once more: as it grows, every position's draw tends to uniform over
+        its valid tokens (the strategy's exploration, ``PolicyGradient``)."""
         z = self.heads[position](h) / self.temperature
-        return self.tanh_constant * torch.tanh(z) if self.tanh_constant > 0 else z
+        z = self.tanh_constant * torch.tanh(z) if self.tanh_constant > 0 else z
+        return z / heat if heat != 1.0 else z
 
     # -- sampling -----------------------------------------------------------------------------
 
     @torch.no_grad()
-    def sample(self, n: int, rng: np.random.Generator) -> Rollout:
-        """``n`` valid sequences drawn from the policy, with their log-probs (float32 softmax)."""
+    def sample(self, n: int, rng: np.random.Generator, heat: float = 1.0) -> Rollout:
+        """``n`` valid sequences drawn from the policy with its logits divided by ``heat``, with
+        their log-probs under that distribution, the one they were drawn from (float32 softmax)."""
         length = self.space.length
         tokens = np.zeros((n, length), dtype=np.int64)
         logps = np.zeros((n, length), dtype=np.float64)
@@ -117,7 +121,7 @@ class Controller(nn.Module):
         for p in range(length):
             h, c = self.cell(inp, state)
             state = (h, c)
-            logp = _masked_log_softmax(self.logits(p, h), self.masks_at(p, tokens))
+            logp = _masked_log_softmax(self.logits(p, h, heat), self.masks_at(p, tokens))
             probs = logp.exp().double().numpy()
             cdf = np.cumsum(probs, axis=1)
             # u·total < total, so the first index whose cdf exceeds it has probability > 0:

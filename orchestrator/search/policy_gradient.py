@@ -34,6 +34,18 @@ from orchestrator.space import SearchSpace, decode, to_text
 ADVANTAGE_SCALE_FLOOR = 1e-3
 """Smallest divisor when advantages are normalised, so a batch of equal rewards stays finite."""
 
+MAX_HEAT = 2.0**20
+"""Ceiling of the sampling heat (``novelty``): far past the point where every draw is uniform
+over the valid tokens to float32 precision (logits of at most 2.5 in size, divided by 2^20)."""
+
+
+def next_heat(heat: float, novel_share: float, target: float) -> float:
+    """The sampling heat after a batch whose share of never-proposed sequences was
+    ``novel_share``: doubled below ``target``, halved (down to 1) at or above it."""
+    if novel_share < target:
+        return min(heat * 2.0, MAX_HEAT)
+    return max(heat / 2.0, 1.0)
+
 
 def rank_advantages(rewards: Sequence[float]) -> np.ndarray:
     """Centred ranks in ``[−0.5, 0.5]`` (ties share their mean rank; one reward gives 0).
@@ -88,12 +100,18 @@ class PolicyGradient:
         self.best: dict[tuple[int, ...], float] = {}  # top_k best sequences seen, by reward
         self.version = 0
         self.updates: list[UpdateStats] = []
+        self.heat = 1.0  # sampling heat (``novelty``); 1 leaves the policy as it is
+        self.proposed: set[tuple[int, ...]] = set()  # every sequence proposed (``novelty`` > 0)
 
     # -- the strategy interface ----------------------------------------------------------------
 
     def propose(self, n: int) -> list[Candidate]:
         check_count(n)
-        rollout = self.controller.sample(n, self.rng)
+        rollout = self.controller.sample(n, self.rng, self.heat)
+        if self.config.novelty > 0 and n > 0:
+            fresh = {tuple(int(t) for t in row) for row in rollout.tokens} - self.proposed
+            self.proposed |= fresh
+            self.heat = next_heat(self.heat, len(fresh) / n, self.config.novelty)
         out = []
         for tokens, logps in zip(rollout.tokens, rollout.token_log_probs, strict=True):
             seq = tuple(int(t) for t in tokens)
@@ -197,6 +215,8 @@ class PolicyGradient:
             "best": [[list(t), v] for t, v in self.best.items()],
             "version": self.version,
             "updates": [asdict(u) for u in self.updates],
+            "heat": self.heat,
+            "proposed": sorted(list(t) for t in self.proposed),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -212,4 +232,6 @@ class PolicyGradient:
         self.best = {tuple(int(x) for x in t): float(v) for t, v in state.get("best", [])}
         self.version = int(state["version"])
         self.updates = [UpdateStats(**u) for u in state["updates"]]
+        self.heat = float(state.get("heat", 1.0))  # checkpoints from before ``novelty``: 1, none
+        self.proposed = {tuple(int(x) for x in t) for t in state.get("proposed", [])}
 

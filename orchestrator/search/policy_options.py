@@ -32,6 +32,15 @@ class ControllerConfig:
     functions found, so the one- and two-token changes that lead on get tried. ``top_k=0``
     turns it off. ``rank_advantages`` replaces ``reward − baseline`` by the batch's centred
     ranks (fitness shaping of evolution strategies); off by default, it did not help.
+
+    ``novelty`` (in [0, 1); 0 turns it off): the share of each proposal batch that should be
+    sequences the strategy never proposed before. Repeats cost nothing (their outcome is
+    reused) but teach nothing new either, and every 20 of them still make an update, so a
+    policy that settles on the functions it has seen sharpens on them without end and stops
+    finding new ones (docs/search.md). Below the target, the sampling heat doubles after the
+    batch (the logits are divided by it, so the draw tends to uniform over valid tokens); at or
+    above it, the heat halves, down to 1. While any sequence is unproposed, the search
+    therefore cannot stall.
     """
 
     hidden: int = 100
@@ -49,6 +58,7 @@ class ControllerConfig:
     top_k_weight: float = 1.0
     max_grad_norm: float = 0.0
     failure_reward: float = 0.0
+    novelty: float = 0.0
 
     def __post_init__(self) -> None:
         require_int(self, "hidden", 1)
@@ -68,10 +78,16 @@ class ControllerConfig:
             raise StrategyError("options rank_advantages and elite_fraction < 1 exclude each other")
         require_number(self, "max_grad_norm", 0.0, high=None)
         require_number(self, "failure_reward", float("-inf"), high=None)
+        require_number(self, "novelty", 0.0, 1.0, high_open=True)
 
 
 @dataclass(frozen=True)
 class PPOConfig(ControllerConfig):
+    """PPO's options: the controller's, with ``novelty`` 0.75 by default (chosen on the
+    development half of the shipped table, examples/table-tuning.yaml; docs/search.md), plus
+    the clip and the epochs per batch. REINFORCE keeps ``novelty`` 0: it was not tuned."""
+
+    novelty: float = 0.75
     clip: float = 0.2
     epochs: int = 4
 
