@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 
 from orchestrator.adapters.storage import LocalStore
+from orchestrator.contract import Tag
 from orchestrator.loop.checkpoint import CHECKPOINT_KEY, SEGMENT, Segments, read, segment_key, write
 from orchestrator.loop.ledger import LAUNCHED, QUEUED
 from orchestrator.loop.trials import DONE, Trial
 from orchestrator.search.registry import make_strategy
 
-from .fakes import FakeBackend
+from .fakes import FakeBackend, FakeRun
 from .test_controller import make_controller, make_spec
 
 
@@ -109,3 +110,59 @@ def test_a_resumed_search_reads_a_result_that_ended_after_its_last_checkpoint(
     assert not ids & set(fresh.launched)  # read from MLflow, not trained again
     assert all(t.reward == 0.75 and t.state == DONE for t in again.trials if t.trial_id in ids)
     assert len(backend.launched) + len(fresh.launched) == 6
+
+
+class Watched(Trial):
+    """A trial that records, while ``TOUCHED`` holds a set, the index of every trial whose
+    attributes anything reads: what a tick passes over, counted rather than timed."""
+
+    def __getattribute__(self, name: str) -> object:
+        if TOUCHED:
+            TOUCHED[-1].add(object.__getattribute__(self, "index"))
+        return object.__getattribute__(self, name)
+
+
+TOUCHED: list[set[int]] = []
+
+
+def test_a_tick_reads_the_trials_in_flight_not_the_trials_settled_before(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resumed search with 1,500 trials done: each tick (settle, propose, launch, series,
+    checkpoint, progress) reads the trials in flight, those it proposes and settles, the block
+    of trials the checkpoint still writes and the best trial, and no other trial settled
+    before: its work does not grow with the trials so far."""
+    from orchestrator.loop import checkpoint, controller
+    from orchestrator.loop.trials import summarize
+
+    monkeypatch.setattr(checkpoint, "Trial", Watched)
+    monkeypatch.setattr(controller, "Trial", Watched)
+    settled = 1500
+    ctl, tracker, _ = make_controller(tmp_path, budget={"trials": settled + 60}, parallelism=4,
+                                      generation=5)
+    old = trials(settled, done=settled)
+    for t in old:  # settled without training by an earlier controller: their runs exist
+        t.source = "screen" if t.index % 7 == 0 else "trained"
+        tracker.runs[str(t.run_id)] = FakeRun(str(t.run_id), t.trial_id, {Tag.SEARCH: "s1"},
+                                              "FINISHED", t.reward)
+    write(ctl.store, ctl.spec, ctl.strategy.state_dict(), old, settled // 5, Segments())
+    ctl.start(resume=True)
+    sealed = max(ctl._sealed.keys) + SEGMENT  # trials below: in blocks written once, never again
+    assert sealed >= 5 * SEGMENT and isinstance(ctl.trials[0], Watched)
+
+    TOUCHED.append(set())  # the instrument sees a pass over every trial
+    summarize(ctl.trials, settled, 0)
+    assert set(range(settled)) <= TOUCHED.pop()
+
+    before, over = ctl.progress(), False
+    for _ in range(40):
+        TOUCHED.append(set())
+        over = ctl.tick()
+        best = ctl.progress().best
+        touched = TOUCHED.pop()
+        assert best is not None
+        assert {i for i in touched if i < sealed} <= {best.index}, sorted(touched)[:20]
+        if over:
+            break
+    after = ctl.progress()
+    # children trained and settled, duplicates of them settled (the small space has few functions)
+    assert after.trained - before.trained >= 20 and after.duplicates >= 20
