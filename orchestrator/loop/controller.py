@@ -7,7 +7,9 @@ children the spec's rule stops (``loop.stopping``); **propose** a generation whe
 screening each candidate and reusing known results (this search's, or sealed ones of the same
 function and child config: ``orchestrator.trust``); **launch** queued trials, alone or in packs;
 **checkpoint** (with the search's ``identity``) proposals and launches at once, settles every
-``checkpoint_interval`` s. The launch ledger (``loop.ledger``) launches and settles.
+``checkpoint_interval`` s. The launch ledger (``loop.ledger``) launches and settles. What a tick
+reads of the trials comes from their index (``loop.index``), refiled as each trial changes, so
+a tick costs the trials in flight, not the trials so far.
 Resume: the checkpoint (``orchestrator.loop.checkpoint``) says which trials exist, in which state and
 under which launch id: launched ones are re-attached by launch id (or read from MLflow when they
 finished), queued ones launched once (``loop.runs.reattach``), nothing finished trained again.
