@@ -48,7 +48,6 @@ from orchestrator.loop.trials import (
     child_spec,
     dedup_from,
     entries,
-    trained,
 )
 from orchestrator.redact import redact_data
 from orchestrator.search.base import Learner, Result, Strategy
@@ -167,7 +166,7 @@ class Controller:
 
     def gpu_hours(self) -> float:
         """Wall time × GPUs of every launch, a pack counted once (``ledger.gpu_hours``)."""
-        return self._ledger.gpu_hours(trained(self.trials), self.backend.gpus_per_child)
+        return self._index.gpu_hours(self.clock(), self.backend.gpus_per_child)
 
     def _launch_budget_left(self) -> bool:
         b = self.spec.budget
@@ -270,8 +269,8 @@ class Controller:
     def _settle(self) -> None:
         launched = self._index.in_state(LAUNCHED)  # all a settle looks at, and may change
         settled = self._ledger.settle(launched)
-        self._index.refile(*settled.requeued)
         results = [r for o in settled.outcomes for r in self._complete(o.item, o.value, o.failure)]
+        self._index.refile(*launched)  # requeued, or seen to start (``began``)
         results += stop_early(self.spec, self._index, self.tracker, self.backend, self._complete,
                               self.checkpoint)
         self._dirty |= bool(settled.requeued)

@@ -24,7 +24,7 @@ from bisect import insort
 from collections.abc import Iterable, Iterator, Sequence
 
 from orchestrator.loop.brake import counts_as_failed
-from orchestrator.loop.ledger import DONE, LAUNCHED, QUEUED
+from orchestrator.loop.ledger import DONE, LAUNCHED, QUEUED, gpu_hours
 from orchestrator.loop.trials import HELD, Progress, Stop, Tally, Trial
 from orchestrator.search.stopping import Trial as Ended
 
@@ -135,6 +135,11 @@ class TrialIndex:
         self._history: list[Ended] = []
         self._history_at: dict[str, int] = {}
         self._recent: list[tuple[float, int, Trial]] = []  # (finished, index, trial), last ones
+        self._launches: dict[str, dict[str, Trial]] = {}  # launch -> its trained, started members
+        self._launch_of: dict[str, str] = {}  # trial id -> the launch it is counted in
+        self._closed: dict[str, float] = {}  # launch -> its span, once every member finished
+        self._open: set[str] = set()  # the other launches: a member still running
+        self._closed_total = 0.0
         self.refiles = 0  # trials refiled: how much work the ticks did (tests count it)
 
     @classmethod
@@ -166,6 +171,7 @@ class TrialIndex:
             self._file_best(t)
             self._file_history(t)
             self._file_recent(t)
+            self._file_launch(t)
 
     def _file_best(self, t: Trial) -> None:
         if scored(t) and self._pushed.get(t.trial_id) != t.reward:
@@ -190,6 +196,30 @@ class TrialIndex:
             return
         insort(self._recent, (t.finished, t.index, t), key=lambda r: (r[0], r[1]))
         del self._recent[:-self.streak]
+
+    def _file_launch(self, t: Trial) -> None:
+        """GPU time: a launch's trained members that started (``ledger.gpu_hours``)."""
+        old = self._launch_of.pop(t.trial_id, None)
+        new = t.launch if TRAINED in self._tags[t.trial_id] and t.began is not None else None
+        if old is not None:
+            del self._launches[old][t.trial_id]
+        if new is not None:
+            self._launch_of[t.trial_id] = new
+            self._launches.setdefault(new, {})[t.trial_id] = t
+        for launch in {old, new} - {None}:
+            assert launch is not None
+            self._closed_total -= self._closed.pop(launch, 0.0)
+            self._open.discard(launch)
+            members = self._launches[launch].values()
+            if not members:
+                del self._launches[launch]
+            elif all(m.finished is not None for m in members):
+                span = max(m.finished or 0.0 for m in members) - min(m.began or 0.0
+                                                                      for m in members)
+                self._closed[launch] = span
+                self._closed_total += span
+            else:
+                self._open.add(launch)
 
     # -- reading it ------------------------------------------------------------------------------
 
@@ -261,6 +291,13 @@ class TrialIndex:
         return Tally(unique_functions=len(self._by_print), cache_hits=self.count("source:cache"),
                      duplicates=self.count("source:duplicate"), trained=self.count(TRAINED),
                      failed=self.count(FAILED))
+
+    def gpu_hours(self, now: float, gpus: int) -> float:
+        """``ledger.gpu_hours`` of the trained trials: the spans of launches whose members all
+        finished are kept, those of the others (in flight) computed now."""
+        open_spans = ((launch, t.began, t.finished) for launch in self._open
+                      for t in self._launches[launch].values())
+        return self._closed_total * gpus / 3600.0 + gpu_hours(open_spans, now, gpus)
 
     def running_launches(self) -> int:
         """Processes in flight (members of a pack share one)."""

@@ -6,6 +6,7 @@ the index gives equals the one computed from scratch."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Any
 
@@ -17,9 +18,16 @@ from orchestrator.backends.base import ChildState
 from orchestrator.contract import FailureKind, failure_text
 from orchestrator.loop.brake import stop_reason
 from orchestrator.loop.index import Ranks, TrialIndex
-from orchestrator.loop.ledger import DONE, LAUNCHED, QUEUED, crash_failure, running_launches
+from orchestrator.loop.ledger import (
+    DONE,
+    LAUNCHED,
+    QUEUED,
+    crash_failure,
+    gpu_hours,
+    running_launches,
+)
 from orchestrator.loop.stopping import history
-from orchestrator.loop.trials import HELD, Trial, generation_batch, summarize, tally
+from orchestrator.loop.trials import HELD, Trial, generation_batch, summarize, tally, trained
 from orchestrator.search.base import Candidate
 from orchestrator.spec import BudgetSpec
 
@@ -75,15 +83,24 @@ class Trials(RuleBasedStateMachine):
                 t.reward = reward
         self.index.refile(t)
 
-    @rule(i=st.integers(0, 50), pack=st.booleans())
-    def launch(self, i: int, pack: bool) -> None:
+    @rule(i=st.integers(0, 50), pack=st.booleans(), starts=st.booleans())
+    def launch(self, i: int, pack: bool, starts: bool) -> None:
         t = self._of(QUEUED, i)
         if t is None:
             return
         t.state, t.launches, t.run_id = LAUNCHED, t.launches + 1, t.run_id or f"run-{t.index}"
         t.launch_id = t.launch_id or (f"s-p{t.index // 2 * 2:05d}" if pack else t.trial_id)
         t.started = t.started or self._tick()
+        if starts and t.began is None:  # a backend that reports no start: at once
+            t.began = t.started
         self.index.refile(t)
+
+    @rule(i=st.integers(0, 50))
+    def seen_to_start(self, i: int) -> None:  # the backend reports the child's start
+        t = self._of(LAUNCHED, i)
+        if t is not None and t.began is None:
+            t.began = self._tick()
+            self.index.refile(t)
 
     @rule(i=st.integers(0, 50))
     def relaunch(self, i: int) -> None:  # the backend lost it: queued again
@@ -99,6 +116,7 @@ class Trials(RuleBasedStateMachine):
             return
         t.state, t.finished = DONE, self._tick()
         t.reward, t.failure = (None, failure) if failure is not None else (reward, None)
+        t.began = t.began or t.started  # it trained, its start unseen (``Ledger.outcome``)
         self.index.refile(t)
 
     @rule(i=st.integers(0, 50))
@@ -158,6 +176,12 @@ class Trials(RuleBasedStateMachine):
         trials, index = self.trials, self.index
         assert answers(index, trials) == from_scratch(trials)
         assert answers(TrialIndex.of(trials, STREAK, SINCE), trials) == from_scratch(trials)
+
+    @invariant()
+    def counts_the_gpu_hours_of_every_launch(self) -> None:
+        now = self.clock + 0.5
+        every = gpu_hours(((t.launch, t.began, t.finished) for t in trained(self.trials)), now, 2)
+        assert math.isclose(self.index.gpu_hours(now, 2), every, rel_tol=1e-9, abs_tol=1e-12)
 
     @invariant()
     def the_brake_decides_as_over_every_trial(self) -> None:
