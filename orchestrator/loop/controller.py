@@ -268,9 +268,11 @@ class Controller:
 
     def _settle(self) -> None:
         launched = self._index.in_state(LAUNCHED)  # all a settle looks at, and may change
+        began = [t.began for t in launched]
         settled = self._ledger.settle(launched)
         results = [r for o in settled.outcomes for r in self._complete(o.item, o.value, o.failure)]
-        self._index.refile(*launched)  # requeued, or seen to start (``began``)
+        self._index.refile(*settled.requeued, *(t for t, b in zip(launched, began, strict=True)
+                                                if t.began != b))  # seen to start
         results += stop_early(self.spec, self._index, self.tracker, self.backend, self._complete,
                               self.checkpoint)
         self._dirty |= bool(settled.requeued)

@@ -195,6 +195,10 @@ def ids(trials: Any) -> list[str]:
     return [t.trial_id for t in trials]
 
 
+def prints(trials: list[Trial]) -> list[str]:
+    return sorted({t.fingerprint for t in trials} | {"fp-unknown"})
+
+
 def answers(index: TrialIndex, trials: list[Trial]) -> dict[str, Any]:
     """What a tick reads from the index, as plain values."""
     p = index.progress(len(trials), 10)
@@ -214,8 +218,8 @@ def answers(index: TrialIndex, trials: list[Trial]) -> dict[str, Any]:
         "stop_pending": ids(index.stop_pending()),
         "uncurved": ids(index.uncurved()),
         "history": Counter(index.history),
-        "prints": {e: ids(index.with_print("fp-" + e)) for e in EXPRS},
-        "held_behind": {e: ids(index.held_behind("fp-" + e)) for e in EXPRS},
+        "prints": {f: ids(index.with_print(f)) for f in prints(trials)},
+        "held_behind": {f: ids(index.held_behind(f)) for f in prints(trials)},
         "batches": batches,
         "running_launches": index.running_launches(),
         "every": ids(index),
@@ -247,9 +251,9 @@ def from_scratch(trials: list[Trial]) -> dict[str, Any]:
         "uncurved": [t.trial_id for t in trials if t.state == DONE and t.source == "trained"
                      and t.curve is None and t.run_id is not None],
         "history": Counter(history(trials)),
-        "prints": {e: [t.trial_id for t in trials if t.fingerprint == "fp-" + e] for e in EXPRS},
-        "held_behind": {e: [t.trial_id for t in trials if t.fingerprint == "fp-" + e
-                            and t.state == HELD] for e in EXPRS},
+        "prints": {f: [t.trial_id for t in trials if t.fingerprint == f] for f in prints(trials)},
+        "held_behind": {f: [t.trial_id for t in trials if t.fingerprint == f
+                            and t.state == HELD] for f in prints(trials)},
         "batches": batches,
         "running_launches": p.packs,
         "every": ids(trials),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -166,3 +167,39 @@ def test_a_tick_reads_the_trials_in_flight_not_the_trials_settled_before(
     after = ctl.progress()
     # children trained and settled, duplicates of them settled (the small space has few functions)
     assert after.trained - before.trained >= 20 and after.duplicates >= 20
+
+
+@pytest.mark.parametrize("packing", [1, 2])
+def test_the_index_a_search_keeps_equals_one_built_from_its_trials_after_every_tick(
+        tmp_path: Path, packing: int) -> None:
+    """Every change the loop makes to a trial is refiled: through crashes, lost children
+    launched again, packs, duplicates held and released and a resume, the controller's index
+    answers as one built from scratch from its trials (tests/unit/test_trial_index.py)."""
+    import math
+
+    from orchestrator.loop.index import TrialIndex
+    from tests.unit.test_trial_index import answers
+
+    def same(ctl: Any) -> bool:
+        fresh = TrialIndex.of(ctl.trials, 3, ctl._since)
+        now = ctl.clock()
+        return answers(ctl._index, ctl.trials) == answers(fresh, ctl.trials) and math.isclose(
+            ctl._index.gpu_hours(now, 1), fresh.gpu_hours(now, 1), rel_tol=1e-9)
+
+    over = {"budget": {"trials": 24, "stop_after_infrastructure_failures": 3},
+            "parallelism": 3, "packing": packing, "generation": 5}
+    first, tracker, backend = make_controller(tmp_path, **over)
+    backend.crash = lambda expr: expr.endswith(", sin(x))")
+    backend.vanish = lambda expr: expr.startswith("mul(tanh(")
+    first.start(resume=False)
+    checks = []
+    for _ in range(6):
+        first.tick()
+        checks.append(same(first))
+    first.checkpoint()
+    again, _, _ = make_controller(tmp_path, tracker=tracker, **over)
+    again.backend = FakeBackend(tracker, crash=backend.crash)
+    final = again.run(resume=True, on_progress=lambda p: checks.append(same(again)))
+    assert final.finished and len(checks) > 8 and all(checks)
+    assert any(t.failure and t.failure.startswith("crashed") for t in again.trials)
+    assert any(t.launches > 1 for t in again.trials) and final.duplicates > 0
