@@ -32,7 +32,7 @@ from orchestrator.loop.admission import admit
 from orchestrator.loop.amend import Change, amend, describe, rejection
 from orchestrator.loop.brake import stop_reason
 from orchestrator.loop.checkpoint import CHECKPOINT_KEY, Segments, read, write
-from orchestrator.loop.index import TrialIndex
+from orchestrator.loop.index import TRAINED, TrialIndex
 from orchestrator.loop.leaderboard import Entry, rank
 from orchestrator.loop.ledger import DONE, LAUNCHED, QUEUED, Ledger, is_crash
 from orchestrator.loop.polling import drive
@@ -170,7 +170,7 @@ class Controller:
 
     def _launch_budget_left(self) -> bool:
         b = self.spec.budget
-        return self._index.count("trained") < b.trials and (b.gpu_hours is None
+        return self._index.count(TRAINED) < b.trials and (b.gpu_hours is None
                                                             or self.gpu_hours() < b.gpu_hours)
 
     def _brake(self) -> bool:
@@ -250,7 +250,7 @@ class Controller:
         those about to start are created first, side by side (``loop.runs.precreate``)."""
         if not self._launch_budget_left():
             return False
-        room = self.spec.budget.trials - self._index.count("trained")
+        room = self.spec.budget.trials - self._index.count(TRAINED)
         free = self.spec.parallelism - self._index.running_launches()
         queued = self._index.in_state(QUEUED)
         precreate(self.tracker, self.name, self.parent_run_id or "", queued,

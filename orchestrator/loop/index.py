@@ -10,9 +10,10 @@ and is told of a trial whose state changed (``refile``): who changes a trial ref
 
 It is derived, never stored: built from the trials (``TrialIndex.of``) when a search starts or
 resumes, so checkpoints are what they were. Its answers equal the pure functions computed over
-every trial (``trials.summarize``, ``trials.tally``, ``trials.dedup_from``, ``stopping.history``,
-``brake.stop_reason``), which tests/unit/test_trial_index.py checks after any sequence of
-changes. A trial never leaves ``done`` (nothing in the loop undoes a result).
+every trial (``trials.summarize``, ``trials.tally``, ``trials.generation_batch``,
+``stopping.history``, ``brake.stop_reason``, ``ledger.gpu_hours``), which
+tests/unit/test_trial_index.py checks after any sequence of changes. A trial never leaves
+``done`` (nothing in the loop undoes a result).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from orchestrator.loop.ledger import DONE, LAUNCHED, QUEUED, gpu_hours
 from orchestrator.loop.trials import HELD, Progress, Stop, Tally, Trial
 from orchestrator.search.stopping import Trial as Ended
 
-__all__ = ["Ranks", "TrialIndex", "tags_of"]
+__all__ = ["TRAINED", "Ranks", "TrialIndex", "tags_of"]
 
 STOP_PENDING = "stop-pending"  # marked stopped early, its process and run not yet stopped
 UNCURVED = "uncurved"  # trained, ended, its curve not read yet (``loop.stopping``)
@@ -140,7 +141,6 @@ class TrialIndex:
         self._closed: dict[str, float] = {}  # launch -> its span, once every member finished
         self._open: set[str] = set()  # the other launches: a member still running
         self._closed_total = 0.0
-        self.refiles = 0  # trials refiled: how much work the ticks did (tests count it)
 
     @classmethod
     def of(cls, trials: Iterable[Trial], streak: int = 0, since: float = 0.0) -> TrialIndex:
@@ -154,7 +154,6 @@ class TrialIndex:
     def refile(self, *trials: Trial) -> None:
         """File trials new to the index, or again after their state changed."""
         for t in trials:
-            self.refiles += 1
             if t.index not in self._at:
                 self._at[t.index] = t
                 self._by_print.setdefault(t.fingerprint, []).append(t)
@@ -246,8 +245,8 @@ class TrialIndex:
         """Trained trials ended since the early-stopping rule last read curves."""
         return sorted(self._in(UNCURVED).values(), key=lambda t: t.index)
 
-    def with_print(self, fingerprint: str) -> list[Trial]:
-        """The trials of one function (fingerprint), in index order."""
+    def with_print(self, fingerprint: str) -> Sequence[Trial]:
+        """The trials of one function (fingerprint), in index order (the index's own list)."""
         return self._by_print.get(fingerprint, [])
 
     def held_behind(self, fingerprint: str) -> list[Trial]:
