@@ -17,7 +17,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from orchestrator.backends.base import ChildState
 from orchestrator.contract import FailureKind, failure_text
 from orchestrator.loop.brake import stop_reason
-from orchestrator.loop.index import Ranks, TrialIndex
+from orchestrator.loop.index import TrialIndex
 from orchestrator.loop.ledger import (
     DONE,
     LAUNCHED,
@@ -26,6 +26,7 @@ from orchestrator.loop.ledger import (
     gpu_hours,
     running_launches,
 )
+from orchestrator.loop.ranks import Ranks
 from orchestrator.loop.stopping import history
 from orchestrator.loop.trials import HELD, Trial, generation_batch, summarize, tally, trained
 from orchestrator.search.base import Candidate
