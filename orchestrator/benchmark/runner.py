@@ -20,6 +20,9 @@ Resume: the ledger (cell states, launch counts and the top-k lists the rows were
 is reloaded from the store, and every cell whose MLflow run already ended takes that result:
 a finished cell is never trained again, even one that finished after the last checkpoint.
 Children still running are re-attached by the backend (pid file or Job name), by launch id.
+
+A tick settles and launches the cells not done yet (``_live``, derived at start like the
+failure count, never checkpointed): a done cell is never looked at again.
 """
 
 from __future__ import annotations
@@ -102,6 +105,8 @@ class BenchmarkRunner:
     top_lists: dict[str, list[str]] = field(default_factory=dict)
     parent_run_id: str | None = None
     _dirty: bool = False
+    _live: dict[str, Cell] = field(default_factory=dict)  # cells not done, in cell order (derived)
+    _failed: int = 0  # cells done with a failure (derived)
 
     @property
     def name(self) -> str:
@@ -127,7 +132,10 @@ class BenchmarkRunner:
             run = runs.get(c.cell_id)
             if self.ledger[c.cell_id].state != DONE and run is not None and run.done:
                 self._complete(self._ledger.outcome(c, run))
-        done = sum(self.ledger[c.cell_id].state == DONE for c in self.cells)
+        self._live = {c.cell_id: c for c in self.cells if self.ledger[c.cell_id].state != DONE}
+        self._failed = sum(self.ledger[c.cell_id].failure is not None for c in self.cells
+                           if c.cell_id not in self._live)
+        done = len(self.cells) - len(self._live)
         log.info("benchmark %s: %d cells, %d done%s", self.name, len(self.cells), done,
                  " (resumed)" if data is not None else "")
         self.checkpoint()
@@ -161,7 +169,7 @@ class BenchmarkRunner:
         self._launch()
         if self._dirty:
             self.checkpoint()
-        return all(self.ledger[c.cell_id].state == DONE for c in self.cells)
+        return not self._live
 
     # -- launch and settle: the launch ledger ----------------------------------------------
 
@@ -178,7 +186,8 @@ class BenchmarkRunner:
 
     def _launch(self) -> None:
         """Queued cells in cell order; with packing, cells equal but for the seed share packs."""
-        self._dirty |= self._ledger.launch(self.cells, parallelism=self.spec.parallelism,
+        self._dirty |= self._ledger.launch(list(self._live.values()),
+                                           parallelism=self.spec.parallelism,
                                            packing=self.spec.packing, checkpoint=self.checkpoint)
 
     def _trial_spec(self, c: Cell) -> dict[str, Any]:
@@ -194,7 +203,7 @@ class BenchmarkRunner:
         }
 
     def _settle(self) -> None:
-        settled = self._ledger.settle(self.cells)
+        settled = self._ledger.settle(list(self._live.values()))
         for outcome in settled.outcomes:
             self._complete(outcome)
         self._dirty |= bool(settled.requeued)
@@ -204,17 +213,21 @@ class BenchmarkRunner:
         st.state, st.value, st.failure = DONE, outcome.value, outcome.failure
         st.finished = self.clock()
         self._dirty = True
+        if self._live.pop(outcome.item.cell_id, None) is not None and st.failure is not None:
+            self._failed += 1
 
     # -- reporting ----------------------------------------------------------------------------
 
     def progress(self) -> BenchmarkProgress:
-        states = [self.ledger[c.cell_id] for c in self.cells]
+        """From the cells not done (``_live``) and the count of failures: a tick's cost follows
+        the cells left, not the benchmark's size."""
+        live = list(self._live.values())
         return BenchmarkProgress(
-            total=len(states),
-            done=sum(s.state == DONE for s in states),
-            running=sum(s.state == LAUNCHED for s in states),
-            packs=self._ledger.running_launches(self.cells),
-            failed=sum(s.state == DONE and s.failure is not None for s in states),
+            total=len(self.cells),
+            done=len(self.cells) - len(live),
+            running=sum(self.ledger[c.cell_id].state == LAUNCHED for c in live),
+            packs=self._ledger.running_launches(live),
+            failed=self._failed,
         )
 
     def results(self) -> Results:

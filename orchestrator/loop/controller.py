@@ -7,7 +7,9 @@ children the spec's rule stops (``loop.stopping``); **propose** a generation whe
 screening each candidate and reusing known results (this search's, or sealed ones of the same
 function and child config: ``orchestrator.trust``); **launch** queued trials, alone or in packs;
 **checkpoint** (with the search's ``identity``) proposals and launches at once, settles every
-``checkpoint_interval`` s. The launch ledger (``loop.ledger``) launches and settles.
+``checkpoint_interval`` s. The launch ledger (``loop.ledger``) launches and settles. What a tick
+reads of the trials comes from their index (``loop.index``), refiled as each trial changes, so
+a tick costs the trials in flight, not the trials so far.
 Resume: the checkpoint (``orchestrator.loop.checkpoint``) says which trials exist, in which state and
 under which launch id: launched ones are re-attached by launch id (or read from MLflow when they
 finished), queued ones launched once (``loop.runs.reattach``), nothing finished trained again.
@@ -18,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,11 +33,12 @@ from orchestrator.loop.admission import admit
 from orchestrator.loop.amend import Change, amend, describe, rejection
 from orchestrator.loop.brake import stop_reason
 from orchestrator.loop.checkpoint import CHECKPOINT_KEY, Segments, read, write
+from orchestrator.loop.index import TRAINED, TrialIndex
 from orchestrator.loop.leaderboard import Entry, rank
 from orchestrator.loop.ledger import DONE, LAUNCHED, QUEUED, Ledger, is_crash
 from orchestrator.loop.polling import drive
 from orchestrator.loop.runs import create_run, precreate, reattach, record_settled
-from orchestrator.loop.series import log_series, logged_before
+from orchestrator.loop.series import Logged, log_series, logged_before
 from orchestrator.loop.stopping import stop_early
 from orchestrator.loop.tracker import Tracker
 from orchestrator.loop.trials import (
@@ -46,8 +49,6 @@ from orchestrator.loop.trials import (
     child_spec,
     dedup_from,
     entries,
-    summarize,
-    trained,
 )
 from orchestrator.redact import redact_data
 from orchestrator.search.base import Learner, Result, Strategy
@@ -85,6 +86,8 @@ class Controller:
     _saved_at: float = 0.0
     _fresh: set[str] = field(default_factory=set)  # proposed here: no run of theirs can exist
     _sealed: Segments = field(default_factory=Segments)  # checkpointed blocks of done trials
+    _index: TrialIndex = field(default_factory=TrialIndex)  # the trials' (loop.index), derived
+    _best_logged: float | None = None  # the best on the per-trial series so far (not checkpointed)
 
     @property
     def name(self) -> str:
@@ -101,6 +104,7 @@ class Controller:
         (``orchestrator.loop.amend``); any other raises ``ConfigError`` before anything is written."""
         saved = read(self.store, self.name, self.identity) if resume else None
         amendment, self._since = amend(saved.spec if saved else None, self.spec), self.clock()
+        self._reindex()
         if amendment.rejected:
             raise ConfigError(rejection(f"search {self.name!r} was edited since it started",
                                         amendment.rejected))
@@ -109,18 +113,25 @@ class Controller:
             return
         self.strategy.load_state_dict(saved.strategy)
         self.trials, self.generations_logged, self._sealed = saved.trials, saved.generations_logged, saved.segments
-        self.trials_logged = logged_before(self.trials)
+        logged = logged_before(self.trials, self.generations_logged)
+        self.trials_logged, self._best_logged = logged.trials, logged.best
         self._dedup = dedup_from(self.trials)
         self._dirty = reattach(self.tracker, self.name, self.parent_run_id, self.trials,
                                self.spec.child.config_hash(), self.clock()) > 0
+        self._reindex()
         log.info("search %s: resumed from %s with %d trials (%d done)", self.name,
-                 self.store.describe(CHECKPOINT_KEY), len(self.trials), len(self._in(DONE)))
+                 self.store.describe(CHECKPOINT_KEY), len(self.trials), self._index.count(DONE))
         if amendment.applied:
             self.amended = amendment.applied
             log.info("search %s: edit applied: %s", self.name, describe(amendment.applied))
             self.tracker.log_text(self.parent_run_id, json.dumps(
                 redact_data(self.spec.model_dump(mode="json")), indent=2), "search_spec.json")
             self.checkpoint()  # the stored spec is the one in force from now on
+
+    def _reindex(self) -> None:
+        """Build the trials' index from scratch: at start, and once a checkpoint is loaded."""
+        self._index = TrialIndex.of(self.trials, self.spec.budget.stop_after_infrastructure_failures,
+                                    self._since)
 
     def checkpoint(self) -> None:
         write(self.store, self.spec, self.strategy.state_dict(), self.trials,
@@ -141,7 +152,7 @@ class Controller:
         if self._brake():
             self.checkpoint()
             return True
-        if not self._in(QUEUED) and self._may_propose():
+        if not self._index.count(QUEUED) and self._may_propose():
             self._propose()
         launched = self._launch()
         self._log_series()
@@ -151,23 +162,22 @@ class Controller:
             self.checkpoint()
         return over
 
-    def _in(self, state: str) -> list[Trial]:
-        return [t for t in self.trials if t.state == state]
-
-    def launches_in_flight(self) -> list[str]:
-        return sorted({t.launch for t in self._in(LAUNCHED)})  # trial or pack ids: what cancel stops
+    def launches_in_flight(self) -> list[str]:  # trial or pack ids: what cancel stops
+        return sorted({t.launch for t in self._index.in_state(LAUNCHED)})
 
     def gpu_hours(self) -> float:
         """Wall time × GPUs of every launch, a pack counted once (``ledger.gpu_hours``)."""
-        return self._ledger.gpu_hours(trained(self.trials), self.backend.gpus_per_child)
+        return self._index.gpu_hours(self.clock(), self.backend.gpus_per_child)
 
     def _launch_budget_left(self) -> bool:
         b = self.spec.budget
-        return len(trained(self.trials)) < b.trials and (b.gpu_hours is None or self.gpu_hours() < b.gpu_hours)
+        return self._index.count(TRAINED) < b.trials and (b.gpu_hours is None
+                                                            or self.gpu_hours() < b.gpu_hours)
 
     def _brake(self) -> bool:
         """Stop when ``loop.brake`` says so, cancelling the children in flight (resumed later)."""
-        self.stopped = self.stopped or stop_reason(self.trials, self.spec.budget, self._since)
+        self.stopped = self.stopped or stop_reason(
+            self._index.brake_view(self.spec.budget.max_failed), self.spec.budget, self._since)
         if self.stopped is not None:
             log.error("search %s stopped: %s", self.name, self.stopped.message)
             for launch in self.launches_in_flight():
@@ -178,9 +188,9 @@ class Controller:
         return len(self.trials) < self.spec.budget.samples and self._launch_budget_left()
 
     def _finished(self) -> bool:
-        if self._in(LAUNCHED):  # held duplicates wait on launched trials, so they are covered
+        if self._index.count(LAUNCHED):  # held duplicates wait on launched trials: covered
             return False
-        if self._in(QUEUED):  # left over when the budget ran out (with any duplicates held
+        if self._index.count(QUEUED):  # left over when the budget ran out (with any duplicates held
             return not self._launch_budget_left()  # behind them): never launched
         return self._exhausted or not self._may_propose()
 
@@ -197,20 +207,26 @@ class Controller:
         for cand, print_ in zip(candidates, prints, strict=True):
             trial = Trial(self.trial_id(len(self.trials)), len(self.trials), cand, print_, QUEUED)
             self.trials.append(trial)
-            verdict = admit(trial, self.spec, self._dedup, lambda f, _: hits.get(f), self.trials)
+            verdict = admit(trial, self.spec, self._dedup, lambda f, _: hits.get(f),
+                            self._index.with_print(print_))
             if verdict.source == "held":
                 trial.state, trial.source = HELD, "duplicate"
             elif verdict.source != "trained":  # settled now; its run says where the result is
                 trial.source = verdict.source
                 results += self._complete(trial, verdict.reward, verdict.failure)
                 now.append((trial, verdict.duplicate_of))
+            self._index.refile(trial)
         self.checkpoint()  # proposals are durable before any run or child exists for them
         self._fresh.update(t.trial_id for t in self.trials[first:])
         assert self.parent_run_id is not None
-        record_settled(self.tracker, self.name, self.parent_run_id, now, self.trials,
-                       child.config_hash(), self._fresh)
+        record_settled(self.tracker, self.name, self.parent_run_id, now,
+                       self._of_prints(t for t, _ in now), child.config_hash(), self._fresh)
         if results:
             self.strategy.observe(results)
+
+    def _of_prints(self, trials: Iterable[Trial]) -> list[Trial]:
+        """The trials of the functions of ``trials``: where a duplicate's original is."""
+        return [o for p in {t.fingerprint for t in trials} for o in self._index.with_print(p)]
 
     def _create_run(self, trial: Trial, duplicate_of: str | None = None) -> str:
         return create_run(self.tracker, self.name, self.parent_run_id or "", trial,
@@ -235,13 +251,15 @@ class Controller:
         those about to start are created first, side by side (``loop.runs.precreate``)."""
         if not self._launch_budget_left():
             return False
-        room = self.spec.budget.trials - len(trained(self.trials))
-        free = self.spec.parallelism - self._ledger.running_launches(self.trials)
-        precreate(self.tracker, self.name, self.parent_run_id or "", self._in(QUEUED),
+        room = self.spec.budget.trials - self._index.count(TRAINED)
+        free = self.spec.parallelism - self._index.running_launches()
+        queued = self._index.in_state(QUEUED)
+        precreate(self.tracker, self.name, self.parent_run_id or "", queued,
                   self.spec.child.config_hash(), self._fresh, min(room, free * self.spec.packing))
         self._dirty |= (launched := self._ledger.launch(
-            self.trials, parallelism=self.spec.parallelism, packing=self.spec.packing,
+            self._index.live(), parallelism=self.spec.parallelism, packing=self.spec.packing,
             checkpoint=self.checkpoint, room=room))
+        self._index.refile(*queued)
         return launched
 
     def _trial_spec(self, trial: Trial) -> dict[str, Any]:
@@ -250,10 +268,14 @@ class Controller:
         return child_spec(trial, self.name, self.spec.tracking.experiment, self.spec.child)
 
     def _settle(self) -> None:
-        settled = self._ledger.settle(self.trials)
+        launched = self._index.in_state(LAUNCHED)  # all a settle looks at, and may change
+        began = [t.began for t in launched]
+        settled = self._ledger.settle(launched)
         results = [r for o in settled.outcomes
                    for r in self._complete(o.item, o.value, o.failure, o.cause)]
-        results += stop_early(self.spec, self.trials, self.tracker, self.backend, self._complete,
+        self._index.refile(*settled.requeued, *(t for t, b in zip(launched, began, strict=True)
+                                                if t.began != b))  # seen to start
+        results += stop_early(self.spec, self._index, self.tracker, self.backend, self._complete,
                               self.checkpoint)
         self._dirty |= bool(settled.requeued)
         if results:
@@ -265,14 +287,16 @@ class Controller:
         with the same outcome."""
         trial.reward, trial.failure, trial.state, trial.cause = reward, failure, DONE, cause
         trial.finished, self._dirty = self.clock(), True
+        self._index.refile(trial)
         if trial.source in ("screen", "cache", "duplicate"):
             if trial.source == "cache":  # later duplicates in this search reuse it directly
                 self._dedup.outcomes[trial.fingerprint] = (reward, failure)
             return [trial.result]
-        waiting = [t for t in self.trials if t.state == HELD and t.fingerprint == trial.fingerprint]
+        waiting = self._index.held_behind(trial.fingerprint)
         if is_crash(failure):  # says nothing about the function: train the next duplicate
             if waiting:
                 waiting[0].state, waiting[0].source = QUEUED, "trained"
+                self._index.refile(waiting[0])
             else:
                 self._dedup.held.pop(trial.fingerprint, None)
             return [trial.result]
@@ -282,9 +306,10 @@ class Controller:
         out = [trial.result]
         for dup in waiting:
             dup.reward, dup.failure, dup.state, dup.finished = reward, failure, DONE, self.clock()
+            self._index.refile(dup)
             out.append(dup.result)
         record_settled(self.tracker, self.name, self.parent_run_id or "",
-                       [(d, trial.run_id) for d in waiting], self.trials,
+                       [(d, trial.run_id) for d in waiting], self._index.with_print(trial.fingerprint),
                        self.spec.child.config_hash(), self._fresh)
         return out
 
@@ -292,16 +317,17 @@ class Controller:
         """The parent run's series (``loop.series``): per generation, and per trial."""
         assert self.parent_run_id is not None
         updates = self.strategy.updates if isinstance(self.strategy, Learner) else []
-        logged, self.trials_logged = log_series(
-            self.tracker, self.parent_run_id, self.trials, (self.generations_logged,
-            self.trials_logged), self.spec.generation, self.spec.strategy.failure_reward,
+        logged = log_series(
+            self.tracker, self.parent_run_id, self.trials, self._index,
+            Logged(self.generations_logged, self.trials_logged, self._best_logged),
+            self.spec.generation, self.spec.strategy.failure_reward,
             updates[-1].entropy if updates else None)
-        self._dirty |= logged != self.generations_logged
-        self.generations_logged = logged
+        self._dirty |= logged.generations != self.generations_logged
+        self.generations_logged, self.trials_logged = logged.generations, logged.trials
+        self._best_logged = logged.best
 
     def progress(self) -> Progress:
-        return summarize(self.trials, self.spec.budget.trials,
-                         self._ledger.running_launches(self.trials), self.stopped)
+        return self._index.progress(len(self.trials), self.spec.budget.trials, self.stopped)
 
     def leaderboard(self, top: int = 10) -> list[Entry]:
         """Best distinct functions first (one row per fingerprint)."""

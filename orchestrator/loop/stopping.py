@@ -6,7 +6,9 @@ Every child reports ``val_accuracy`` at the search's evaluation steps (``spec.ev
 every ``child.eval_every`` steps, and its last). On each poll, after settling, ``stop_early``
 reads the curves of the running children only (one metric history per child in flight, so its
 cost follows the children in flight), and of each child that ended since the last poll once
-(kept on its trial, and so in the checkpoint: the rule's history is never read again).
+(kept on its trial, and so in the checkpoint: the rule's history is never read again). The
+trials come from their index (``loop.index``): the history the rule decides from is kept there
+as trials end, not rebuilt from every trial each poll.
 
 A launch is one process: a single child, or a pack of children trained side by side. A lone
 child the rule stops is stopped. A pack is stopped only when the rule stops every member still
@@ -34,6 +36,7 @@ from dataclasses import dataclass
 
 from orchestrator.backends.base import Backend
 from orchestrator.contract import REWARD
+from orchestrator.loop.index import TrialIndex
 from orchestrator.loop.ledger import DONE, LAUNCHED
 from orchestrator.loop.tracker import Tracker
 from orchestrator.loop.trials import Trial
@@ -94,28 +97,30 @@ def history(trials: Sequence[Trial]) -> list[Ended]:
             for t in trials if t.state == DONE and t.curve is not None]
 
 
-def stop_early(spec: SearchSpec, trials: Sequence[Trial], tracker: Tracker, backend: Backend,
+def stop_early(spec: SearchSpec, index: TrialIndex, tracker: Tracker, backend: Backend,
                complete: Callable[[Trial, float | None, str | None], list[Result]],
                checkpoint: Callable[[], None]) -> list[Result]:
     """One review of the children in flight: the launches the rule stops are stopped (see the
     module); returns the results of the stopped trials (and of duplicates held behind them),
-    which ``complete`` (the controller's) recorded, for the strategy."""
+    which ``complete`` (the controller's) recorded, for the strategy. What it reads and marks
+    of the trials goes through their ``index``: the children in flight, those ended since the
+    last review, the rule's history kept as trials end."""
     es = spec.early_stopping
     if es is None:
         return []
     steps = evaluation_steps(spec.child)
-    finish(backend, tracker, [t for t in trials if t.stop_pending])  # left by a dead controller
+    finish(backend, tracker, index, index.stop_pending())  # left by a dead controller
 
     def read(run_id: str) -> tuple[float, ...]:
         return curve_of(tracker.metric_history(run_id, REWARD), steps)
 
-    for t in trials:  # ended since the last review: their curves, once
-        if (t.state == DONE and t.source == "trained" and t.curve is None
-                and t.run_id is not None):
-            t.curve = list(read(t.run_id))
-    running = {t.trial_id: (t, Running(t.launch, read(t.run_id))) for t in trials
-               if t.state == LAUNCHED and t.run_id is not None}
-    verdict = review(es.make(), steps, history(trials), {k: r for k, (_, r) in running.items()})
+    for t in index.uncurved():  # ended since the last review: their curves, once
+        assert t.run_id is not None
+        t.curve = list(read(t.run_id))
+        index.refile(t)
+    running = {t.trial_id: (t, Running(t.launch, read(t.run_id))) for t in
+               index.in_state(LAUNCHED) if t.run_id is not None}
+    verdict = review(es.make(), steps, index.history, {k: r for k, (_, r) in running.items()})
     stopped = [(t, r.curve) for t, r in running.values() if r.launch in verdict.launches]
     if not stopped:
         return []
@@ -125,17 +130,19 @@ def stop_early(spec: SearchSpec, trials: Sequence[Trial], tracker: Tracker, back
         log.info("trial %s stopped early at step %d of %d (%s %.4f): %s", t.trial_id,
                  t.stopped_at, steps[-1], REWARD, curve[-1], t.candidate.expression)
         results += complete(t, curve[-1], None)
-    by_print = {t.fingerprint: t.stopped_at for t, _ in stopped}
-    for d in trials:  # duplicates held behind a stopped child: no complete result either
-        if d.source == "duplicate" and d.state == DONE and d.stopped_at is None \
-                and d.fingerprint in by_print:
-            d.stopped_at, d.stop_pending = by_print[d.fingerprint], True
+        index.refile(t)
+    for t, _ in stopped:  # duplicates held behind a stopped child: no complete result either
+        for d in index.with_print(t.fingerprint):
+            if d.source == "duplicate" and d.state == DONE and d.stopped_at is None:
+                d.stopped_at, d.stop_pending = t.stopped_at, True
+                index.refile(d)
     checkpoint()  # stopped for good before any process is: a restart never relaunches them
-    finish(backend, tracker, [t for t in trials if t.stop_pending])
+    finish(backend, tracker, index, index.stop_pending())
     return results
 
 
-def finish(backend: Backend, tracker: Tracker, stopped: Sequence[Trial]) -> None:
+def finish(backend: Backend, tracker: Tracker, index: TrialIndex, stopped: Sequence[Trial]
+           ) -> None:
     """Stop the processes of trials marked stopped, tag their runs and end them (idempotent:
     a controller that died half-way does it again)."""
     for launch in sorted({t.launch for t in stopped if t.source == "trained"}):
@@ -144,3 +151,4 @@ def finish(backend: Backend, tracker: Tracker, stopped: Sequence[Trial]) -> None
         if t.run_id is not None and t.stopped_at is not None:
             tracker.stop_run(t.run_id, t.stopped_at)
         t.stop_pending = False
+        index.refile(t)

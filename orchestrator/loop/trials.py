@@ -5,6 +5,8 @@ candidate, its fingerprint, where its result came from (``source``) and the resu
 ``queued`` (run created, waiting for a slot) -> ``launched`` -> ``done``; ``held`` (a duplicate
 waiting for the same function's result) -> ``done``. The list of trials is the controller's
 checkpoint; the dedup table, the progress and the per-generation metrics are rebuilt from it.
+The functions here compute over every trial: they define what ``loop.index`` keeps as trials
+change, so that a tick need not pass over them all.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ from orchestrator.space.naming import trial_run_name
 
 HELD = "held"
 
-__all__ = ["DONE", "HELD", "LAUNCHED", "QUEUED", "Progress", "Stop", "Trial", "child_spec",
-           "dedup_from", "generation_metrics", "original_run", "run_tags", "stopped_step",
-           "summarize", "trained", "trial_points"]
+__all__ = ["DONE", "HELD", "LAUNCHED", "QUEUED", "Progress", "Stop", "Tally", "Trial",
+           "child_spec", "dedup_from", "generation_batch", "generation_metrics", "original_run",
+           "run_tags", "stopped_step", "summarize", "tally", "trained", "trial_points"]
 
 
 @dataclass
@@ -124,19 +126,18 @@ def stopped_step(trials: Iterable[Trial], fingerprint: str) -> int | None:
                  and t.state == DONE and not is_crash(t.failure)), None)
 
 
-def trial_points(trials: Sequence[Trial], start: int) -> tuple[list[tuple[int, dict[str, float]]], int]:
-    """The parent run's per-trial series from trial ``start`` on, as far as trials are done in
-    index order: ``trial_val_accuracy`` at step = trial index (none for a failure) and the best
-    so far among complete children (``best_val_accuracy``; its latest value is the winner's).
-    Returns the points and where
-    the next call starts."""
-    ordered = sorted(trials, key=lambda t: t.index)
-    best = max((t.reward for t in ordered[:start] if t.reward is not None and t.stopped_at is None),
-               default=None)
+def trial_points(trials: Sequence[Trial], start: int, best: float | None = None
+                 ) -> tuple[list[tuple[int, dict[str, float]]], int, float | None]:
+    """The parent run's per-trial series from trial ``start`` on (``trials`` in index order, as
+    the controller keeps them), as far as trials are done in index order:
+    ``trial_val_accuracy`` at step = trial index (none for a failure) and the best so far among
+    complete children (``best_val_accuracy``; its latest value is the winner's), ``best`` being
+    the best before ``start``. Returns the points, where the next call starts and its ``best``:
+    a call costs the trials it logs, not the trials before them."""
     points: list[tuple[int, dict[str, float]]] = []
     i = start
-    while i < len(ordered) and ordered[i].state == DONE:
-        t = ordered[i]
+    while i < len(trials) and trials[i].state == DONE:
+        t = trials[i]
         metrics: dict[str, float] = {}
         if t.reward is not None:
             metrics["trial_" + REWARD] = t.reward
@@ -147,7 +148,7 @@ def trial_points(trials: Sequence[Trial], start: int) -> tuple[list[tuple[int, d
         if metrics:
             points.append((t.index, metrics))
         i += 1
-    return points, i
+    return points, i, best
 
 
 def dedup_from(trials: list[Trial]) -> Dedup:
@@ -222,24 +223,47 @@ def summarize(trials: Sequence[Trial], budget: int, packs: int, stopped: Stop | 
     )
 
 
-def generation_metrics(trials: Sequence[Trial], step: int, size: int, failure_reward: float,
-                       entropy: float | None = None) -> dict[str, float] | None:
-    """The parent run's metrics for generation ``step``: its ``size`` trials are the done ones
-    at places ``step * size`` onward, in index order (a failure counts ``failure_reward``); None
-    until that many are done. ``entropy``: the learning strategy's policy entropy, if any."""
-    done = [t for t in trials if t.state == DONE]
-    if (step + 1) * size > len(done):
-        return None
-    batch = sorted(done, key=lambda t: t.index)[step * size:(step + 1) * size]
+@dataclass(frozen=True)
+class Tally:
+    """The counts on the parent run's per-generation metrics, over every trial so far."""
+
+    unique_functions: int = 0
+    cache_hits: int = 0
+    duplicates: int = 0
+    trained: int = 0
+    failed: int = 0  # done with a failure, whatever the source
+
+
+def tally(trials: Sequence[Trial]) -> Tally:
+    """The ``Tally`` of ``trials`` (``loop.index`` keeps it as trials change)."""
+    return Tally(unique_functions=len({t.fingerprint for t in trials}),
+                 cache_hits=sum(t.source == "cache" for t in trials),
+                 duplicates=sum(t.source == "duplicate" for t in trials),
+                 trained=len(trained(trials)),
+                 failed=sum(t.failure is not None and t.state == DONE for t in trials))
+
+
+def generation_batch(trials: Sequence[Trial], step: int, size: int) -> list[Trial] | None:
+    """Generation ``step``'s ``size`` trials: the done ones at places ``step * size`` onward,
+    in index order; None until that many are done (``TrialIndex.done_in_order`` keeps it)."""
+    done = sorted((t for t in trials if t.state == DONE), key=lambda t: t.index)
+    return done[step * size:(step + 1) * size] if (step + 1) * size <= len(done) else None
+
+
+def generation_metrics(batch: Sequence[Trial], counts: Tally, failure_reward: float,
+                       entropy: float | None = None) -> dict[str, float]:
+    """The parent run's metrics for a generation of done trials (``generation_batch``; a
+    failure counts ``failure_reward``), with the ``counts`` of every trial so far.
+    ``entropy``: the learning strategy's policy entropy, if any."""
     rewards = [t.reward if t.reward is not None else failure_reward for t in batch]
     metrics = {
         "gen_mean_reward": sum(rewards) / len(rewards),
         "gen_max_reward": max(rewards),
-        "unique_functions": len({t.fingerprint for t in trials}),
-        "cache_hits": sum(t.source == "cache" for t in trials),
-        "duplicates": sum(t.source == "duplicate" for t in trials),
-        "trained": len(trained(trials)),
-        "failed": sum(t.failure is not None for t in done),
+        "unique_functions": counts.unique_functions,
+        "cache_hits": counts.cache_hits,
+        "duplicates": counts.duplicates,
+        "trained": counts.trained,
+        "failed": counts.failed,
     }
     if entropy is not None:
         metrics["policy_entropy"] = entropy

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from orchestrator.loop.index import TrialIndex
 from orchestrator.loop.stopping import stop_early
 from orchestrator.loop.trials import Trial
 from orchestrator.search.base import Candidate, Result
@@ -61,7 +62,8 @@ def test_the_job_of_a_stopped_child_is_deleted_and_a_pack_only_when_every_member
     curves = Curves({"run-0": BAD, "run-1": GOOD, "run-2": GOOD, "run-3": GOOD, "run-4": BAD,
                      "run-5": {100: 0.82}})
     checkpoints: list[int] = []
-    results = stop_early(SPEC, trials, curves, backend, complete,  # type: ignore[arg-type]
+    index = TrialIndex.of(trials)
+    results = stop_early(SPEC, index, curves, backend, complete,  # type: ignore[arg-type]
                          lambda: checkpoints.append(1))
     lone, pack = job_of(apiserver, "s1-t00000"), job_of(apiserver, "s1-p00004")
     assert [r.reward for r in results] == [0.30] and checkpoints == [1]
@@ -73,7 +75,7 @@ def test_the_job_of_a_stopped_child_is_deleted_and_a_pack_only_when_every_member
 
     curves.histories["run-5"] = {100: 0.82, 200: 0.31}  # now below the median too
     curves.histories["run-4"] = {100: 0.30, 200: 0.32}
-    results = stop_early(SPEC, trials, curves, backend, complete,  # type: ignore[arg-type]
+    results = stop_early(SPEC, index, curves, backend, complete,  # type: ignore[arg-type]
                          lambda: checkpoints.append(2))
     assert apiserver.get("jobs", NAMESPACE, pack) is None
     assert curves.stopped == {"run-0": 100, "run-4": 200, "run-5": 200}

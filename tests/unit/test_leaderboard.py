@@ -40,14 +40,17 @@ def _trial(i: int, reward: float | None, state: str = DONE) -> Trial:
 
 def test_the_per_trial_series_follows_the_trial_index_and_stops_at_the_first_unfinished() -> None:
     trials = [_trial(0, 0.5), _trial(1, None), _trial(2, 0.4), _trial(3, 0.9, QUEUED)]
-    points, nxt = trial_points(trials, 0)
-    assert nxt == 3
+    points, nxt, best = trial_points(trials, 0)
+    assert (nxt, best) == (3, 0.5)
     assert points == [(0, {"trial_val_accuracy": 0.5, "best_val_accuracy": 0.5}),
                       (1, {"best_val_accuracy": 0.5}),
                       (2, {"trial_val_accuracy": 0.4, "best_val_accuracy": 0.5})]
     trials[3].state = DONE
-    assert trial_points(trials, nxt) == ([(3, {"trial_val_accuracy": 0.9,
-                                               "best_val_accuracy": 0.9})], 4)
+    assert trial_points(trials, nxt, best) == ([(3, {"trial_val_accuracy": 0.9,
+                                                     "best_val_accuracy": 0.9})], 4, 0.9)
+    trials[3].reward = 0.3  # the best before ``start`` is carried, not read again
+    assert trial_points(trials, nxt, best)[0] == [(3, {"trial_val_accuracy": 0.3,
+                                                        "best_val_accuracy": 0.5})]
 
 
 def test_run_names_are_short_math_with_the_trial_index() -> None:

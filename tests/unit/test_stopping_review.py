@@ -58,7 +58,7 @@ def test_a_stopped_trial_is_no_complete_result_anywhere() -> None:
     assert [t.complete for t in history(done)] == [True, False]
     assert [e.trial_id for e in entries(done)] == ["s-t00000"]
     assert summarize(done, 2, 0).best is done[0] and summarize(done, 2, 0).stopped_early == 1
-    points, _ = trial_points(done, 0)
+    points, _, _ = trial_points(done, 0)
     assert [p[1]["best_val_accuracy"] for p in points] == [0.8, 0.8]
     assert points[1][1]["trial_val_accuracy"] == 0.9  # what the strategy saw
     assert stopped_step(done, "add(sin(x), id(x))") == 100 and stopped_step(done, done[0].fingerprint) is None

@@ -218,3 +218,33 @@ def test_top_rows_are_resolved_once_and_kept_across_a_resume(tmp_path) -> None: 
     again.lookup_top = lambda top: ["min(id(x), cos(x))"]  # the search went on meanwhile
     again.start(resume=True)
     assert [row.label for row in again.rows] == ["ReLU", "Swish", "max(x, sin(x))"]
+
+
+def test_the_progress_kept_as_cells_settle_equals_a_count_over_every_cell(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A tick reads the cells not done (``BenchmarkRunner._live``, derived, never stored): its
+    progress equals the count over every cell's state, before and after a resume."""
+    from orchestrator.benchmark.runner import BenchmarkProgress
+    from orchestrator.loop.ledger import running_launches
+
+    def counted(r: BenchmarkRunner, finished: bool) -> BenchmarkProgress:
+        states = {c.cell_id: r.ledger[c.cell_id] for c in r.cells}
+        launched = [(k, s) for k, s in states.items() if s.state == "launched"]
+        return BenchmarkProgress(
+            total=len(states), done=sum(s.state == "done" for s in states.values()),
+            running=len(launched), packs=running_launches(s.launch_id or k for k, s in launched),
+            failed=sum(s.state == "done" and s.failure is not None for s in states.values()),
+            finished=finished)
+
+    tracker, store = Tracker(), LocalStore(tmp_path)
+    first = runner(tracker, Backend(tracker), store, packing=2)
+    first.start(resume=False)
+    for _ in range(4):
+        over = first.tick()
+        assert first.progress() == counted(first, False) and not over
+    saved = store.get("benchmark.json")
+    second = runner(tracker, Backend(tracker), store, packing=2)
+    checks: list[bool] = []  # after each tick
+    final = second.run(resume=True, on_progress=lambda p: checks.append(
+        p == counted(second, p.finished)))
+    assert store.get("benchmark.json") != saved and final.done == 18 and final.failed == 6
+    assert len(checks) > 3 and all(checks)

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from orchestrator.adapters.storage import LocalStore
+from orchestrator.contract import Tag
 from orchestrator.loop.checkpoint import CHECKPOINT_KEY, SEGMENT, Segments, read, segment_key, write
 from orchestrator.loop.ledger import LAUNCHED, QUEUED
 from orchestrator.loop.trials import DONE, Trial
 from orchestrator.search.registry import make_strategy
 
-from .fakes import FakeBackend
+from .fakes import FakeBackend, FakeRun
 from .test_controller import make_controller, make_spec
 
 
@@ -109,3 +111,95 @@ def test_a_resumed_search_reads_a_result_that_ended_after_its_last_checkpoint(
     assert not ids & set(fresh.launched)  # read from MLflow, not trained again
     assert all(t.reward == 0.75 and t.state == DONE for t in again.trials if t.trial_id in ids)
     assert len(backend.launched) + len(fresh.launched) == 6
+
+
+class Watched(Trial):
+    """A trial that records, while ``TOUCHED`` holds a set, the index of every trial whose
+    attributes anything reads: what a tick passes over, counted rather than timed."""
+
+    def __getattribute__(self, name: str) -> object:
+        if TOUCHED:
+            TOUCHED[-1].add(object.__getattribute__(self, "index"))
+        return object.__getattribute__(self, name)
+
+
+TOUCHED: list[set[int]] = []
+
+
+def test_a_tick_reads_the_trials_in_flight_not_the_trials_settled_before(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resumed search with 1,500 trials done: each tick (settle, propose, launch, series,
+    checkpoint, progress) reads the trials in flight, those it proposes and settles, the block
+    of trials the checkpoint still writes and the best trial, and no other trial settled
+    before: its work does not grow with the trials so far."""
+    from orchestrator.loop import checkpoint, controller
+    from orchestrator.loop.trials import summarize
+
+    monkeypatch.setattr(checkpoint, "Trial", Watched)
+    monkeypatch.setattr(controller, "Trial", Watched)
+    settled = 1500
+    ctl, tracker, _ = make_controller(tmp_path, budget={"trials": settled + 60}, parallelism=4,
+                                      generation=5)
+    old = trials(settled, done=settled)
+    for t in old:  # settled without training by an earlier controller: their runs exist
+        t.source = "screen" if t.index % 7 == 0 else "trained"
+        tracker.runs[str(t.run_id)] = FakeRun(str(t.run_id), t.trial_id, {Tag.SEARCH: "s1"},
+                                              "FINISHED", t.reward)
+    write(ctl.store, ctl.spec, ctl.strategy.state_dict(), old, settled // 5, Segments())
+    ctl.start(resume=True)
+    sealed = max(ctl._sealed.keys) + SEGMENT  # trials below: in blocks written once, never again
+    assert sealed >= 5 * SEGMENT and isinstance(ctl.trials[0], Watched)
+
+    TOUCHED.append(set())  # the instrument sees a pass over every trial
+    summarize(ctl.trials, settled, 0)
+    assert set(range(settled)) <= TOUCHED.pop()
+
+    before, over = ctl.progress(), False
+    for _ in range(40):
+        TOUCHED.append(set())
+        over = ctl.tick()
+        best = ctl.progress().best
+        touched = TOUCHED.pop()
+        assert best is not None
+        assert {i for i in touched if i < sealed} <= {best.index}, sorted(touched)[:20]
+        if over:
+            break
+    after = ctl.progress()
+    # children trained and settled, duplicates of them settled (the small space has few functions)
+    assert after.trained - before.trained >= 20 and after.duplicates >= 20
+
+
+@pytest.mark.parametrize("packing", [1, 2])
+def test_the_index_a_search_keeps_equals_one_built_from_its_trials_after_every_tick(
+        tmp_path: Path, packing: int) -> None:
+    """Every change the loop makes to a trial is refiled: through crashes, lost children
+    launched again, packs, duplicates held and released and a resume, the controller's index
+    answers as one built from scratch from its trials (tests/unit/test_trial_index.py)."""
+    import math
+
+    from orchestrator.loop.index import TrialIndex
+    from tests.unit.test_trial_index import answers
+
+    def same(ctl: Any) -> bool:
+        fresh = TrialIndex.of(ctl.trials, 3, ctl._since)
+        now = ctl.clock()
+        return answers(ctl._index, ctl.trials) == answers(fresh, ctl.trials) and math.isclose(
+            ctl._index.gpu_hours(now, 1), fresh.gpu_hours(now, 1), rel_tol=1e-9)
+
+    over = {"budget": {"trials": 24, "stop_after_infrastructure_failures": 3},
+            "parallelism": 3, "packing": packing, "generation": 5}
+    first, tracker, backend = make_controller(tmp_path, **over)
+    backend.crash = lambda expr: expr.endswith(", sin(x))")
+    backend.vanish = lambda expr: expr.startswith("mul(tanh(")
+    first.start(resume=False)
+    checks = []
+    for _ in range(6):
+        first.tick()
+        checks.append(same(first))
+    first.checkpoint()
+    again, _, _ = make_controller(tmp_path, tracker=tracker, **over)
+    again.backend = FakeBackend(tracker, crash=backend.crash)
+    final = again.run(resume=True, on_progress=lambda p: checks.append(same(again)))
+    assert final.finished and len(checks) > 8 and all(checks)
+    assert any(t.failure and t.failure.startswith("crashed") for t in again.trials)
+    assert any(t.launches > 1 for t in again.trials) and final.duplicates > 0
