@@ -26,8 +26,9 @@ tools:
 	tools/fetch-helm.sh
 	PYTHON=$(PYTHON) tools/install-checkov.sh
 
-# A real PPO search on CPU (examples/quickstart.yaml, Fashion-MNIST); each run starts the demo
-# afresh. quickstart-digits: the same on scikit-learn's digits, for machines without Fashion-MNIST;
+# A real PPO search on CPU (examples/quickstart.yaml, Fashion-MNIST); each run starts the search
+# afresh, though functions trained by an earlier run are reused from .actsearch/mlflow.db (cache
+# hits; remove .actsearch to train everything again). quickstart-digits: the same on scikit-learn's digits, for machines without Fashion-MNIST;
 # quickstart runs it, saying so, where Fashion-MNIST is neither installed nor downloadable.
 quickstart: $(STAMP)
 	@if $(PY) -m orchestrator.trainer.available fashion_mnist; then \

@@ -22,14 +22,22 @@ PLOTTED = 5  # functions drawn in top_functions.png
 
 
 def with_test_accuracy(ctl: Controller, rows: list[Entry]) -> list[Entry]:
-    """Rows with the test accuracy and run id their child logged (when the tracker has them)."""
+    """Rows with the test accuracy and run id their child logged (when the tracker has them).
+
+    A row settled with another run's result (a duplicate, or a cache hit from an earlier
+    search) trained nothing, so its own run has no test accuracy: it is read from the run it
+    repeats (``actsearch.duplicate_of``), one request per such row of the leaderboard."""
     runs = ctl.tracker.trial_runs(ctl.name)
     out = []
     for e in rows:
         run = runs.get(e.trial_id)
         metrics = getattr(run, "metrics", None) or {}
-        out.append(replace(e, test_accuracy=metrics.get("test_accuracy"),
-                           run_id=run.run_id if run is not None else None))
+        test = metrics.get("test_accuracy")
+        original = (getattr(run, "tags", None) or {}).get(Tag.DUPLICATE_OF)
+        if test is None and original:
+            history = ctl.tracker.metric_history(original, "test_accuracy")
+            test = history[max(history)] if history else None
+        out.append(replace(e, test_accuracy=test, run_id=run.run_id if run is not None else None))
     return out
 
 

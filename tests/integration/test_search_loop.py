@@ -212,6 +212,12 @@ def test_a_function_is_never_trained_twice_across_searches(
                   if r.data.tags.get("actsearch.role") == "search")
     assert parent.data.metrics["cache_hits"] == 2
     assert parent.data.metrics["trained"] == 0
+    # the leaderboard of a search that trained nothing still shows each function's test accuracy
+    rows, _ = publish(second, 10, tmp_path / "report")
+    trained_test = {r.data.tags["actsearch.fingerprint"]: r.data.metrics["test_accuracy"]
+                    for r in runs_of(client, experiment, "first")
+                    if r.data.tags.get("actsearch.role") != "search" and "test_accuracy" in r.data.metrics}
+    assert len(rows) == 2 and {e.fingerprint: e.test_accuracy for e in rows} == trained_test
 
 
 def test_with_paper_numerics_a_function_is_never_trained_twice_across_searches(
