@@ -15,8 +15,9 @@ loop's failure brake (``budget``); this module only says what is happening.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 from orchestrator.contract import Cause
 from orchestrator.loop.causes import cannot_start
@@ -42,11 +43,16 @@ class Systemic:
     failure: str  # the latest one's failure text
 
 
+def settled_child(t: Trial) -> bool:
+    """A trained child that settled with a result or a failure: what ``systemic`` orders."""
+    return (t.source == "trained" and t.finished is not None
+            and (t.failure is not None or t.reward is not None))
+
+
 def systemic(trials: Sequence[Trial], after: int = SYSTEMIC_AFTER) -> Systemic | None:
     """The cannot-start reason shared by the last ``after`` (or more) trained children to
     settle, in the order they settled; None when the latest ``after`` do not share one."""
-    settled = sorted((t for t in trials if t.source == "trained" and t.finished is not None
-                      and (t.failure is not None or t.reward is not None)),
+    settled = sorted((t for t in trials if settled_child(t)),
                      key=lambda t: (t.finished or 0.0, t.index))
     if len(settled) < after:
         return None
@@ -61,3 +67,58 @@ def systemic(trials: Sequence[Trial], after: int = SYSTEMIC_AFTER) -> Systemic |
     if count < after:
         return None
     return Systemic(reason, count, str(settled[-1].failure))
+
+
+@dataclass
+class Streak:
+    """``systemic`` kept as children settle, so that a watcher reads only the new ones: the
+    settled children in settle order, from the one before the streak (which breaks it) to the
+    last, as ``(finished, index, reason, failure)``. A child that settles before that one (its
+    ``finished`` earlier) changes nothing and is not kept; settled children never change
+    (a trial never leaves ``done``). Equal to ``systemic`` of every trial, which
+    tests/unit/test_cannot_start.py checks after any sequence of settles."""
+
+    after: int = SYSTEMIC_AFTER
+    _tail: list[tuple[float, int, str | None, str]] = field(default_factory=list)
+    _count: int = 0  # how many at the end of ``_tail`` share a cannot-start reason
+
+    @classmethod
+    def of(cls, trials: Iterable[Trial], after: int = SYSTEMIC_AFTER) -> Streak:
+        streak = cls(after)
+        streak.add(trials)
+        return streak
+
+    def add(self, trials: Iterable[Trial]) -> None:
+        """Take in newly settled trials (any others are skipped: ``settled_child``)."""
+        for t in trials:
+            if settled_child(t):
+                self._add((t.finished or 0.0, t.index, kubernetes_reason(t.cause), str(t.failure)))
+
+    def _add(self, entry: tuple[float, int, str | None, str]) -> None:
+        tail, reason = self._tail, entry[2]
+        if len(tail) > self._count and entry[:2] < tail[0][:2]:
+            return  # settled before the child that breaks the streak: the streak is the same
+        at = bisect_right(tail, entry[:2], key=lambda e: e[:2])
+        if at < len(tail):  # settled before the last (a clock set back): count again
+            tail.insert(at, entry)
+            self._recount()
+        elif reason is not None and self._count and reason == tail[-1][2]:
+            tail.append(entry)
+            self._count += 1
+        else:
+            self._tail, self._count = [*tail[-1:], entry], int(reason is not None)
+
+    def _recount(self) -> None:
+        tail, count = self._tail, 0
+        reason = tail[-1][2]
+        while reason is not None and count < len(tail) and tail[-1 - count][2] == reason:
+            count += 1
+        self._tail, self._count = tail[max(0, len(tail) - count - 1):], count
+
+    def systemic(self) -> Systemic | None:
+        """What ``systemic`` answers over every trial taken in."""
+        if self._count < self.after:
+            return None
+        _, _, reason, failure = self._tail[-1]
+        assert reason is not None
+        return Systemic(reason, self._count, failure)

@@ -72,7 +72,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from orchestrator.adapters.kube import CANCEL_ANNOTATION, GROUP, PLURAL, VERSION, Cluster
-from orchestrator.cluster.cannot_start import Systemic, kubernetes_reason, systemic
+from orchestrator.cluster.cannot_start import Streak, Systemic, kubernetes_reason
 from orchestrator.cluster.conditions import (
     CANCELLED,
     ENDED,
@@ -141,7 +141,8 @@ class SearchRunner:
     """Held while the search is driven (None: this operator alone drives every search)."""
     _written: dict[str, Any] | None = None
     _note: str = ""  # appended to the status message while an edit stands rejected
-    _seen_failures: set[str] = field(default_factory=set)
+    _settled: int = 0  # the controller's settles already watched (``Controller.settled_since``)
+    _streak: Streak = field(default_factory=Streak)  # of children settled (``cannot_start``)
     _children: Systemic | None = None  # the systemic cannot-start reason, while it lasts
 
     @property
@@ -281,9 +282,7 @@ class SearchRunner:
                             "is one.", "observedGeneration": generation})
                 ctl.start(resume=True)
                 outages = 0
-                # failures before this start were reported by the loop that saw them settle
-                self._seen_failures = {t.trial_id for t in ctl.trials if t.failure is not None}
-                self._children = systemic(ctl.trials)
+                self._watch_from(ctl)
                 self.logger.info("search %s started (parent run %s, %d trials in its ledger)",
                                  search_ref(self.obj), ctl.parent_run_id, len(ctl.trials))
                 self.event("Normal", "Resumed" if ctl.trials else "Started",
@@ -371,18 +370,27 @@ class SearchRunner:
                          "shutting down); its checkpoint is current", search_ref(self.obj))
         return "ended"
 
+    def _watch_from(self, ctl: Controller) -> None:
+        """Watch the children of a controller just started: failures before this start were
+        reported by the loop that saw them settle; the streak is read from every trial, once."""
+        _, self._settled = ctl.settled_since(0)
+        self._streak = Streak.of(ctl.trials)
+        self._children = self._streak.systemic()
+
     def _watch_children(self, ctl: Controller) -> None:
         """An Event for each child that newly failed because Kubernetes could not start it, and
-        the systemic reason (``cannot_start.systemic``) for the condition and the message."""
-        for trial in ctl.trials:
-            if trial.failure is None or trial.trial_id in self._seen_failures:
+        the systemic reason (``cannot_start.systemic``) for the condition and the message. It
+        reads the trials settled since the last tick, not every trial."""
+        settled, self._settled = ctl.settled_since(self._settled)
+        for trial in sorted(settled, key=lambda t: t.index):
+            if trial.failure is None:
                 continue
-            self._seen_failures.add(trial.trial_id)
             reason = kubernetes_reason(trial.cause) if trial.source == "trained" else None
             if reason is not None:
                 self.event("Warning", "ChildCannotStart",
                            f"Trial {trial.trial_id} could not start ({reason}): {trial.failure}")
-        was, self._children = self._children, systemic(ctl.trials)
+        self._streak.add(settled)
+        was, self._children = self._children, self._streak.systemic()
         if self._children is not None and (was is None or was.reason != self._children.reason):
             self.logger.warning("search %s: %s", search_ref(self.obj), self._children_note().strip())
             self.event("Warning", "ChildrenCannotStart", self._children_note().strip())

@@ -165,6 +165,11 @@ class Controller:
     def launches_in_flight(self) -> list[str]:  # trial or pack ids: what cancel stops
         return sorted({t.launch for t in self._index.in_state(LAUNCHED)})
 
+    def settled_since(self, cursor: int) -> tuple[list[Trial], int]:
+        """The trials settled since ``cursor`` and the next cursor (``TrialIndex.settled_since``);
+        a cursor holds from one ``start`` to the next."""
+        return self._index.settled_since(cursor)
+
     def gpu_hours(self) -> float:
         """Wall time × GPUs of every launch, a pack counted once (``ledger.gpu_hours``)."""
         return self._index.gpu_hours(self.clock(), self.backend.gpus_per_child)

@@ -91,6 +91,7 @@ class TrialIndex:
         self._closed: dict[str, float] = {}  # launch -> its span, once every member finished
         self._open: set[str] = set()  # the other launches: a member still running
         self._closed_total = 0.0
+        self._settled: list[Trial] = []  # every trial in the order it became done (never leaves)
 
     @classmethod
     def of(cls, trials: Iterable[Trial], streak: int = 0, since: float = 0.0) -> TrialIndex:
@@ -112,6 +113,8 @@ class TrialIndex:
                 del self._members[tag][t.trial_id]
             for tag in new - old:
                 self._members.setdefault(tag, {})[t.trial_id] = t
+            if DONE in new - old:
+                self._settled.append(t)
             self._tags[t.trial_id] = new
             if t.state == DONE:
                 self._done.mark(t.index)
@@ -216,6 +219,11 @@ class TrialIndex:
         if max_failed is not None:
             view |= self._in(BRAKE_FAILED)
         return list(view.values())
+
+    def settled_since(self, cursor: int) -> tuple[list[Trial], int]:
+        """The trials that became done since ``cursor`` (0: every one), in the order they did,
+        and the cursor to pass next: what a watcher of settles reads, not every trial again."""
+        return self._settled[cursor:], len(self._settled)
 
     def done_in_order(self, start: int, stop: int) -> list[Trial] | None:
         """The done trials at places ``start`` to ``stop`` in index order; None until that many

@@ -6,8 +6,10 @@ trials' causes, which the Kubernetes backend reports beside the failure text."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from orchestrator.cluster.cannot_start import kubernetes_reason, systemic
+from orchestrator.cluster.cannot_start import Streak, kubernetes_reason, systemic
 from orchestrator.cluster.conditions import conditions, with_children_condition
 from orchestrator.contract import Cause
 from orchestrator.loop.trials import Trial
@@ -49,6 +51,35 @@ def test_the_same_reason_for_the_last_three_children_is_systemic() -> None:
     assert systemic([*trials, trial(4, None, 5.0)]) is None  # a child started: over
     # cache hits and duplicates say nothing about the cluster; order is by settling time
     assert systemic([*trials, trial(5, None, 0.5), trial(6, None, 6.0, "cache")]) == found
+
+
+EXITED = ("crashed: exit code 1", Cause.EXITED)
+settles = st.lists(st.lists(st.tuples(
+    st.sampled_from([None, PULL, CONFIG, EXITED]), st.integers(0, 12),
+    st.sampled_from(["trained", "trained", "trained", "cache", "duplicate"]),
+    st.booleans()), max_size=4), max_size=14)
+
+
+@settings(max_examples=400, deadline=None)
+@given(settles, st.integers(1, 4))
+def test_the_streak_kept_as_children_settle_equals_systemic_over_every_trial(
+        batches: list[list[tuple[tuple[str, Cause] | None, int, str, bool]]], after: int) -> None:
+    """Batches of settles (a watcher's ticks), their ``finished`` times in any order (equal
+    ones too, and some earlier than children settled before: a clock set back, a resume), of any
+    source, some done with neither result nor failure: after each, the streak answers as
+    ``systemic`` over every trial so far."""
+    streak, everything = Streak(after), list[Trial]()
+    for batch in batches:
+        new = []
+        for failure, finished, source, complete in batch:
+            t = trial(len(everything) + len(new), failure, float(finished), source)
+            if not complete and failure is None:
+                t.reward = None  # stopped with no result: not a settled child
+            new.append(t)
+        everything += new
+        streak.add(new)
+        assert streak.systemic() == systemic(everything, after)
+    assert Streak.of(everything, after).systemic() == systemic(everything, after)
 
 
 def test_the_condition_appears_when_true_and_stays_false_after() -> None:

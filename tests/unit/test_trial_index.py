@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from orchestrator.backends.base import ChildState
-from orchestrator.contract import FailureKind, failure_text
+from orchestrator.cluster.cannot_start import Streak, systemic
+from orchestrator.contract import Cause, FailureKind, failure_text
 from orchestrator.loop.brake import stop_reason
 from orchestrator.loop.index import TrialIndex
 from orchestrator.loop.ledger import (
@@ -55,6 +56,13 @@ class Trials(RuleBasedStateMachine):
         self.trials: list[Trial] = []
         self.index = TrialIndex(STREAK, SINCE)
         self.clock = 0.0
+        self._watch()
+
+    def _watch(self) -> None:
+        """Start watching settles as the operator does when a controller starts."""
+        _, self.cursor = self.index.settled_since(0)
+        self.streaks = {after: Streak.of(self.trials, after) for after in (1, 2, 3)}
+        self.watched = {t.trial_id for t in self.trials if t.state == DONE}
 
     def _tick(self) -> float:
         self.clock += 1.0
@@ -111,18 +119,27 @@ class Trials(RuleBasedStateMachine):
             self.index.refile(t)
 
     @rule(i=st.integers(0, 50), reward=REWARDS, failure=st.sampled_from([None, *FAILURES]))
-    def settle(self, i: int, reward: float, failure: str | None) -> None:
+    def settle(self, i: int, reward: float, failure: str | None,
+               cause: Cause | None = None) -> None:
         t = self._of(LAUNCHED, i)
         if t is None:
             return
         t.state, t.finished = DONE, self._tick()
         t.reward, t.failure = (None, failure) if failure is not None else (reward, None)
+        t.cause = cause if failure is not None else None
         t.began = t.began or t.started  # it trained, its start unseen (``Ledger.outcome``)
         self.index.refile(t)
 
     @rule(i=st.integers(0, 50))
     def fail_for_infrastructure(self, i: int) -> None:  # streaks of these stop a search
         self.settle(i, 0.0, FAILURES[3])
+
+    @rule(i=st.integers(0, 50), cause=st.sampled_from([Cause.IMAGE_PULL_BACK_OFF,
+                                                        Cause.CREATE_CONTAINER_CONFIG_ERROR]))
+    def cannot_start(self, i: int, cause: Cause) -> None:  # streaks of these are systemic
+        if self._of(LAUNCHED, i) is None:  # launched, and refused at once
+            self.launch(i, pack=False, starts=False)
+        self.settle(i, 0.0, crash_failure(ChildState("failed", reason=cause.value)), cause)
 
     @rule(i=st.integers(0, 50), train=st.booleans(), reward=REWARDS)
     def release(self, i: int, train: bool, reward: float) -> None:
@@ -171,12 +188,26 @@ class Trials(RuleBasedStateMachine):
         self.trials = [Trial.from_dict(t.as_dict()) for t in self.trials]
         self.index = TrialIndex.of(self.trials, STREAK, SINCE)
         assert answers(self.index, self.trials) == answers(kept, self.trials)
+        self._watch()  # a cursor holds from one start to the next
 
     @invariant()
     def agrees_with_a_recomputation(self) -> None:
         trials, index = self.trials, self.index
         assert answers(index, trials) == from_scratch(trials)
         assert answers(TrialIndex.of(trials, STREAK, SINCE), trials) == from_scratch(trials)
+
+    @invariant()
+    def a_watcher_of_settles_reads_each_settle_once_and_finds_the_systemic_streak(self) -> None:
+        """What the operator reads each tick (``settled_since`` from its cursor): exactly the
+        trials done since it last read, each once; the streak fed with them is ``systemic``."""
+        new, self.cursor = self.index.settled_since(self.cursor)
+        assert sorted(ids(new)) == sorted({t.trial_id for t in self.trials if t.state == DONE}
+                                          - self.watched)
+        assert len(set(ids(new))) == len(new)
+        self.watched |= set(ids(new))
+        for after, streak in self.streaks.items():
+            streak.add(new)
+            assert streak.systemic() == systemic(self.trials, after)
 
     @invariant()
     def counts_the_gpu_hours_of_every_launch(self) -> None:

@@ -203,3 +203,53 @@ def test_the_index_a_search_keeps_equals_one_built_from_its_trials_after_every_t
     assert final.finished and len(checks) > 8 and all(checks)
     assert any(t.failure and t.failure.startswith("crashed") for t in again.trials)
     assert any(t.launches > 1 for t in again.trials) and final.duplicates > 0
+
+
+def test_the_operators_watch_of_children_reads_only_the_trials_settled_since_its_last_tick(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator's watch of children that cannot start (``SearchRunner._watch_children``:
+    its Events and the systemic streak) after each tick of a resumed search with 1,500 trials
+    done, some of them failed: it reads the trials that settled in that tick and no other."""
+    import threading
+
+    from orchestrator.cluster.operator import SearchRunner
+    from orchestrator.loop import checkpoint, controller
+
+    monkeypatch.setattr(checkpoint, "Trial", Watched)
+    monkeypatch.setattr(controller, "Trial", Watched)
+    settled = 1500
+    ctl, tracker, backend = make_controller(tmp_path, budget={"trials": settled + 40},
+                                            parallelism=4, generation=5)
+    backend.crash = lambda expr: expr.endswith(", sin(x))")
+    old = trials(settled, done=settled)
+    for t in old:
+        t.source = "trained"
+        if t.index % 5 == 0:
+            t.reward, t.failure, t.finished = None, "crashed: exit code 1", float(t.index)
+        tracker.runs[str(t.run_id)] = FakeRun(str(t.run_id), t.trial_id, {Tag.SEARCH: "s1"},
+                                              "FINISHED", t.reward)
+    write(ctl.store, ctl.spec, ctl.strategy.state_dict(), old, settled // 5, Segments())
+    ctl.start(resume=True)
+    events: list[tuple[str, str, str]] = []
+    runner = SearchRunner({"metadata": {"namespace": "ns", "name": "s1"}}, None, None,  # type: ignore[arg-type]
+                          threading.Event(), event=lambda *e: events.append(e))
+    runner._watch_from(ctl)
+
+    TOUCHED.append(set())  # the instrument sees a pass over every trial (what the watch was)
+    for t in ctl.trials:
+        _ = t.failure
+    assert set(range(settled)) <= TOUCHED.pop()
+
+    read_new = 0
+    for _ in range(40):
+        done_before = {t.index for t in ctl.trials if t.state == DONE}
+        over = ctl.tick()
+        TOUCHED.append(set())
+        runner._watch_children(ctl)
+        touched = TOUCHED.pop()
+        assert not touched & done_before, sorted(touched & done_before)[:20]
+        read_new += len(touched)
+        if over:
+            break
+    assert read_new >= 20 and ctl.progress().trained - settled >= 20
+    assert not events and runner._children is None  # no child here failed to start
