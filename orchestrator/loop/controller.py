@@ -7,7 +7,8 @@ children the spec's rule stops (``loop.stopping``); **propose** a generation whe
 screening each candidate and reusing known results (this search's, or sealed ones of the same
 function and child config: ``orchestrator.trust``); **launch** queued trials, alone or in packs;
 **checkpoint** (with the search's ``identity``) proposals and launches at once, settles every
-``checkpoint_interval`` s. The launch ledger (``loop.ledger``) launches and settles. What a tick
+``checkpoint_interval`` s. The launch ledger (``loop.ledger``) launches and settles; completing
+a trial, with the duplicates held behind it, is ``loop.completion``. What a tick
 reads of the trials comes from their index (``loop.index``), refiled as each trial changes, so
 a tick costs the trials in flight, not the trials so far.
 Resume: the checkpoint (``orchestrator.loop.checkpoint``) says which trials exist, in which state and
@@ -33,9 +34,10 @@ from orchestrator.loop.admission import admit
 from orchestrator.loop.amend import Change, amend, describe, rejection
 from orchestrator.loop.brake import stop_reason
 from orchestrator.loop.checkpoint import CHECKPOINT_KEY, Segments, read, write
+from orchestrator.loop.completion import Completion
 from orchestrator.loop.index import TRAINED, TrialIndex
 from orchestrator.loop.leaderboard import Entry, rank
-from orchestrator.loop.ledger import DONE, LAUNCHED, QUEUED, Ledger, is_crash
+from orchestrator.loop.ledger import DONE, LAUNCHED, QUEUED, Ledger
 from orchestrator.loop.polling import drive
 from orchestrator.loop.runs import create_run, precreate, reattach, record_settled
 from orchestrator.loop.series import Logged, log_series, logged_before
@@ -286,37 +288,16 @@ class Controller:
         if results:
             self.strategy.observe(results)
 
+    @property
+    def _completion(self) -> Completion:
+        return Completion(self.name, self.parent_run_id or "", self.spec.child, self._index,
+                          self._dedup, self.tracker, self._fresh, self.clock)
+
     def _complete(self, trial: Trial, reward: float | None, failure: str | None,
                   cause: Cause | None = None) -> list[Result]:
-        """Mark a trial done (a crash with its ``cause``); duplicates held behind it are settled
-        with the same outcome."""
-        trial.reward, trial.failure, trial.state, trial.cause = reward, failure, DONE, cause
-        trial.finished, self._dirty = self.clock(), True
-        self._index.refile(trial)
-        if trial.source in ("screen", "cache", "duplicate"):
-            if trial.source == "cache":  # later duplicates in this search reuse it directly
-                self._dedup.outcomes[trial.fingerprint] = (reward, failure)
-            return [trial.result]
-        waiting = self._index.held_behind(trial.fingerprint)
-        if is_crash(failure):  # says nothing about the function: train the next duplicate
-            if waiting:
-                waiting[0].state, waiting[0].source = QUEUED, "trained"
-                self._index.refile(waiting[0])
-            else:
-                self._dedup.held.pop(trial.fingerprint, None)
-            return [trial.result]
-        self._dedup.complete(trial.result, trial.fingerprint)
-        if trial.stopped_at is None:  # a child stopped early is no result to reuse elsewhere
-            self.tracker.vouch(str(trial.run_id), trial.fingerprint, self.spec.child.config_hash(), reward, failure)
-        out = [trial.result]
-        for dup in waiting:
-            dup.reward, dup.failure, dup.state, dup.finished = reward, failure, DONE, self.clock()
-            self._index.refile(dup)
-            out.append(dup.result)
-        record_settled(self.tracker, self.name, self.parent_run_id or "",
-                       [(d, trial.run_id) for d in waiting], self._index.with_print(trial.fingerprint),
-                       self.spec.child.config_hash(), self._fresh)
-        return out
+        """Complete a trial (``loop.completion``): its outcome, and the duplicates behind it."""
+        self._dirty = True
+        return self._completion.complete(trial, reward, failure, cause)
 
     def _log_series(self) -> None:
         """The parent run's series (``loop.series``): per generation, and per trial."""
