@@ -14,7 +14,7 @@ from typing import Literal
 
 from orchestrator.contract import FailureKind, failure_text
 from orchestrator.loop.tracker import TrialOutcome
-from orchestrator.loop.trials import Trial, original_run, stopped_step
+from orchestrator.loop.trials import Trial, original
 from orchestrator.search.dedup import Dedup
 from orchestrator.space.screen import screen
 from orchestrator.spec import SearchSpec
@@ -46,9 +46,10 @@ def admit(trial: Trial, spec: SearchSpec, dedup: Dedup,
         return Admission("screen", None, failure_text(FailureKind.SCREENED, verdict.reason))
     routed = dedup.route([trial.candidate], [trial.fingerprint])
     if routed.reused:  # a duplicate of a child stopped early is marked so: not complete either
-        trial.stopped_at = stopped_step(trials, trial.fingerprint)
+        first = original(trials, trial.fingerprint)
+        trial.stopped_at = None if first is None else first.stopped_at
         return Admission("duplicate", routed.reused[0].reward, routed.reused[0].failure,
-                         original_run(trials, trial.fingerprint))
+                         None if first is None else first.run_id)
     if not routed.evaluate:
         return Admission("held")
     hit = cached(trial.fingerprint, child.config_hash())

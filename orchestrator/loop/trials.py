@@ -28,8 +28,8 @@ from orchestrator.space.naming import trial_run_name
 HELD = "held"
 
 __all__ = ["DONE", "HELD", "LAUNCHED", "QUEUED", "Progress", "Stop", "Tally", "Trial",
-           "child_spec", "dedup_from", "generation_batch", "generation_metrics", "original_run",
-           "run_tags", "stopped_step", "summarize", "tally", "trained", "trial_points"]
+           "child_spec", "dedup_from", "generation_batch", "generation_metrics", "original",
+           "original_run", "run_tags", "summarize", "tally", "trained", "trial_points"]
 
 
 @dataclass
@@ -111,19 +111,19 @@ def run_tags(trial: Trial, config_hash: str, duplicate_of: str | None = None) ->
     return tags
 
 
-def original_run(trials: Iterable[Trial], fingerprint: str) -> str | None:
-    """The run of the trial whose result a duplicate of ``fingerprint`` repeats."""
-    return next((t.run_id for t in sorted(trials, key=lambda t: t.index)
-                 if t.fingerprint == fingerprint and t.source in ("trained", "cache")
-                 and t.state == DONE and t.run_id is not None), None)
-
-
-def stopped_step(trials: Iterable[Trial], fingerprint: str) -> int | None:
-    """Where the trial whose result a duplicate of ``fingerprint`` repeats was stopped early
-    (None: it ran to the end): a duplicate of a stopped child is no complete result either."""
-    return next((t.stopped_at for t in sorted(trials, key=lambda t: t.index)
+def original(trials: Iterable[Trial], fingerprint: str) -> Trial | None:
+    """The trial whose result a duplicate of ``fingerprint`` repeats: the first of that function
+    trained by this search or taken from the cache that settled without a crash (a crash says
+    nothing about the function, so the duplicate behind it was trained instead)."""
+    return next((t for t in sorted(trials, key=lambda t: t.index)
                  if t.fingerprint == fingerprint and t.source in ("trained", "cache")
                  and t.state == DONE and not is_crash(t.failure)), None)
+
+
+def original_run(trials: Iterable[Trial], fingerprint: str) -> str | None:
+    """The run of the trial whose result a duplicate of ``fingerprint`` repeats (``original``)."""
+    o = original(trials, fingerprint)
+    return None if o is None else o.run_id
 
 
 def trial_points(trials: Sequence[Trial], start: int, best: float | None = None

@@ -45,7 +45,7 @@ def test_a_stopped_trial_is_no_complete_result_anywhere() -> None:
     reward for the strategy and nothing more."""
     from orchestrator.loop.stopping import history
     from orchestrator.loop.trials import Trial as Record
-    from orchestrator.loop.trials import entries, stopped_step, summarize, trial_points
+    from orchestrator.loop.trials import entries, original, summarize, trial_points
     from orchestrator.search.base import Candidate
     from orchestrator.space import encode, parse
 
@@ -61,4 +61,6 @@ def test_a_stopped_trial_is_no_complete_result_anywhere() -> None:
     points, _, _ = trial_points(done, 0)
     assert [p[1]["best_val_accuracy"] for p in points] == [0.8, 0.8]
     assert points[1][1]["trial_val_accuracy"] == 0.9  # what the strategy saw
-    assert stopped_step(done, "add(sin(x), id(x))") == 100 and stopped_step(done, done[0].fingerprint) is None
+    stopped, complete = original(done, "add(sin(x), id(x))"), original(done, done[0].fingerprint)
+    assert stopped is not None and stopped.stopped_at == 100
+    assert complete is not None and complete.stopped_at is None
