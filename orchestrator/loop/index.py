@@ -181,22 +181,25 @@ class TrialIndex:
     def count(self, tag: str) -> int:
         return len(self._in(tag))
 
+    def _listed(self, *tags: str) -> list[Trial]:
+        """The trials of ``tags`` (sets of their own, none in two), in index order."""
+        return sorted((t for tag in tags for t in self._in(tag).values()), key=lambda t: t.index)
+
     def in_state(self, state: str) -> list[Trial]:
         """The trials in ``state``, in index order (not for ``done``: that is every trial)."""
         assert state != DONE, "done trials are counted, never listed per tick"
-        return sorted(self._in(state).values(), key=lambda t: t.index)
+        return self._listed(state)
 
     def live(self) -> list[Trial]:
         """Queued and launched trials, in index order: what the launch ledger works on."""
-        return sorted([*self._in(QUEUED).values(), *self._in(LAUNCHED).values()],
-                      key=lambda t: t.index)
+        return self._listed(QUEUED, LAUNCHED)
 
     def stop_pending(self) -> list[Trial]:
-        return sorted(self._in(STOP_PENDING).values(), key=lambda t: t.index)
+        return self._listed(STOP_PENDING)
 
     def uncurved(self) -> list[Trial]:
         """Trained trials ended since the early-stopping rule last read curves."""
-        return sorted(self._in(UNCURVED).values(), key=lambda t: t.index)
+        return self._listed(UNCURVED)
 
     def with_print(self, fingerprint: str) -> Sequence[Trial]:
         """The trials of one function (fingerprint), in index order (the index's own list)."""
