@@ -9,26 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from orchestrator.space import SearchSpace
-from orchestrator.table import Curve, Entry, Table, save
-from orchestrator.table.functions import census
+from tests.unit.bench.tables import scrambled_table
 
 SCRIPT = Path(__file__).resolve().parents[3] / "bench" / "early_stopping.py"
-UNARY = ("id", "relu", "sigmoid", "sin", "tanh")
-BINARY = ("max", "add", "mul")
 
 
 def test_rules_save_child_steps_over_the_same_proposals(tmp_path: Path) -> None:
-    functions = census(SearchSpace(units=1, unary=UNARY, binary=BINARY)).functions
-    entries = []
-    for i, f in enumerate(functions):
-        q = (i * 7919 % len(functions)) / len(functions)  # a scrambled quality in [0, 1)
-        c = (0.3 + 0.3 * q, 0.4 + 0.4 * q, 0.5 + 0.4 * q)
-        entries.append(Entry(f.expression, f.fingerprint, {0: Curve(c, c[-1]), 1: Curve(c, c[-1])}))
-    meta = {"steps": [10, 20, 30], "space": {"units": 1, "unary": list(UNARY),
-                                             "binary": list(BINARY)}}
-    path = tmp_path / "t.jsonl.gz"
-    save(Table(meta, tuple(entries)), path)
+    path = scrambled_table(tmp_path / "t.jsonl.gz", [10, 20, 30],
+                           lambda q: (0.3 + 0.3 * q, 0.4 + 0.4 * q, 0.5 + 0.4 * q))
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--table", str(path), "--strategy", "random", "--seeds", "2",
          "--budget", "12", "--batch", "4", "--concurrency", "1", "--top-fraction", "0.1"],

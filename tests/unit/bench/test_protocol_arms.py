@@ -11,23 +11,13 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from orchestrator.cli import main
-from orchestrator.space import SearchSpace
-from orchestrator.table import Curve, Entry, Table, save
-from orchestrator.table.functions import census
+from tests.unit.bench.tables import scrambled_table
 
 SCRIPT = Path(__file__).resolve().parents[3] / "bench" / "protocol_arms.py"
-UNARY = ("id", "relu", "sigmoid", "sin", "tanh")
-BINARY = ("max", "add", "mul")
 
 
 def _protocol(tmp_path: Path) -> Path:
-    functions = census(SearchSpace(units=1, unary=UNARY, binary=BINARY)).functions
-    entries = []
-    for i, f in enumerate(functions):
-        q = 0.5 + 0.4 * (i * 7919 % len(functions)) / len(functions)  # a scrambled quality
-        entries.append(Entry(f.expression, f.fingerprint, {0: Curve((q,), q), 1: Curve((q,), q)}))
-    meta = {"steps": [10], "space": {"units": 1, "unary": list(UNARY), "binary": list(BINARY)}}
-    save(Table(meta, tuple(entries)), tmp_path / "t.jsonl.gz")
+    scrambled_table(tmp_path / "t.jsonl.gz", [10], lambda q: (0.5 + 0.4 * q,))
     path = tmp_path / "p.yaml"
     path.write_text(
         f"table: {tmp_path / 't.jsonl.gz'}\ntop_fraction: 0.1\nbudget: 8\nseeds: 20\nbatch: 4\n"
