@@ -124,6 +124,11 @@ class FakeTracker:
         seals are tested against the real MLflow server)."""
         self.vouched.append((run_id, fingerprint, config_hash, reward, failure))
 
+    def metric_history(self, run_id: str, key: str) -> dict[int, float]:
+        """``key``'s values logged on ``run_id`` (``log_metrics``, ``log_points``), by step; the
+        fake children log none but their outcome."""
+        return {step: m[key] for r, step, m in self.points if r == run_id and key in m}
+
     def log_generation(self, parent_run_id: str, step: int, metrics: dict[str, float]) -> None:
         self.generations.append((parent_run_id, step, metrics))
 

@@ -103,6 +103,27 @@ def test_a_second_search_reuses_the_first_searchs_results(tmp_path: Path) -> Non
     assert [m for _, _, m in tracker.generations if m["cache_hits"] > 0]
 
 
+def test_the_leaderboard_reads_a_cache_hits_test_accuracy_from_the_run_it_repeats(
+        tmp_path: Path) -> None:
+    """A cache hit trained nothing: its row's test accuracy is its original run's."""
+    from orchestrator.loop.report import publish
+
+    first, tracker, _ = make_controller(tmp_path, budget={"trials": 30, "max_samples": 200})
+    first.run()
+    tested = {t.fingerprint: 0.5 + t.index / 100 for t in first.trials if t.source == "trained"}
+    for run in tracker.runs.values():  # this fake's cache may name any run of the function
+        if run.fingerprint in tested:
+            tracker.log_metrics(run.run_id, 10, {"test_accuracy": tested[run.fingerprint]})
+    second, _, _ = make_controller(tmp_path, tracker=tracker, name="s2",
+                                   budget={"trials": 10, "max_samples": 60}, seed=3)
+    second.run()
+    rows, _ = publish(second, 50, tmp_path / "report")
+    hits = {t.trial_id for t in second.trials if t.source == "cache"}
+    assert hits & {e.trial_id for e in rows}
+    for e in rows:
+        assert e.test_accuracy == (tested[e.fingerprint] if e.trial_id in hits else None)
+
+
 def test_a_different_child_config_does_not_hit_the_cache(tmp_path: Path) -> None:
     first, tracker, _ = make_controller(tmp_path, budget={"trials": 20, "max_samples": 100})
     first.run()
